@@ -1,0 +1,188 @@
+//! Packet processing without IO: a UDP datagram, a TUN packet or a timer tick
+//! goes in; packets for the network and the TUN device come out through
+//! [`Outputs`]. Malformed or unauthorised input is dropped and counted, never
+//! a panic.
+
+use super::{AtomicCounters, Device, Peer};
+use crate::key::PublicKey;
+use boringtun::noise::errors::WireGuardError;
+use boringtun::noise::handshake::parse_handshake_anon;
+use boringtun::noise::{Packet, Tunn, TunnResult};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Smallest scratch buffer the data path functions accept: the largest UDP
+/// payload plus headroom for WireGuard's overhead.
+pub const SCRATCH_LEN: usize = 65_536 + 64;
+
+/// Where processed packets go. The driver batches them into syscalls; tests
+/// collect them.
+pub trait Outputs {
+    /// An encrypted WireGuard message to send to `dst`.
+    fn to_network(&mut self, dst: SocketAddr, packet: &[u8]);
+    /// A decrypted IP packet to write to the TUN device.
+    fn to_tunnel(&mut self, packet: &[u8]);
+}
+
+fn count_error(counters: &AtomicCounters, err: &WireGuardError) {
+    use WireGuardError::*;
+    let counter = match err {
+        WrongIndex | NoCurrentSession | UnexpectedPacket | WrongKey => {
+            &counters.unknown_peer_packets
+        }
+        _ => &counters.malformed_packets,
+    };
+    AtomicCounters::bump(counter);
+}
+
+impl Device {
+    /// Processes one datagram received from `src`.
+    pub fn handle_datagram(
+        &self,
+        src: SocketAddr,
+        datagram: &[u8],
+        scratch: &mut [u8],
+        out: &mut impl Outputs,
+    ) {
+        let st = self.state.read();
+        let (Some(limiter), Some(private), Some(public)) =
+            (&st.rate_limiter, &st.private_key, &st.public_key)
+        else {
+            AtomicCounters::bump(&self.counters.unknown_peer_packets);
+            return;
+        };
+        // MAC and load check before any expensive work.
+        let packet = match limiter.verify_packet(Some(src.ip()), datagram, scratch) {
+            Ok(packet) => packet,
+            Err(TunnResult::WriteToNetwork(cookie)) => {
+                AtomicCounters::bump(&self.counters.cookie_replies_sent);
+                out.to_network(src, cookie);
+                return;
+            }
+            Err(TunnResult::Err(err)) => return count_error(&self.counters, &err),
+            Err(_) => return,
+        };
+        let peer = match &packet {
+            Packet::HandshakeInit(init) => {
+                match parse_handshake_anon(&private.to_x25519(), &public.to_x25519(), init) {
+                    Ok(half) => st.peers.get(&PublicKey(half.peer_static_public)),
+                    Err(err) => return count_error(&self.counters, &err),
+                }
+            }
+            Packet::HandshakeResponse(p) => st.by_index.get(&(p.receiver_idx >> 8)),
+            Packet::PacketCookieReply(p) => st.by_index.get(&(p.receiver_idx >> 8)),
+            Packet::PacketData(p) => st.by_index.get(&(p.receiver_idx >> 8)),
+        };
+        let Some(peer) = peer else {
+            AtomicCounters::bump(&self.counters.unknown_peer_packets);
+            return;
+        };
+        let mut guard = peer.tunn.lock();
+        let Some(tunn) = guard.as_mut() else {
+            AtomicCounters::bump(&self.counters.unknown_peer_packets);
+            return;
+        };
+        match tunn.decapsulate(Some(src.ip()), datagram, scratch) {
+            TunnResult::Done => peer.note_received(datagram.len(), src),
+            TunnResult::Err(err) => count_error(&self.counters, &err),
+            TunnResult::WriteToNetwork(reply) => {
+                peer.note_received(datagram.len(), src);
+                out.to_network(src, reply);
+                peer.note_sent(reply.len());
+                // Packets queued while the handshake was in flight.
+                while let TunnResult::WriteToNetwork(queued) = tunn.decapsulate(None, &[], scratch)
+                {
+                    out.to_network(src, queued);
+                    peer.note_sent(queued.len());
+                }
+            }
+            TunnResult::WriteToTunnelV4(packet, source) => {
+                peer.note_received(datagram.len(), src);
+                self.deliver(&st.routes, peer, IpAddr::V4(source), packet, out);
+            }
+            TunnResult::WriteToTunnelV6(packet, source) => {
+                peer.note_received(datagram.len(), src);
+                self.deliver(&st.routes, peer, IpAddr::V6(source), packet, out);
+            }
+        }
+    }
+
+    /// Cryptokey routing on receive: a peer may only send from addresses in
+    /// its own AllowedIPs.
+    fn deliver(
+        &self,
+        routes: &ip_network_table::IpNetworkTable<Arc<Peer>>,
+        peer: &Arc<Peer>,
+        source: IpAddr,
+        packet: &[u8],
+        out: &mut impl Outputs,
+    ) {
+        match routes.longest_match(source) {
+            Some((_, owner)) if Arc::ptr_eq(owner, peer) => out.to_tunnel(packet),
+            _ => AtomicCounters::bump(&self.counters.disallowed_source_packets),
+        }
+    }
+
+    /// Processes one IP packet read from the TUN device.
+    pub fn handle_tun_packet(&self, packet: &[u8], scratch: &mut [u8], out: &mut impl Outputs) {
+        let Some(dst) = Tunn::dst_address(packet) else {
+            AtomicCounters::bump(&self.counters.no_route_packets);
+            return;
+        };
+        let st = self.state.read();
+        let Some((_, peer)) = st.routes.longest_match(dst) else {
+            AtomicCounters::bump(&self.counters.no_route_packets);
+            return;
+        };
+        let Some(endpoint) = *peer.endpoint.read() else {
+            AtomicCounters::bump(&self.counters.no_endpoint_packets);
+            return;
+        };
+        let mut guard = peer.tunn.lock();
+        let Some(tunn) = guard.as_mut() else {
+            AtomicCounters::bump(&self.counters.no_route_packets);
+            return;
+        };
+        match tunn.encapsulate(packet, scratch) {
+            TunnResult::WriteToNetwork(msg) => {
+                out.to_network(endpoint, msg);
+                peer.note_sent(msg.len());
+            }
+            TunnResult::Err(err) => tracing::debug!(peer = %peer.public_key, ?err, "encapsulate failed"),
+            _ => {}
+        }
+    }
+
+    /// Runs every peer's timers (handshake retries, keepalives, expiry) and
+    /// persistent keepalives. Call a few times a second.
+    pub fn tick(&self, now: Instant, scratch: &mut [u8], out: &mut impl Outputs) {
+        let st = self.state.read();
+        if let Some(limiter) = &st.rate_limiter {
+            limiter.reset_count();
+        }
+        for peer in st.peers.values() {
+            let endpoint = *peer.endpoint.read();
+            let keepalive_due = peer.keepalive_due(now);
+            let mut guard = peer.tunn.lock();
+            let Some(tunn) = guard.as_mut() else { continue };
+            let Some(endpoint) = endpoint else { continue };
+            match tunn.update_timers(scratch) {
+                TunnResult::WriteToNetwork(msg) => {
+                    out.to_network(endpoint, msg);
+                    peer.note_sent(msg.len());
+                }
+                TunnResult::Err(WireGuardError::ConnectionExpired) => {
+                    tracing::debug!(peer = %peer.public_key, "session expired");
+                }
+                _ => {}
+            }
+            if keepalive_due {
+                if let TunnResult::WriteToNetwork(msg) = tunn.encapsulate(&[], scratch) {
+                    out.to_network(endpoint, msg);
+                    peer.note_sent(msg.len());
+                }
+            }
+        }
+    }
+}

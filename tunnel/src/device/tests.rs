@@ -1,0 +1,248 @@
+//! Two in-memory devices talking through collected outputs: the whole
+//! protocol path without sockets.
+
+use super::*;
+use crate::device::datapath::SCRATCH_LEN;
+use crate::uapi::set::parse_cidr;
+use crate::uapi::{PeerUpdate, Request};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+#[derive(Default)]
+struct Collected {
+    network: Vec<(SocketAddr, Vec<u8>)>,
+    tunnel: Vec<Vec<u8>>,
+}
+
+impl Outputs for Collected {
+    fn to_network(&mut self, dst: SocketAddr, packet: &[u8]) {
+        self.network.push((dst, packet.to_vec()));
+    }
+    fn to_tunnel(&mut self, packet: &[u8]) {
+        self.tunnel.push(packet.to_vec());
+    }
+}
+
+struct Node {
+    device: Device,
+    key: SecretKey,
+    addr: SocketAddr,
+}
+
+fn node(port: u16) -> Node {
+    let key = SecretKey::generate_private();
+    let device = Device::new();
+    device.apply(&SetRequest {
+        private_key: Some(key.clone()),
+        listen_port: Some(port),
+        ..Default::default()
+    });
+    Node {
+        device,
+        key,
+        addr: format!("198.18.0.1:{port}").parse().unwrap(),
+    }
+}
+
+fn add_peer(on: &Node, peer: &Node, allowed: &[&str], endpoint: bool) {
+    let mut update = PeerUpdate::new(peer.key.public_key());
+    update.allowed_ips = allowed.iter().map(|a| parse_cidr(a).unwrap()).collect();
+    update.endpoint = endpoint.then_some(peer.addr);
+    on.device.apply(&SetRequest {
+        peers: vec![update],
+        ..Default::default()
+    });
+}
+
+/// A minimal IPv4 header (20 bytes) plus payload.
+fn ipv4(src: [u8; 4], dst: [u8; 4], payload: &[u8]) -> Vec<u8> {
+    let total = 20 + payload.len();
+    let mut p = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0, 0, 64, 17, 0, 0];
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&dst);
+    p.extend_from_slice(payload);
+    p
+}
+
+/// Delivers every network packet in `out` that is addressed to `to`.
+fn deliver(out: Collected, from: &Node, to: &Node) -> Collected {
+    let mut next = Collected::default();
+    let mut scratch = vec![0u8; SCRATCH_LEN];
+    for (dst, packet) in out.network {
+        assert_eq!(dst, to.addr);
+        to.device.handle_datagram(from.addr, &packet, &mut scratch, &mut next);
+    }
+    next
+}
+
+fn pair() -> (Node, Node) {
+    let a = node(1001);
+    let b = node(1002);
+    add_peer(&a, &b, &["10.77.0.2/32"], true);
+    add_peer(&b, &a, &["10.77.0.1/32"], false);
+    (a, b)
+}
+
+fn send(from: &Node, packet: &[u8]) -> Collected {
+    let mut out = Collected::default();
+    let mut scratch = vec![0u8; SCRATCH_LEN];
+    from.device.handle_tun_packet(packet, &mut scratch, &mut out);
+    out
+}
+
+#[test]
+fn handshake_then_data_both_ways() {
+    let (a, b) = pair();
+    let ping = ipv4([10, 77, 0, 1], [10, 77, 0, 2], b"hello");
+    // A has no session: the packet is queued and a handshake initiation sent.
+    let init = send(&a, &ping);
+    assert_eq!(init.network.len(), 1);
+    let resp = deliver(init, &a, &b);
+    assert_eq!(resp.network.len(), 1, "B answers the handshake");
+    // B learned A's endpoint from the authenticated initiation (roaming).
+    assert_eq!(b.device.snapshot().peers[0].endpoint, Some(a.addr));
+    let data = deliver(resp, &b, &a);
+    // A confirms the session with a keepalive, then flushes the queued packet.
+    assert_eq!(data.network.len(), 2);
+    let at_b = deliver(data, &a, &b);
+    assert_eq!(at_b.tunnel, vec![ping]);
+
+    let pong = ipv4([10, 77, 0, 2], [10, 77, 0, 1], b"world");
+    let at_a = deliver(send(&b, &pong), &b, &a);
+    assert_eq!(at_a.tunnel, vec![pong]);
+
+    let snap = a.device.snapshot();
+    assert!(snap.peers[0].last_handshake.0 > 0);
+    assert!(snap.peers[0].rx_bytes > 0 && snap.peers[0].tx_bytes > 0);
+}
+
+#[test]
+fn source_outside_allowed_ips_is_dropped_and_counted() {
+    let (a, b) = pair();
+    let first = ipv4([10, 77, 0, 1], [10, 77, 0, 2], b"x");
+    let data = deliver(deliver(send(&a, &first), &a, &b), &b, &a);
+    assert_eq!(deliver(data, &a, &b).tunnel.len(), 1);
+    // A spoofs a source that B only allows for nobody.
+    let spoofed = ipv4([10, 99, 0, 1], [10, 77, 0, 2], b"spoof");
+    let at_b = deliver(send(&a, &spoofed), &a, &b);
+    assert!(at_b.tunnel.is_empty());
+    assert_eq!(b.device.counters.snapshot().disallowed_source_packets, 1);
+}
+
+#[test]
+fn garbage_datagrams_are_counted() {
+    let (a, b) = pair();
+    let mut scratch = vec![0u8; SCRATCH_LEN];
+    let mut out = Collected::default();
+    let mut init = send(&a, &ipv4([10, 77, 0, 1], [10, 77, 0, 2], b"x")).network;
+    let (_, mut handshake) = init.remove(0);
+    handshake[60] ^= 0xff; // corrupt the encrypted static key: MAC fails
+    let garbage: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![1, 2, 3],
+        vec![9, 0, 0, 0, 1, 2, 3, 4],
+        vec![1; 147],
+        vec![0xff; 2000],
+        handshake,
+    ];
+    for g in &garbage {
+        b.device.handle_datagram(a.addr, g, &mut scratch, &mut out);
+    }
+    assert!(out.network.is_empty() && out.tunnel.is_empty());
+    assert_eq!(b.device.counters.snapshot().malformed_packets, garbage.len() as u64);
+    // A data message for a session index nobody has.
+    let mut data = vec![4, 0, 0, 0, 0xaa, 0xbb, 0xcc, 0];
+    data.extend_from_slice(&[0u8; 40]);
+    b.device.handle_datagram(a.addr, &data, &mut scratch, &mut out);
+    assert_eq!(b.device.counters.snapshot().unknown_peer_packets, 1);
+}
+
+#[test]
+fn routing_picks_longest_prefix_and_counts_misses() {
+    let a = node(2001);
+    let b = node(2002);
+    let c = node(2003);
+    add_peer(&a, &b, &["10.77.0.0/16"], true);
+    add_peer(&a, &c, &["10.77.5.0/24"], true);
+    let to_c = send(&a, &ipv4([10, 77, 0, 1], [10, 77, 5, 9], b""));
+    assert_eq!(to_c.network[0].0, c.addr);
+    let to_b = send(&a, &ipv4([10, 77, 0, 1], [10, 77, 6, 9], b""));
+    assert_eq!(to_b.network[0].0, b.addr);
+    assert!(send(&a, &ipv4([10, 77, 0, 1], [192, 0, 2, 1], b""))
+        .network
+        .is_empty());
+    assert!(send(&a, &[0x60]).network.is_empty());
+    assert_eq!(a.device.counters.snapshot().no_route_packets, 2);
+}
+
+#[test]
+fn allowed_ip_moves_between_peers() {
+    let a = node(3001);
+    let b = node(3002);
+    let c = node(3003);
+    add_peer(&a, &b, &["10.77.0.0/24"], true);
+    add_peer(&a, &c, &["10.77.0.0/24"], true);
+    let snap = a.device.snapshot();
+    assert!(snap.peers[0].allowed_ips.is_empty());
+    assert_eq!(snap.peers[1].allowed_ips.len(), 1);
+}
+
+#[test]
+fn set_transactions_follow_uapi_semantics() {
+    let a = node(4001);
+    let b = node(4002);
+    let c = node(4003);
+    add_peer(&a, &b, &["10.1.0.0/16"], true);
+    let parse = |text: String| match Request::parse(&text).unwrap() {
+        Request::Set(req) => req,
+        other => panic!("{other:?}"),
+    };
+    // update_only on an unknown peer creates nothing.
+    a.device.apply(&parse(format!(
+        "set=1\npublic_key={}\nupdate_only=true\nallowed_ip=10.2.0.0/16",
+        c.key.public_key().to_hex()
+    )));
+    assert_eq!(a.device.snapshot().peers.len(), 1);
+    // replace_allowed_ips swaps the list; keepalive and psk are recorded.
+    let psk = SecretKey::generate_preshared();
+    a.device.apply(&parse(format!(
+        "set=1\npublic_key={}\nreplace_allowed_ips=true\nallowed_ip=10.3.0.0/16\n\
+         persistent_keepalive_interval=25\npreshared_key={}",
+        b.key.public_key().to_hex(),
+        psk.to_hex()
+    )));
+    let peer = &a.device.snapshot().peers[0];
+    assert_eq!(peer.allowed_ips, vec![parse_cidr("10.3.0.0/16").unwrap()]);
+    assert_eq!(peer.persistent_keepalive, 25);
+    assert_eq!(peer.preshared_key.as_ref(), Some(&psk));
+    // remove=true deletes it and its routes.
+    a.device.apply(&parse(format!(
+        "set=1\npublic_key={}\nremove=true",
+        b.key.public_key().to_hex()
+    )));
+    assert!(a.device.snapshot().peers.is_empty());
+    assert!(send(&a, &ipv4([10, 0, 0, 1], [10, 3, 0, 1], b"")).network.is_empty());
+    // replace_peers clears everything; a zero private key removes the key.
+    add_peer(&a, &b, &["10.1.0.0/16"], true);
+    a.device.apply(&parse(format!("set=1\nprivate_key={}\nreplace_peers=true", "0".repeat(64))));
+    let snap = a.device.snapshot();
+    assert!(snap.peers.is_empty() && snap.private_key.is_none());
+}
+
+#[test]
+fn persistent_keepalive_fires_from_tick() {
+    let (a, b) = pair();
+    let mut upd = PeerUpdate::new(b.key.public_key());
+    upd.persistent_keepalive = Some(1);
+    a.device.apply(&SetRequest {
+        peers: vec![upd],
+        ..Default::default()
+    });
+    let mut out = Collected::default();
+    let mut scratch = vec![0u8; SCRATCH_LEN];
+    a.device.tick(Instant::now(), &mut scratch, &mut out);
+    // No session yet: the keepalive starts a handshake towards B.
+    assert_eq!(out.network.len(), 1);
+    assert_eq!(out.network[0].0, b.addr);
+    assert_eq!(out.network[0].1[0], 1, "handshake initiation");
+}
