@@ -18,6 +18,9 @@
 //! Not here: anything about markets, payments or certificates. The data plane
 //! knows only WireGuard.
 
+pub mod config;
 pub mod device;
 pub mod key;
+pub mod netcfg;
+pub mod setargs;
 pub mod uapi;

@@ -1,1 +1,95 @@
-fn main() {}
+//! `flowshield`: the FlowShield data-plane daemon and its wg/wg-quick-like
+//! command line. All logic lives in the `flowshield_tunnel` library; this
+//! binary parses arguments and wires things together.
+
+mod cli;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "flowshield",
+    version,
+    about = "FlowShield userspace WireGuard data plane"
+)]
+struct Args {
+    /// Debug-level logs (overridden by RUST_LOG).
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Bring up an interface from a wg-quick file (path, or name of /etc/wireguard/NAME.conf).
+    Up { config: String },
+    /// Take down an interface brought up with `up`.
+    Down { config: String },
+    /// Show interfaces like `wg show`: IFACE, `all` (default) or `interfaces`.
+    Show {
+        target: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change an interface like `wg set` (listen-port, fwmark, private-key, peer ...).
+    Set {
+        iface: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Print a new private key.
+    Genkey,
+    /// Print a new preshared key.
+    Genpsk,
+    /// Read a private key on standard input and print its public key.
+    Pubkey,
+    /// Run the data-plane daemon for IFACE in the foreground (as `wireguard-go -f`).
+    Daemon { iface: String },
+}
+
+fn init_logging(args: &Args) {
+    use tracing_subscriber::EnvFilter;
+    let default = if args.verbose { "debug" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match args.log_format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    init_logging(&args);
+    let result = match args.command {
+        Cmd::Up { config } => cli::quick::up(&config),
+        Cmd::Down { config } => cli::quick::down(&config),
+        Cmd::Show { target, json } => cli::show::show(target.as_deref(), json),
+        Cmd::Set { iface, args } => cli::keys::set(&iface, &args),
+        Cmd::Genkey => cli::keys::genkey(),
+        Cmd::Genpsk => cli::keys::genpsk(),
+        Cmd::Pubkey => cli::keys::pubkey(),
+        Cmd::Daemon { iface } => cli::daemon::run(&iface),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("flowshield: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

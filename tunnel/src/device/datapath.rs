@@ -149,7 +149,9 @@ impl Device {
                 out.to_network(endpoint, msg);
                 peer.note_sent(msg.len());
             }
-            TunnResult::Err(err) => tracing::debug!(peer = %peer.public_key, ?err, "encapsulate failed"),
+            TunnResult::Err(err) => {
+                tracing::debug!(peer = %peer.public_key, ?err, "encapsulate failed")
+            }
             _ => {}
         }
     }

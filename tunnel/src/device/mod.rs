@@ -4,6 +4,7 @@
 //! through the [`Outputs`] trait, and [`driver`] does the actual IO.
 
 pub mod datapath;
+pub mod driver;
 mod peer;
 
 pub use datapath::Outputs;

@@ -57,7 +57,20 @@ fn add_peer(on: &Node, peer: &Node, allowed: &[&str], endpoint: bool) {
 /// A minimal IPv4 header (20 bytes) plus payload.
 fn ipv4(src: [u8; 4], dst: [u8; 4], payload: &[u8]) -> Vec<u8> {
     let total = 20 + payload.len();
-    let mut p = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0, 0, 64, 17, 0, 0];
+    let mut p = vec![
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        0,
+        0,
+        0,
+        64,
+        17,
+        0,
+        0,
+    ];
     p.extend_from_slice(&src);
     p.extend_from_slice(&dst);
     p.extend_from_slice(payload);
@@ -70,7 +83,8 @@ fn deliver(out: Collected, from: &Node, to: &Node) -> Collected {
     let mut scratch = vec![0u8; SCRATCH_LEN];
     for (dst, packet) in out.network {
         assert_eq!(dst, to.addr);
-        to.device.handle_datagram(from.addr, &packet, &mut scratch, &mut next);
+        to.device
+            .handle_datagram(from.addr, &packet, &mut scratch, &mut next);
     }
     next
 }
@@ -86,7 +100,8 @@ fn pair() -> (Node, Node) {
 fn send(from: &Node, packet: &[u8]) -> Collected {
     let mut out = Collected::default();
     let mut scratch = vec![0u8; SCRATCH_LEN];
-    from.device.handle_tun_packet(packet, &mut scratch, &mut out);
+    from.device
+        .handle_tun_packet(packet, &mut scratch, &mut out);
     out
 }
 
@@ -149,11 +164,15 @@ fn garbage_datagrams_are_counted() {
         b.device.handle_datagram(a.addr, g, &mut scratch, &mut out);
     }
     assert!(out.network.is_empty() && out.tunnel.is_empty());
-    assert_eq!(b.device.counters.snapshot().malformed_packets, garbage.len() as u64);
+    assert_eq!(
+        b.device.counters.snapshot().malformed_packets,
+        garbage.len() as u64
+    );
     // A data message for a session index nobody has.
     let mut data = vec![4, 0, 0, 0, 0xaa, 0xbb, 0xcc, 0];
     data.extend_from_slice(&[0u8; 40]);
-    b.device.handle_datagram(a.addr, &data, &mut scratch, &mut out);
+    b.device
+        .handle_datagram(a.addr, &data, &mut scratch, &mut out);
     assert_eq!(b.device.counters.snapshot().unknown_peer_packets, 1);
 }
 
@@ -221,10 +240,15 @@ fn set_transactions_follow_uapi_semantics() {
         b.key.public_key().to_hex()
     )));
     assert!(a.device.snapshot().peers.is_empty());
-    assert!(send(&a, &ipv4([10, 0, 0, 1], [10, 3, 0, 1], b"")).network.is_empty());
+    assert!(send(&a, &ipv4([10, 0, 0, 1], [10, 3, 0, 1], b""))
+        .network
+        .is_empty());
     // replace_peers clears everything; a zero private key removes the key.
     add_peer(&a, &b, &["10.1.0.0/16"], true);
-    a.device.apply(&parse(format!("set=1\nprivate_key={}\nreplace_peers=true", "0".repeat(64))));
+    a.device.apply(&parse(format!(
+        "set=1\nprivate_key={}\nreplace_peers=true",
+        "0".repeat(64)
+    )));
     let snap = a.device.snapshot();
     assert!(snap.peers.is_empty() && snap.private_key.is_none());
 }

@@ -7,6 +7,8 @@
 //! Parsing and formatting live here and are tested without sockets; the
 //! socket server is in [`server`] and a blocking client in [`client`].
 
+pub mod client;
+pub mod server;
 pub mod set;
 mod snapshot;
 
@@ -70,7 +72,11 @@ impl fmt::Display for UapiError {
         if self.key.is_empty() {
             write!(f, "UAPI line {}: {}", self.line, self.message)
         } else {
-            write!(f, "UAPI line {} ({}): {}", self.line, self.key, self.message)
+            write!(
+                f,
+                "UAPI line {} ({}): {}",
+                self.line, self.key, self.message
+            )
         }
     }
 }
@@ -83,9 +89,11 @@ impl Request {
         let command = lines.next().unwrap_or_default();
         let body: Vec<&str> = lines.collect();
         match command {
-            "get=1" | "stats=1" if body.iter().any(|l| !l.is_empty()) => Err(
-                UapiError::invalid(2, body[0], "get and stats take no arguments"),
-            ),
+            "get=1" | "stats=1" if body.iter().any(|l| !l.is_empty()) => Err(UapiError::invalid(
+                2,
+                body[0],
+                "get and stats take no arguments",
+            )),
             "get=1" => Ok(Request::Get),
             "stats=1" => Ok(Request::Stats),
             "set=1" => SetRequest::parse(body, 2).map(Request::Set),

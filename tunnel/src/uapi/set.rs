@@ -109,7 +109,8 @@ impl SetRequest {
             let line_no = first_line + i;
             let (key, value) = line
                 .split_once('=')
-                .ok_or_else(|| UapiError::invalid(line_no, line, "expected key=value"))?;
+                // The line is not echoed: it might be a secret pasted without a key.
+                .ok_or_else(|| UapiError::invalid(line_no, "", "line is not key=value"))?;
             let err = |msg: String| UapiError::invalid(line_no, key, msg);
             let peer = req.peers.last_mut();
             match (key, peer) {
@@ -121,7 +122,9 @@ impl SetRequest {
                     req.private_key =
                         Some(SecretKey::from_hex(value).map_err(|e| err(e.to_string()))?);
                 }
-                ("listen_port", None) => req.listen_port = Some(parse_num(value, "port").map_err(err)?),
+                ("listen_port", None) => {
+                    req.listen_port = Some(parse_num(value, "port").map_err(err)?)
+                }
                 ("fwmark", None) => req.fwmark = Some(parse_num(value, "fwmark").map_err(err)?),
                 ("replace_peers", None) => req.replace_peers = parse_bool(value).map_err(err)?,
                 ("remove", Some(p)) => p.remove = parse_bool(value).map_err(err)?,
@@ -144,10 +147,7 @@ impl SetRequest {
                         return Err(err(format!("protocol version '{value}' is not supported")));
                     }
                 }
-                (
-                    "private_key" | "listen_port" | "fwmark" | "replace_peers",
-                    Some(_),
-                ) => {
+                ("private_key" | "listen_port" | "fwmark" | "replace_peers", Some(_)) => {
                     return Err(err("interface key after a public_key line".into()));
                 }
                 (
@@ -167,6 +167,53 @@ impl SetRequest {
             }
         }
         Ok(req)
+    }
+}
+
+impl SetRequest {
+    /// The request as UAPI text (with the `set=1` line, without the final
+    /// empty line), as `wg` would send it.
+    pub fn to_uapi(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::from("set=1\n");
+        if let Some(key) = &self.private_key {
+            let _ = writeln!(out, "private_key={}", key.to_hex());
+        }
+        if let Some(port) = self.listen_port {
+            let _ = writeln!(out, "listen_port={port}");
+        }
+        if let Some(mark) = self.fwmark {
+            let _ = writeln!(out, "fwmark={mark}");
+        }
+        if self.replace_peers {
+            out.push_str("replace_peers=true\n");
+        }
+        for peer in &self.peers {
+            let _ = writeln!(out, "public_key={}", peer.public_key.to_hex());
+            if peer.remove {
+                out.push_str("remove=true\n");
+                continue;
+            }
+            if peer.update_only {
+                out.push_str("update_only=true\n");
+            }
+            if let Some(psk) = &peer.preshared_key {
+                let _ = writeln!(out, "preshared_key={}", psk.to_hex());
+            }
+            if let Some(endpoint) = peer.endpoint {
+                let _ = writeln!(out, "endpoint={endpoint}");
+            }
+            if let Some(interval) = peer.persistent_keepalive {
+                let _ = writeln!(out, "persistent_keepalive_interval={interval}");
+            }
+            if peer.replace_allowed_ips {
+                out.push_str("replace_allowed_ips=true\n");
+            }
+            for ip in &peer.allowed_ips {
+                let _ = writeln!(out, "allowed_ip={ip}");
+            }
+        }
+        out
     }
 }
 
@@ -216,7 +263,7 @@ mod tests {
             ("listen_port=-1", 2, "listen_port"),
             ("private_key=zz", 2, "private_key"),
             ("allowed_ip=10.0.0.0/24", 2, "allowed_ip"),
-            ("no equals sign", 2, "no equals sign"),
+            ("no equals sign", 2, ""),
         ];
         for (text, line, key) in cases {
             let err = parse(text).unwrap_err();
@@ -227,9 +274,24 @@ mod tests {
         let err = parse(&text).unwrap_err();
         assert_eq!((err.line, err.key.as_str()), (3, "allowed_ip"));
         let text = format!("public_key={PUB}\nlisten_port=1");
-        assert!(parse(&text).unwrap_err().message.contains("after a public_key"));
+        assert!(parse(&text)
+            .unwrap_err()
+            .message
+            .contains("after a public_key"));
         let text = format!("public_key={PUB}\nremove=yes");
         assert_eq!(parse(&text).unwrap_err().key, "remove");
+    }
+
+    #[test]
+    fn to_uapi_round_trips() {
+        let text = format!(
+            "set=1\nprivate_key={}\nlisten_port=7\nreplace_peers=true\npublic_key={PUB}\n\
+             endpoint=198.18.0.1:9\npersistent_keepalive_interval=5\nreplace_allowed_ips=true\n\
+             allowed_ip=10.0.0.0/8\npublic_key={PUB}\nremove=true\n",
+            "11".repeat(32)
+        );
+        let req = parse(&text.replacen("set=1\n", "", 1)).unwrap();
+        assert_eq!(req.to_uapi(), text);
     }
 
     #[test]

@@ -109,8 +109,9 @@ impl Counters {
 }
 
 fn split_line(line_no: usize, line: &str) -> Result<(&str, &str), UapiError> {
-    line.split_once('=')
-        .ok_or_else(|| UapiError::invalid(line_no, line, "expected key=value"))
+    line.split_once('=').ok_or_else(|| {
+        UapiError::invalid(line_no, "", format!("line is not key=value: {line:.64}"))
+    })
 }
 
 impl DeviceSnapshot {
@@ -194,7 +195,8 @@ impl DeviceSnapshot {
                 ("rx_bytes", Some(p)) => p.rx_bytes = num(value)?,
                 ("tx_bytes", Some(p)) => p.tx_bytes = num(value)?,
                 ("persistent_keepalive_interval", Some(p)) => {
-                    p.persistent_keepalive = value.parse().map_err(|_| err("bad interval".into()))?
+                    p.persistent_keepalive =
+                        value.parse().map_err(|_| err("bad interval".into()))?
                 }
                 ("allowed_ip", Some(p)) => p.allowed_ips.push(parse_cidr(value).map_err(err)?),
                 // protocol_version and keys from newer implementations.
@@ -222,7 +224,10 @@ mod tests {
                 rx_bytes: 10,
                 tx_bytes: 20,
                 persistent_keepalive: 25,
-                allowed_ips: vec![parse_cidr("10.0.0.2/32").unwrap(), parse_cidr("::/0").unwrap()],
+                allowed_ips: vec![
+                    parse_cidr("10.0.0.2/32").unwrap(),
+                    parse_cidr("::/0").unwrap(),
+                ],
             }],
         }
     }

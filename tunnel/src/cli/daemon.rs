@@ -1,0 +1,48 @@
+//! `flowshield daemon IFACE`: the data plane in the foreground.
+
+use anyhow::Context;
+use flowshield_tunnel::device::driver::{Daemon, DaemonApi};
+use flowshield_tunnel::uapi::{server::Listener, socket_path};
+use std::io::Write;
+use std::sync::Arc;
+use tokio::signal::unix::{signal, SignalKind};
+
+pub fn run(iface: &str) -> anyhow::Result<()> {
+    super::check_iface_name(iface)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("flowshield")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        // Bind the socket first: it refuses to start if a live daemon owns it.
+        let listener = Listener::bind(&socket_path(iface))?;
+        let daemon = Daemon::create(iface)?;
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut sigint = signal(SignalKind::interrupt())?;
+        tracing::info!(iface, "daemon ready");
+        // Readiness line for `flowshield up` (which waits for it on a pipe).
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "ready").and_then(|()| stdout.flush());
+        let shutdown = async move {
+            tokio::select! {
+                _ = sigterm.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = sigint.recv() => tracing::info!("SIGINT: shutting down"),
+            }
+        };
+        let api = Arc::new(DaemonApi(daemon.clone()));
+        let result = tokio::select! {
+            r = daemon.run(shutdown) => r,
+            () = listener.serve(api) => Ok(()),
+        };
+        match result {
+            Ok(()) => Ok(()),
+            // The interface was deleted (`ip link del`, `flowshield down`): a normal exit.
+            Err(err @ flowshield_tunnel::device::driver::DriverError::Tun { .. }) => {
+                tracing::info!(error = %err, "interface gone: exiting");
+                Ok(())
+            }
+            Err(err) => Err(err.into()),
+        }
+    })
+}
