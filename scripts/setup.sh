@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs everything FlowShield's demo, tests and benchmarks need on a fresh
+# Debian machine. Idempotent: installs only what is missing. Run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+for pkg in wireguard-tools wireguard-go iperf3 iproute2 iputils-ping python3 ca-certificates; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "setup: installing ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+command -v cargo >/dev/null || { echo "setup: cargo (Rust toolchain) is required" >&2; exit 1; }
+for component in rustfmt clippy; do
+    cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1 || rustup component add "$component"
+done
+
+# Contract toolchain (pinned solc-js + local EVM node from npm), when present.
+if [ -f contracts/scripts/setup.sh ]; then
+    bash contracts/scripts/setup.sh
+fi
+echo "setup: ok"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The one test command: installs what is missing, checks formatting and
+# lints, builds, and runs every test (unit, integration and end-to-end in
+# network namespaces). Needs root (namespaces, TUN devices).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ "$(id -u)" = 0 ] || { echo "test: run as root (network namespaces and TUN devices)" >&2; exit 1; }
+bash scripts/setup.sh
+
+export CARGO_TERM_COLOR=never
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo build (binaries used by end-to-end tests)"
+cargo build --workspace --bins --locked
+echo "== cargo test"
+cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"
