@@ -270,3 +270,25 @@ fn persistent_keepalive_fires_from_tick() {
     assert_eq!(out.network[0].0, b.addr);
     assert_eq!(out.network[0].1[0], 1, "handshake initiation");
 }
+
+#[test]
+fn handshake_flood_is_answered_with_cookies() {
+    let b = node(5002);
+    let mut scratch = vec![0u8; SCRATCH_LEN];
+    let mut out = Collected::default();
+    let flood = super::HANDSHAKE_RATE_LIMIT as usize + 60;
+    for i in 0..flood {
+        // Fresh initiators that know B; B does not know them, but the MAC
+        // and load checks come before any peer lookup.
+        let a = node(6000 + i as u16);
+        add_peer(&a, &b, &["10.77.0.2/32"], true);
+        let init = send(&a, &ipv4([10, 77, 0, 1], [10, 77, 0, 2], b"x"));
+        let (_, packet) = &init.network[0];
+        b.device.handle_datagram(a.addr, packet, &mut scratch, &mut out);
+    }
+    let counters = b.device.counters.snapshot();
+    assert_eq!(counters.unknown_peer_packets, super::HANDSHAKE_RATE_LIMIT);
+    assert_eq!(counters.cookie_replies_sent, 60);
+    assert_eq!(out.network.len(), 60);
+    assert!(out.network.iter().all(|(_, p)| p.len() == 64 && p[0] == 3), "cookie replies");
+}
