@@ -326,6 +326,68 @@ impl WgQuickConfig {
     }
 }
 
+/// The file `down` writes back when `SaveConfig = true`, as wg-quick does:
+/// the wg-quick keys from `cfg` plus the live device state (keys, port,
+/// peers with their current endpoints and allowed IPs).
+pub fn save_config_text(cfg: &WgQuickConfig, live: &crate::uapi::DeviceSnapshot) -> String {
+    use std::fmt::Write as _;
+    let i = &cfg.interface;
+    let mut out = String::from("[Interface]\n");
+    for a in &i.address_texts {
+        let _ = writeln!(out, "Address = {a}");
+    }
+    if !i.dns.is_empty() {
+        let _ = writeln!(out, "DNS = {}", i.dns.join(", "));
+    }
+    if let Some(mtu) = i.mtu {
+        let _ = writeln!(out, "MTU = {mtu}");
+    }
+    match i.table {
+        Table::Auto => {}
+        Table::Off => out.push_str("Table = off\n"),
+        Table::Id(id) => {
+            let _ = writeln!(out, "Table = {id}");
+        }
+    }
+    for (key, hooks) in [
+        ("PreUp", &i.pre_up),
+        ("PostUp", &i.post_up),
+        ("PreDown", &i.pre_down),
+        ("PostDown", &i.post_down),
+    ] {
+        for hook in hooks {
+            let _ = writeln!(out, "{key} = {hook}");
+        }
+    }
+    out.push_str("SaveConfig = true\n");
+    if let Some(key) = &live.private_key {
+        let _ = writeln!(out, "PrivateKey = {}", key.to_base64());
+    }
+    if live.listen_port != 0 {
+        let _ = writeln!(out, "ListenPort = {}", live.listen_port);
+    }
+    if live.fwmark != 0 {
+        let _ = writeln!(out, "FwMark = 0x{:x}", live.fwmark);
+    }
+    for peer in &live.peers {
+        let _ = writeln!(out, "\n[Peer]\nPublicKey = {}", peer.public_key);
+        if let Some(psk) = &peer.preshared_key {
+            let _ = writeln!(out, "PresharedKey = {}", psk.to_base64());
+        }
+        if !peer.allowed_ips.is_empty() {
+            let ips: Vec<String> = peer.allowed_ips.iter().map(|n| n.to_string()).collect();
+            let _ = writeln!(out, "AllowedIPs = {}", ips.join(", "));
+        }
+        if let Some(endpoint) = peer.endpoint {
+            let _ = writeln!(out, "Endpoint = {endpoint}");
+        }
+        if peer.persistent_keepalive != 0 {
+            let _ = writeln!(out, "PersistentKeepalive = {}", peer.persistent_keepalive);
+        }
+    }
+    out
+}
+
 /// Resolves `host:port` or `[v6]:port`, preferring the literal form.
 pub fn resolve_endpoint(text: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = text.parse() {
@@ -419,6 +481,40 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(cfg.peers[0].persistent_keepalive, Some(0));
+    }
+
+    #[test]
+    fn saved_config_parses_back_to_the_live_state() {
+        let cfg = parse(&format!(
+            "[Interface]\nPrivateKey = {A}\nAddress = 10.77.0.1/24\nPostUp = echo %i\nSaveConfig = true\n\
+             [Peer]\nPublicKey = {B}\nAllowedIPs = 10.77.0.2/32\n"
+        ))
+        .unwrap();
+        let mut live = crate::uapi::DeviceSnapshot {
+            private_key: cfg.interface.private_key.clone(),
+            listen_port: 40000,
+            ..Default::default()
+        };
+        live.peers.push(crate::uapi::PeerSnapshot {
+            public_key: cfg.peers[0].public_key,
+            preshared_key: None,
+            endpoint: Some("198.18.0.9:51820".parse().unwrap()),
+            last_handshake: (0, 0),
+            rx_bytes: 0,
+            tx_bytes: 0,
+            persistent_keepalive: 25,
+            allowed_ips: vec![parse_cidr("10.77.0.0/24").unwrap()],
+        });
+        let saved = parse(&save_config_text(&cfg, &live)).unwrap();
+        assert!(saved.interface.save_config);
+        assert_eq!(saved.interface.listen_port, Some(40000));
+        assert_eq!(saved.interface.post_up, vec!["echo %i"]);
+        assert_eq!(saved.peers[0].allowed_ips, live.peers[0].allowed_ips);
+        assert_eq!(saved.peers[0].persistent_keepalive, Some(25));
+        assert_eq!(
+            saved.peers[0].endpoint.as_ref().unwrap().text,
+            "198.18.0.9:51820"
+        );
     }
 
     #[test]

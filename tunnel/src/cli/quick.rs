@@ -4,9 +4,9 @@ use anyhow::{bail, Context};
 use flowshield_tunnel::config::WgQuickConfig;
 use flowshield_tunnel::device::driver::DEFAULT_MTU;
 use flowshield_tunnel::netcfg::{self, run, Cmd};
-use flowshield_tunnel::uapi::{client, socket_path};
+use flowshield_tunnel::uapi::{client, socket_path, DeviceSnapshot};
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -160,6 +160,27 @@ fn wait_for_exit(iface: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes the live configuration back (SaveConfig), atomically and 0600.
+fn save_config(path: &Path, cfg: &WgQuickConfig, live: &DeviceSnapshot) -> anyhow::Result<()> {
+    let text = flowshield_tunnel::config::save_config_text(cfg, live);
+    let tmp = path.with_extension("conf.tmp");
+    {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    tracing::info!(file = %path.display(), "saved configuration (SaveConfig = true)");
+    Ok(())
+}
+
 pub fn down(target: &str) -> anyhow::Result<()> {
     let (iface, path) = resolve(target)?;
     // The file is optional for `down IFACE`: hooks and DNS come from it if present.
@@ -173,7 +194,13 @@ pub fn down(target: &str) -> anyhow::Result<()> {
     if !netcfg::link_exists(&iface) {
         bail!("interface {iface} does not exist");
     }
-    let port = client::get(&iface).map(|s| s.listen_port).unwrap_or(0);
+    let live = client::get(&iface).ok();
+    let port = live.as_ref().map(|s| s.listen_port).unwrap_or(0);
+    if let (Some(cfg), Some(live)) = (&cfg, &live) {
+        if cfg.interface.save_config {
+            save_config(&path, cfg, live)?;
+        }
+    }
     if let Some(cfg) = &cfg {
         run_hooks(&cfg.interface.pre_down, &iface, "PreDown")?;
         for cmd in netcfg::teardown_commands(cfg, port) {

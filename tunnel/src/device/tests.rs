@@ -284,11 +284,15 @@ fn handshake_flood_is_answered_with_cookies() {
         add_peer(&a, &b, &["10.77.0.2/32"], true);
         let init = send(&a, &ipv4([10, 77, 0, 1], [10, 77, 0, 2], b"x"));
         let (_, packet) = &init.network[0];
-        b.device.handle_datagram(a.addr, packet, &mut scratch, &mut out);
+        b.device
+            .handle_datagram(a.addr, packet, &mut scratch, &mut out);
     }
     let counters = b.device.counters.snapshot();
     assert_eq!(counters.unknown_peer_packets, super::HANDSHAKE_RATE_LIMIT);
     assert_eq!(counters.cookie_replies_sent, 60);
     assert_eq!(out.network.len(), 60);
-    assert!(out.network.iter().all(|(_, p)| p.len() == 64 && p[0] == 3), "cookie replies");
+    assert!(
+        out.network.iter().all(|(_, p)| p.len() == 64 && p[0] == 3),
+        "cookie replies"
+    );
 }
