@@ -52,19 +52,30 @@ fn decode_hex(text: &str) -> Result<[u8; KEY_LEN], KeyError> {
     Ok(out)
 }
 
+/// The base64 and hex encodings both key types share.
+macro_rules! key_encodings {
+    ($ty:ident) => {
+        impl $ty {
+            pub fn from_base64(text: &str) -> Result<Self, KeyError> {
+                decode_base64(text).map(Self)
+            }
+            pub fn from_hex(text: &str) -> Result<Self, KeyError> {
+                decode_hex(text).map(Self)
+            }
+            pub fn to_base64(&self) -> String {
+                BASE64.encode(self.0)
+            }
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+        }
+    };
+}
+
+key_encodings!(PublicKey);
+key_encodings!(SecretKey);
+
 impl PublicKey {
-    pub fn from_base64(text: &str) -> Result<Self, KeyError> {
-        decode_base64(text).map(Self)
-    }
-    pub fn from_hex(text: &str) -> Result<Self, KeyError> {
-        decode_hex(text).map(Self)
-    }
-    pub fn to_base64(&self) -> String {
-        BASE64.encode(self.0)
-    }
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
     pub fn to_x25519(&self) -> x25519::PublicKey {
         x25519::PublicKey::from(self.0)
     }
@@ -97,18 +108,6 @@ impl SecretKey {
         let mut bytes = [0u8; KEY_LEN];
         OsRng.fill_bytes(&mut bytes);
         Self(bytes)
-    }
-    pub fn from_base64(text: &str) -> Result<Self, KeyError> {
-        decode_base64(text).map(Self)
-    }
-    pub fn from_hex(text: &str) -> Result<Self, KeyError> {
-        decode_hex(text).map(Self)
-    }
-    pub fn to_base64(&self) -> String {
-        BASE64.encode(self.0)
-    }
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
     }
     /// All-zero keys mean "no key" in the UAPI protocol.
     pub fn is_zero(&self) -> bool {

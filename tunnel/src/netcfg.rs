@@ -24,12 +24,15 @@ pub struct Cmd {
 }
 
 impl Cmd {
-    fn ip(args: &[&str]) -> Self {
+    pub fn new(program: &str, args: &[&str]) -> Self {
         Self {
-            program: "ip".into(),
+            program: program.into(),
             args: args.iter().map(|s| s.to_string()).collect(),
             stdin: None,
         }
+    }
+    fn ip(args: &[&str]) -> Self {
+        Self::new("ip", args)
     }
     pub fn shell(script: &str, iface: &str) -> Self {
         Self {
@@ -244,11 +247,7 @@ pub fn dns_command(cfg: &WgQuickConfig, iface: &str) -> Option<Cmd> {
 }
 
 pub fn dns_teardown_command(iface: &str) -> Cmd {
-    Cmd {
-        program: "resolvconf".into(),
-        args: vec!["-d".into(), format!("tun.{iface}"), "-f".into()],
-        stdin: None,
-    }
+    Cmd::new("resolvconf", &["-d", &format!("tun.{iface}"), "-f"])
 }
 
 pub fn delete_link_command(iface: &str) -> Cmd {
