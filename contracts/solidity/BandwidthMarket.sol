@@ -174,7 +174,7 @@ contract BandwidthMarket is Ownable, ReentrancyGuard, EIP712 {
         _params = p;
     }
 
-    function params() external view returns (Params memory) {
+    function getParams() external view returns (Params memory) {
         return _params;
     }
 
@@ -250,7 +250,7 @@ contract BandwidthMarket is Ownable, ReentrancyGuard, EIP712 {
         _send(msg.sender, amount);
     }
 
-    function provider(address account) external view returns (Provider memory) {
+    function getProvider(address account) external view returns (Provider memory) {
         return _providers[account];
     }
 
@@ -368,7 +368,7 @@ contract BandwidthMarket is Ownable, ReentrancyGuard, EIP712 {
         _settle(orderId);
     }
 
-    function order(uint256 orderId) external view returns (Order memory) {
+    function getOrder(uint256 orderId) external view returns (Order memory) {
         return _orders[orderId];
     }
 

@@ -18,7 +18,6 @@ pub enum Revert {
 
 /// Which contract a call went to; selects the error ABI used to decode reverts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // Market is used by the market client module.
 pub(crate) enum ContractKind {
     Market,
     Deca,
@@ -80,6 +79,9 @@ pub enum ChainError {
     /// A signature was malformed, malleable, or not from the expected signer.
     #[error("invalid signature: {0}")]
     InvalidSignature(String),
+    /// The chain returned a value this crate does not understand (e.g. an unknown enum).
+    #[error("unexpected value from chain: {0}")]
+    UnexpectedValue(String),
     /// The local node could not be started.
     #[error("cannot start local chain (`{command}` in {dir}): {source}")]
     NodeSpawn {

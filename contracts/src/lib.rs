@@ -18,12 +18,17 @@ pub mod bindings;
 pub mod deca;
 pub mod error;
 pub mod local_chain;
+pub mod market;
 pub mod rpc;
 mod tx;
+pub mod voucher;
 
 pub use deca::{AnchoredRoot, DecaRegistryClient};
 pub use error::{ChainError, Result, Revert};
 pub use local_chain::{LocalChain, LocalChainOptions, DEV_BALANCE_WEI, LOCAL_CHAIN_ID};
+pub use market::{
+    MarketClient, MarketParams, OrderRecord, OrderStatus, ProviderRecord, ProviderTerms,
+};
 
 /// Re-export of alloy so callers use the exact same types.
 pub use alloy;

@@ -265,7 +265,7 @@ impl LocalChain {
 
     /// Mine one block.
     pub async fn mine(&self) -> Result<()> {
-        self.raw("evm_mine", ()).await
+        self.raw("evm_mine", Vec::<u64>::new()).await
     }
 
     /// Timestamp of the latest block.
