@@ -53,7 +53,6 @@ impl Default for LocalChainOptions {
 }
 
 /// A running local Hardhat (EDR) node; killed (whole process group) on drop.
-#[derive(Debug)]
 pub struct LocalChain {
     child: Child,
     rpc_url: String,
@@ -61,6 +60,17 @@ pub struct LocalChain {
     dev_keys: Vec<B256>,
     extra_accounts: AtomicU64,
     reader: DynProvider,
+}
+
+impl std::fmt::Debug for LocalChain {
+    // Hand-written so that the dev keys never end up in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalChain")
+            .field("rpc_url", &self.rpc_url)
+            .field("pid", &self.child.id())
+            .field("dev_accounts", &self.dev_keys.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Deterministic dev key `index`: keccak256 of a fixed label (public, test-only).
