@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use common::{meth, terms, Actor, Fixture};
 use flowshield_chain::alloy::primitives::{Address, B256, U256};
@@ -58,9 +58,11 @@ impl World {
     }
 
     /// Sum of obligations, record by record, compared with the balance and the counters.
-    /// Returns the ids of the orders still open (pending, active or closing).
-    async fn check_invariant(&self, step: usize, seed: u64) -> Vec<U256> {
+    /// Returns the ids of the orders still open (pending, active or closing) and of
+    /// those accepted (active or closing).
+    async fn check_invariant(&self, step: usize, seed: u64) -> (Vec<U256>, Vec<U256>) {
         let mut open = Vec::new();
+        let mut accepted = Vec::new();
         let m = &self.fx.owner.market;
         let mut stakes = U256::ZERO;
         for p in &self.providers {
@@ -75,6 +77,9 @@ impl World {
                 OrderStatus::Pending | OrderStatus::Active | OrderStatus::Closing => {
                     escrow += o.escrow - o.redeemed;
                     open.push(*id);
+                    if status != OrderStatus::Pending {
+                        accepted.push(*id);
+                    }
                 }
                 _ => {}
             }
@@ -99,7 +104,7 @@ impl World {
             (stakes, escrow, claim),
             "step {step} seed {seed}: counters drifted"
         );
-        open
+        (open, accepted)
     }
 }
 
@@ -139,14 +144,20 @@ async fn random_operations_preserve_solvency() {
     }
     let mut stats: BTreeMap<String, (u32, u32)> = BTreeMap::new();
     let mut open_orders: Vec<U256> = Vec::new();
+    let mut accepted_orders: Vec<U256> = Vec::new();
+    let mut slashes: BTreeSet<(Address, u64)> = BTreeSet::new();
 
     for step in 0..steps {
         let pi = rng.gen_range(0..world.providers.len());
         let ci = rng.gen_range(0..world.clients.len());
         let p = &world.providers[pi];
         let c = &world.clients[ci];
-        // Mostly pick an open order so that order operations are often valid.
-        let pool = if !open_orders.is_empty() && rng.gen_bool(0.85) {
+        let op = rng.gen_range(0..18);
+        // Mostly pick an open (for redemption: accepted) order so that order operations
+        // are often valid.
+        let pool = if matches!(op, 11 | 12) && !accepted_orders.is_empty() && rng.gen_bool(0.85) {
+            &accepted_orders
+        } else if !open_orders.is_empty() && rng.gen_bool(0.85) {
             &open_orders
         } else {
             &world.orders
@@ -162,7 +173,7 @@ async fn random_operations_preserve_solvency() {
         };
         // The order's own client / provider, so that most order operations are valid.
         let owner_of = |addr: Address| world.everyone().find(|a| a.addr() == addr);
-        match rng.gen_range(0..18) {
+        match op {
             0 => {
                 let stake = meth(rng.gen_range(500..3_000));
                 outcome(
@@ -305,15 +316,26 @@ async fn random_operations_preserve_solvency() {
                 let r = Report {
                     provider: p.addr(),
                     period,
-                    passed: rng.gen_bool(0.3),
+                    passed: rng.gen_bool(0.2),
                     metricsHash: B256::repeat_byte(step as u8),
                 };
-                outcome("submitReport", v.market.submit_report(&r).await, &mut stats);
+                if outcome("submitReport", v.market.submit_report(&r).await, &mut stats)
+                    && world
+                        .fx
+                        .owner
+                        .market
+                        .slashed(p.addr(), period)
+                        .await
+                        .expect("view")
+                {
+                    slashes.insert((p.addr(), period));
+                }
             }
         }
-        open_orders = world.check_invariant(step, seed).await;
+        (open_orders, accepted_orders) = world.check_invariant(step, seed).await;
     }
 
+    println!("slashes: {}", slashes.len());
     println!("op: (succeeded, reverted)");
     for (op, (ok, reverted)) in &stats {
         println!("  {op:16} {ok:4} {reverted:4}");
