@@ -20,7 +20,15 @@ for component in rustfmt clippy; do
     cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1 || rustup component add "$component"
 done
 
-# Contract toolchain (pinned solc-js + local EVM node from npm), when present.
+# Node.js runs the pinned solc-js compiler and the local EVM node (hardhat).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "setup: installing nodejs npm"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+
+# Contract toolchain (pinned solc-js + local EVM node from npm).
 if [ -f contracts/scripts/setup.sh ]; then
     bash contracts/scripts/setup.sh
 fi
