@@ -1,0 +1,82 @@
+//! Network namespaces and veth pairs that exist for one test.
+
+use crate::process::run_ok;
+use anyhow::Context;
+use std::process::Command;
+
+/// A network namespace with a unique name; deleted (with every device in
+/// it) on drop. Loopback is up and IPv6 is off, so no router solicitations
+/// or ND traffic disturb byte counters.
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    pub fn new() -> anyhow::Result<Self> {
+        crate::require_environment()?;
+        let name = crate::unique_netns();
+        run_ok(Command::new("ip").args(["netns", "add", &name]))?;
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        for sysctl in [
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ] {
+            ns.run(&["sysctl", "-q", "-w", sysctl])?;
+        }
+        Ok(ns)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `ip netns exec NAME program` as a [`Command`], to add arguments to.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]).arg(program);
+        cmd
+    }
+
+    /// Runs `argv` inside the namespace; fails unless it exits 0.
+    pub fn run(&self, argv: &[&str]) -> anyhow::Result<String> {
+        let (program, args) = argv.split_first().context("empty command")?;
+        run_ok(self.command(program).args(args))
+    }
+
+    /// `ip -n NAME args...`.
+    pub fn ip(&self, args: &[&str]) -> anyhow::Result<String> {
+        run_ok(Command::new("ip").args(["-n", &self.name]).args(args))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Err(err) = run_ok(Command::new("ip").args(["netns", "del", &self.name])) {
+            eprintln!("e2e: cannot delete namespace {}: {err:#}", self.name);
+        }
+    }
+}
+
+/// A veth pair joining two namespaces, each end with an IPv4 address and up
+/// (MTU 1500). It disappears with the namespaces, so it needs no guard.
+pub struct VethPair {
+    pub a_dev: String,
+    pub b_dev: String,
+}
+
+impl VethPair {
+    /// Joins `a` and `b`; `a_cidr`/`b_cidr` like "198.18.0.1/24".
+    pub fn new(a: &Netns, a_cidr: &str, b: &Netns, b_cidr: &str) -> anyhow::Result<Self> {
+        let (a_dev, b_dev) = crate::unique_veth_pair();
+        run_ok(Command::new("ip").args([
+            "link", "add", &a_dev, "netns", &a.name, "type", "veth", "peer", "name", &b_dev,
+            "netns", &b.name,
+        ]))?;
+        for (ns, dev, cidr) in [(a, &a_dev, a_cidr), (b, &b_dev, b_cidr)] {
+            ns.ip(&["addr", "add", cidr, "dev", dev])?;
+            ns.ip(&["link", "set", dev, "mtu", "1500", "up"])?;
+        }
+        Ok(VethPair { a_dev, b_dev })
+    }
+}
