@@ -157,6 +157,11 @@ pub fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// Decodes standard base64.
+pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(s).ok()
+}
+
 /// Decodes a 32-byte key in WireGuard's base64 form.
 pub fn key_from_b64(s: &str) -> Option<[u8; 32]> {
     let v = base64::engine::general_purpose::STANDARD.decode(s).ok()?;

@@ -12,11 +12,14 @@
 
 pub mod authority;
 pub mod binding;
+pub mod client;
 
 pub mod log;
 pub mod node;
 pub mod pop;
 pub mod registry;
+pub mod service;
+pub mod store;
 
 
 pub mod verify;
