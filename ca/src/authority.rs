@@ -97,7 +97,10 @@ impl Authority {
         params.serial_number = Some(random_serial());
         params
             .custom_extensions
-            .push(CustomExtension::from_oid_content(OPERATOR_OID, operator_ext_der(operator)));
+            .push(CustomExtension::from_oid_content(
+                OPERATOR_OID,
+                operator_ext_der(operator),
+            ));
         let cert = params.self_signed(&key)?;
         Ok(Authority {
             key_pem: key.serialize_pem(),
@@ -182,7 +185,10 @@ impl Authority {
             .collect::<Result<_, _>>()?;
         params
             .custom_extensions
-            .push(CustomExtension::from_oid_content(BINDING_OID, binding.to_der()));
+            .push(CustomExtension::from_oid_content(
+                BINDING_OID,
+                binding.to_der(),
+            ));
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ClientAuth,

@@ -87,7 +87,11 @@ impl CaClient {
         })
     }
 
-    async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
         let mut req = self.http.post(format!("{}{path}", self.base)).json(body);
         if let Some(t) = &self.admin_token {
             req = req.bearer_auth(t);
@@ -100,7 +104,11 @@ impl CaClient {
     }
 
     /// `POST /v1/challenge`.
-    pub async fn challenge(&self, binding: &NodeBinding, purpose: &str) -> Result<Challenge, ClientError> {
+    pub async fn challenge(
+        &self,
+        binding: &NodeBinding,
+        purpose: &str,
+    ) -> Result<Challenge, ClientError> {
         let req = ChallengeRequest {
             wg_pubkey: b64(&binding.wg_pubkey),
             peer_id: binding.peer_id.to_base58(),
@@ -139,7 +147,11 @@ impl CaClient {
     }
 
     /// `POST /v1/revoke`: by the holder if `keys` is given, else with the admin token.
-    pub async fn revoke(&self, serial: &str, keys: Option<&NodeKeys>) -> Result<RevokeResponse, ClientError> {
+    pub async fn revoke(
+        &self,
+        serial: &str,
+        keys: Option<&NodeKeys>,
+    ) -> Result<RevokeResponse, ClientError> {
         let req = RevokeRequest {
             serial: serial.to_string(),
             signature: keys.map(|k| k.sign_revocation(serial)),
@@ -149,7 +161,11 @@ impl CaClient {
 
     /// `GET /v1/crl` (DER).
     pub async fn crl(&self) -> Result<Vec<u8>, ClientError> {
-        let resp = self.http.get(format!("{}/v1/crl", self.base)).send().await?;
+        let resp = self
+            .http
+            .get(format!("{}/v1/crl", self.base))
+            .send()
+            .await?;
         if !resp.status().is_success() {
             return Self::decode(resp).await;
         }
@@ -167,19 +183,34 @@ impl CaClient {
     }
 
     /// `GET /v1/log/inclusion/{leaf}?tree_size=`; `leaf` is an index or a hex cert hash.
-    pub async fn inclusion(&self, leaf: &str, tree_size: Option<u64>) -> Result<InclusionResponse, ClientError> {
-        let q = tree_size.map(|s| format!("?tree_size={s}")).unwrap_or_default();
+    pub async fn inclusion(
+        &self,
+        leaf: &str,
+        tree_size: Option<u64>,
+    ) -> Result<InclusionResponse, ClientError> {
+        let q = tree_size
+            .map(|s| format!("?tree_size={s}"))
+            .unwrap_or_default();
         self.get(&format!("/v1/log/inclusion/{leaf}{q}")).await
     }
 
     /// `GET /v1/log/consistency?from=&to=`.
-    pub async fn consistency(&self, from: u64, to: u64) -> Result<ConsistencyResponse, ClientError> {
-        self.get(&format!("/v1/log/consistency?from={from}&to={to}")).await
+    pub async fn consistency(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<ConsistencyResponse, ClientError> {
+        self.get(&format!("/v1/log/consistency?from={from}&to={to}"))
+            .await
     }
 
     /// `GET /v1/ca.pem`.
     pub async fn ca_pem(&self) -> Result<String, ClientError> {
-        let resp = self.http.get(format!("{}/v1/ca.pem", self.base)).send().await?;
+        let resp = self
+            .http
+            .get(format!("{}/v1/ca.pem", self.base))
+            .send()
+            .await?;
         Ok(resp.error_for_status()?.text().await?)
     }
 

@@ -21,7 +21,6 @@ pub mod registry;
 pub mod service;
 pub mod store;
 
-
 pub mod verify;
 
 pub use binding::{BindingField, NodeBinding};

@@ -22,7 +22,10 @@ use flowshield_ca::store::Store;
 use flowshield_ca::{unix_now, verify, NodeBinding};
 
 #[derive(Parser)]
-#[command(name = "flowshield-ca", about = "FlowShield decentralized certificate authority")]
+#[command(
+    name = "flowshield-ca",
+    about = "FlowShield decentralized certificate authority"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -130,8 +133,7 @@ fn default_validity() -> u64 {
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     match Cli::parse().cmd {
@@ -147,8 +149,8 @@ async fn main() -> Result<()> {
         } => {
             let owner = read_signer(&owner_key)?;
             let reg = ChainRegistry::connect(&rpc_url, registry, owner)?;
-            let der = pem_decode(&std::fs::read_to_string(&ca_cert)?)
-                .context("ca cert is not PEM")?;
+            let der =
+                pem_decode(&std::fs::read_to_string(&ca_cert)?).context("ca cert is not PEM")?;
             let hash = sha256(&der);
             reg.register_operator(operator, hash, &url).await?;
             println!("registered {operator} with caCertHash {hash}");
@@ -221,7 +223,8 @@ async fn main() -> Result<()> {
 async fn serve(path: &Path) -> Result<()> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let cfg: Config = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let cfg: Config =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     let operator = read_signer(&cfg.operator_key)?;
     let key_pem = std::fs::read_to_string(&cfg.ca_key)
         .with_context(|| format!("reading {}", cfg.ca_key.display()))?;

@@ -199,6 +199,9 @@ mod tests {
         let der = keys.csr_der().unwrap();
         let parsed = rcgen::CertificateSigningRequestParams::from_der(&der.as_slice().into())
             .expect("CSR signature verifies");
-        assert_eq!(parsed.public_key.der_bytes(), keys.libp2p.public().to_bytes());
+        assert_eq!(
+            parsed.public_key.der_bytes(),
+            keys.libp2p.public().to_bytes()
+        );
     }
 }

@@ -336,6 +336,9 @@ mod tests {
     fn peer_id_of_non_ed25519_refused() {
         let mut b = NodeKeys::generate().binding();
         b.peer_id = libp2p_identity::PeerId::random();
-        assert_eq!(ed25519_of_peer_id(&b.peer_id), Err(PopError::PeerIdNotEd25519));
+        assert_eq!(
+            ed25519_of_peer_id(&b.peer_id),
+            Err(PopError::PeerIdNotEd25519)
+        );
     }
 }

@@ -70,7 +70,8 @@ pub trait Registry: Send + Sync {
     /// Records a revocation as this operator.
     async fn record_revocation(&self, serial_hash: B256) -> Result<(), RegistryError>;
     /// Whether `operator` recorded `serial_hash` as revoked.
-    async fn is_revoked(&self, operator: Address, serial_hash: B256) -> Result<bool, RegistryError>;
+    async fn is_revoked(&self, operator: Address, serial_hash: B256)
+        -> Result<bool, RegistryError>;
 }
 
 /// [`Registry`] backed by the `DecaRegistry` contract over JSON-RPC.
@@ -90,7 +91,11 @@ impl std::fmt::Debug for ChainRegistry {
 impl ChainRegistry {
     /// Connects to `rpc_url`, signing transactions with `signer` (the operator key; for a
     /// read-only verifier any key works).
-    pub fn connect(rpc_url: &str, contract: Address, signer: PrivateKeySigner) -> Result<Self, RegistryError> {
+    pub fn connect(
+        rpc_url: &str,
+        contract: Address,
+        signer: PrivateKeySigner,
+    ) -> Result<Self, RegistryError> {
         let url: reqwest::Url = rpc_url.parse().map_err(|e| RegistryError {
             call: "connect",
             detail: format!("rpc url {rpc_url}: {e}"),
@@ -119,7 +124,11 @@ impl ChainRegistry {
 
     /// Owner-only: removes an operator.
     pub async fn remove_operator(&self, operator: Address) -> Result<(), RegistryError> {
-        send(self.contract.removeOperator(operator).send().await, "removeOperator").await
+        send(
+            self.contract.removeOperator(operator).send().await,
+            "removeOperator",
+        )
+        .await
     }
 }
 
@@ -200,7 +209,11 @@ impl Registry for ChainRegistry {
         .await
     }
 
-    async fn is_revoked(&self, operator: Address, serial_hash: B256) -> Result<bool, RegistryError> {
+    async fn is_revoked(
+        &self,
+        operator: Address,
+        serial_hash: B256,
+    ) -> Result<bool, RegistryError> {
         self.contract
             .isRevoked(operator, serial_hash)
             .call()

@@ -211,7 +211,11 @@ impl Store {
         self.cert_where("cert_hash", cert_hash).await
     }
 
-    async fn cert_where(&self, column: &str, value: &str) -> Result<Option<CertRecord>, StoreError> {
+    async fn cert_where(
+        &self,
+        column: &str,
+        value: &str,
+    ) -> Result<Option<CertRecord>, StoreError> {
         // `column` is one of two literals above, never request data.
         let sql = format!(
             "SELECT serial, cert_hash, der, binding, not_before, not_after, log_index, logged_at \
@@ -292,23 +296,31 @@ impl Store {
     }
 
     /// Records a root anchored on chain.
-    pub async fn record_anchor(&self, tree_size: u64, root: &Hash32, at: u64) -> Result<(), StoreError> {
-        sqlx::query("INSERT OR REPLACE INTO anchors (tree_size, root, anchored_at) VALUES (?, ?, ?)")
-            .bind(tree_size as i64)
-            .bind(hex::encode(root))
-            .bind(at as i64)
-            .execute(&self.pool)
-            .await
-            .map_err(e("record_anchor"))?;
+    pub async fn record_anchor(
+        &self,
+        tree_size: u64,
+        root: &Hash32,
+        at: u64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO anchors (tree_size, root, anchored_at) VALUES (?, ?, ?)",
+        )
+        .bind(tree_size as i64)
+        .bind(hex::encode(root))
+        .bind(at as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(e("record_anchor"))?;
         Ok(())
     }
 
     /// The largest anchored tree size and its root.
     pub async fn last_anchor(&self) -> Result<Option<(u64, String)>, StoreError> {
-        let row = sqlx::query("SELECT tree_size, root FROM anchors ORDER BY tree_size DESC LIMIT 1")
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(e("last_anchor"))?;
+        let row =
+            sqlx::query("SELECT tree_size, root FROM anchors ORDER BY tree_size DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(e("last_anchor"))?;
         Ok(row.map(|r| (r.get::<i64, _>(0) as u64, r.get(1))))
     }
 

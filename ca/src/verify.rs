@@ -119,7 +119,9 @@ pub struct OperatorFacts {
 /// the binding extension, SANs and subject key agree. Does not consult the chain.
 pub fn inspect_chain(chain: &[Vec<u8>], now: u64) -> Result<CertFacts, VerifyError> {
     let [leaf_der, root_der] = chain else {
-        return Err(VerifyError::Malformed("chain must be [leaf, operator root]"));
+        return Err(VerifyError::Malformed(
+            "chain must be [leaf, operator root]",
+        ));
     };
     let leaf = parse(leaf_der, "leaf")?;
     let root = parse(root_der, "root")?;
@@ -130,7 +132,9 @@ pub fn inspect_chain(chain: &[Vec<u8>], now: u64) -> Result<CertFacts, VerifyErr
     root.verify_signature(None)
         .map_err(|_| VerifyError::BadSignature("root self-signature"))?;
     if leaf.issuer().as_raw() != root.subject().as_raw() {
-        return Err(VerifyError::BadSignature("leaf issuer is not the root subject"));
+        return Err(VerifyError::BadSignature(
+            "leaf issuer is not the root subject",
+        ));
     }
     leaf.verify_signature(Some(root.public_key()))
         .map_err(|_| VerifyError::BadSignature("leaf signed by another key"))?;
@@ -154,7 +158,8 @@ pub fn inspect_chain(chain: &[Vec<u8>], now: u64) -> Result<CertFacts, VerifyErr
         return Err(VerifyError::BindingMalformed);
     }
     let spki = leaf.public_key();
-    let peer_key = ed25519_of_peer_id(&binding.peer_id).map_err(|_| VerifyError::BindingMalformed)?;
+    let peer_key =
+        ed25519_of_peer_id(&binding.peer_id).map_err(|_| VerifyError::BindingMalformed)?;
     if spki.algorithm.algorithm != OID_SIG_ED25519
         || spki.subject_public_key.data.as_ref() != peer_key.to_bytes()
     {
@@ -212,7 +217,13 @@ pub fn check_facts(
             serial: facts.serial.clone(),
             timestamp: ev.timestamp,
         };
-        if !verify_inclusion(&entry, ev.leaf_index, ev.tree_size, &proof, &op.anchored_root.0) {
+        if !verify_inclusion(
+            &entry,
+            ev.leaf_index,
+            ev.tree_size,
+            &proof,
+            &op.anchored_root.0,
+        ) {
             return Err(VerifyError::NotInLog("proof does not match anchored root"));
         }
     }
@@ -259,7 +270,7 @@ pub async fn verify_node_cert(
 
 fn parse<'a>(der: &'a [u8], which: &'static str) -> Result<X509Certificate<'a>, VerifyError> {
     match X509Certificate::from_der(der) {
-        Ok((rest, cert)) if rest.is_empty() => Ok(cert),
+        Ok(([], cert)) => Ok(cert),
         _ => Err(VerifyError::Malformed(which)),
     }
 }

@@ -82,7 +82,8 @@ fn bad(field: &'static str, reason: impl Into<String>) -> ServiceError {
 }
 
 fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, ServiceError> {
-    json.map(|Json(v)| v).map_err(|e| bad("body", e.body_text()))
+    json.map(|Json(v)| v)
+        .map_err(|e| bad("body", e.body_text()))
 }
 
 fn parse_binding(req: &ChallengeRequest) -> Result<NodeBinding, ServiceError> {

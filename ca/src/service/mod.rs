@@ -193,13 +193,19 @@ impl CaService {
             .await?
             .ok_or(ServiceError::NotFound("serial"))?;
         if old.binding != ch.binding {
-            return Err(bad("serial", "certificate binds other keys than the challenge"));
+            return Err(bad(
+                "serial",
+                "certificate binds other keys than the challenge",
+            ));
         }
         if self.store.revocation(&old.serial).await?.is_some() {
             return Err(ServiceError::Conflict("certificate is revoked"));
         }
         if now > old.not_after.saturating_add(self.config.renew_grace_secs) {
-            return Err(bad("serial", "certificate expired beyond the renewal grace"));
+            return Err(bad(
+                "serial",
+                "certificate expired beyond the renewal grace",
+            ));
         }
         let csr = Authority::check_csr(csr_der, &ch.binding)?;
         self.sign_and_log(csr, &ch.binding).await
@@ -254,9 +260,11 @@ impl CaService {
             .ok_or(ServiceError::NotFound("serial"))?;
         let by_holder = !admin;
         if !admin {
-            let sig = holder_signature
-                .ok_or(ServiceError::Unauthorized("signature or admin token required"))?;
-            let sig = crate::binding::b64_decode(sig).ok_or_else(|| bad("signature", "not base64"))?;
+            let sig = holder_signature.ok_or(ServiceError::Unauthorized(
+                "signature or admin token required",
+            ))?;
+            let sig =
+                crate::binding::b64_decode(sig).ok_or_else(|| bad("signature", "not base64"))?;
             let key = pop::ed25519_of_peer_id(&cert.binding.peer_id)?;
             if !key.verify(&revoke_message(&serial), &sig) {
                 return Err(ServiceError::Unauthorized("signature does not verify"));
@@ -280,7 +288,9 @@ impl CaService {
             log_index: log.len(),
             on_chain: false,
         };
-        self.store.insert_revocation(&rec, by_holder, &entry).await?;
+        self.store
+            .insert_revocation(&rec, by_holder, &entry)
+            .await?;
         log.append(&entry);
         drop(log);
         info!(%serial, by_holder, "revoked certificate");
@@ -325,7 +335,12 @@ impl CaService {
         let serial = serial.to_ascii_lowercase();
         let cert = self.store.cert_by_serial(&serial).await?;
         let revocation = self.store.revocation(&serial).await?;
-        Ok(StatusResponse::new(serial, cert.as_ref(), revocation.as_ref(), unix_now()))
+        Ok(StatusResponse::new(
+            serial,
+            cert.as_ref(),
+            revocation.as_ref(),
+            unix_now(),
+        ))
     }
 
     /// Current root and the last anchored one.
@@ -359,7 +374,9 @@ impl CaService {
         };
         let tree_size = tree_size.unwrap_or(log.len());
         let proof = log.inclusion_proof(index, tree_size)?;
-        let leaf = log.leaf(index).ok_or(ServiceError::NotFound("leaf_index"))?;
+        let leaf = log
+            .leaf(index)
+            .ok_or(ServiceError::NotFound("leaf_index"))?;
         let entry = LogEntry::decode(leaf).ok_or(ServiceError::NotFound("leaf_index"))?;
         Ok(InclusionResponse {
             leaf_index: index,
@@ -373,14 +390,22 @@ impl CaService {
     }
 
     /// Consistency proof between two tree sizes.
-    pub async fn consistency(&self, from: u64, to: u64) -> Result<ConsistencyResponse, ServiceError> {
+    pub async fn consistency(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<ConsistencyResponse, ServiceError> {
         let log = self.log.lock().await;
         Ok(ConsistencyResponse {
             from,
             to,
             old_root: hex::encode(log.root_at(from)?),
             new_root: hex::encode(log.root_at(to)?),
-            proof: log.consistency_proof(from, to)?.iter().map(hex::encode).collect(),
+            proof: log
+                .consistency_proof(from, to)?
+                .iter()
+                .map(hex::encode)
+                .collect(),
         })
     }
 
@@ -431,7 +456,8 @@ impl CaService {
         match (&self.config.admin_token, token) {
             (Some(expected), Some(given)) => {
                 use subtle::ConstantTimeEq;
-                expected.len() == given.len() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
+                expected.len() == given.len()
+                    && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
             }
             _ => false,
         }
