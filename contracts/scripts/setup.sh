@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Idempotent setup for contracts/: install the pinned npm toolchain (solc-js, hardhat)
+# when node_modules is missing or older than package-lock.json, then compile.
+# Only the npm registry is contacted, and only when an install is needed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export HARDHAT_DISABLE_TELEMETRY_PROMPT=true
+
+stamp=node_modules/.flowshield-lock-stamp
+if [[ ! -d node_modules || ! -f "$stamp" ]] || ! cmp -s package-lock.json "$stamp"; then
+  echo "setup: npm ci (node_modules missing or stale)"
+  npm ci --no-audit --no-fund
+  cp package-lock.json "$stamp"
+else
+  echo "setup: node_modules up to date"
+fi
+
+node scripts/compile.js

@@ -1,0 +1,34 @@
+//! `flowshield-chain`: the FlowShield smart contracts and the Rust code that talks to them.
+//!
+//! What it is for:
+//! - `BandwidthMarket` (provider stakes, escrowed orders, EIP-712 cumulative vouchers,
+//!   verifier-quorum slashing) and `DecaRegistry` (DeCA operators, anchored Merkle log
+//!   roots, revocations): Solidity sources in `contracts/solidity/`, compiled by solc-js
+//!   into the committed `contracts/build/*.json`, bound here with alloy's `sol!`.
+//! - Typed async clients ([`MarketClient`], [`DecaRegistryClient`]) with decoded revert
+//!   reasons ([`ChainError::Reverted`]).
+//! - Pure, node-free voucher and report hashing/signing/verification ([`voucher`]).
+//! - [`LocalChain`]: a throwaway Hardhat (EDR) node for tests and demos.
+//!
+//! What it is not for: it holds no market logic beyond the contracts (matching, pricing,
+//! metering live in the market sidecar), does not manage real keys (callers pass signers),
+//! and [`LocalChain`] is never a production node.
+
+pub mod bindings;
+pub mod deca;
+pub mod error;
+pub mod local_chain;
+pub mod market;
+pub mod rpc;
+mod tx;
+pub mod voucher;
+
+pub use deca::{AnchoredRoot, DecaRegistryClient};
+pub use error::{ChainError, Result, Revert};
+pub use local_chain::{LocalChain, LocalChainOptions, DEV_BALANCE_WEI, LOCAL_CHAIN_ID};
+pub use market::{
+    MarketClient, MarketParams, OrderRecord, OrderStatus, ProviderRecord, ProviderTerms,
+};
+
+/// Re-export of alloy so callers use the exact same types.
+pub use alloy;
