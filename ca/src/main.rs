@@ -152,7 +152,7 @@ async fn main() -> Result<()> {
             let der =
                 pem_decode(&std::fs::read_to_string(&ca_cert)?).context("ca cert is not PEM")?;
             let hash = sha256(&der);
-            reg.register_operator(operator, hash, &url).await?;
+            reg.client().register_operator(operator, hash, &url).await?;
             println!("registered {operator} with caCertHash {hash}");
             Ok(())
         }

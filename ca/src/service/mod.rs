@@ -107,6 +107,8 @@ pub struct CaService {
     registry: Option<Arc<dyn Registry>>,
     config: ServiceConfig,
     anchored: watch::Sender<u64>,
+    /// Serializes anchoring (background task and admin endpoint).
+    anchoring: Mutex<()>,
 }
 
 impl CaService {
@@ -126,6 +128,7 @@ impl CaService {
             registry,
             config,
             anchored: watch::channel(last).0,
+            anchoring: Mutex::new(()),
         }))
     }
 
@@ -421,11 +424,17 @@ impl CaService {
                 self.record_on_chain(&rec.serial, &bytes).await;
             }
         }
+        let _one_at_a_time = self.anchoring.lock().await;
         let (size, root) = {
             let log = self.log.lock().await;
             (log.len(), log.root())
         };
-        let last = self.store.last_anchor().await?.map(|a| a.0).unwrap_or(0);
+        // The chain, not the local record, says what was anchored: a crash between the
+        // transaction and the local write must not make us re-send a size the contract refuses.
+        let last = registry
+            .latest_root(self.authority.operator())
+            .await?
+            .tree_size;
         if size == 0 || size <= last {
             return Ok(None);
         }
