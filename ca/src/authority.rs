@@ -270,7 +270,10 @@ pub fn pem_decode(pem: &str) -> Option<Vec<u8>> {
         .skip(1)
         .take_while(|l| !l.starts_with("-----END"))
         .collect();
-    base64::engine::general_purpose::STANDARD.decode(body).ok()
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .ok()?;
+    (!der.is_empty()).then_some(der)
 }
 
 /// 16 random bytes, first byte in 0x01..=0x7f so the DER INTEGER is positive and minimal and
@@ -325,5 +328,6 @@ mod tests {
             x509_parser::revocation_list::CertificateRevocationList::from_der(&crl).unwrap();
         assert_eq!(parsed.iter_revoked_certificates().count(), 1);
         assert_eq!(pem_decode(&ca.cert_pem()).unwrap(), ca.cert_der());
+        assert_eq!(pem_decode("\n"), None);
     }
 }
