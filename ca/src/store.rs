@@ -100,6 +100,12 @@ impl Store {
         ch: &Challenge,
         secret: &ChallengeSecret,
     ) -> Result<(), StoreError> {
+        // Challenges are worthless an hour after expiry; keep the table small.
+        sqlx::query("DELETE FROM challenges WHERE expires_at < ?")
+            .bind(ch.expires_at as i64 - 2 * 3600)
+            .execute(&self.pool)
+            .await
+            .map_err(e("put_challenge"))?;
         let body = serde_json::to_string(ch).unwrap_or_default();
         sqlx::query("INSERT INTO challenges (id, body, secret, expires_at) VALUES (?, ?, ?, ?)")
             .bind(&ch.id)

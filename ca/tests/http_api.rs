@@ -319,3 +319,60 @@ async fn only_holder_or_admin_may_revoke() {
     let err = ca.admin.revoke(&"cd".repeat(16), None).await.unwrap_err();
     assert_eq!((err.status(), err.field()), (Some(404), Some("serial")));
 }
+
+#[tokio::test]
+async fn restart_keeps_log_certificates_and_used_challenges() {
+    use flowshield_ca::authority::Authority;
+    use flowshield_ca::service::{CaService, ServiceConfig};
+    use flowshield_ca::store::Store;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ca.db");
+    let db = db.to_str().unwrap();
+    let authority = Authority::create(Address::repeat_byte(7), unix_now()).unwrap();
+    let (key_pem, cert_der) = (
+        authority.key_pem().to_string(),
+        authority.cert_der().to_vec(),
+    );
+    let keys = NodeKeys::generate();
+
+    let svc = CaService::new(
+        authority,
+        Store::open(db).await.unwrap(),
+        None,
+        ServiceConfig::default(),
+    )
+    .await
+    .unwrap();
+    let ch = svc
+        .challenge(keys.binding(), flowshield_ca::pop::Purpose::Issue)
+        .await
+        .unwrap();
+    let csr = keys.csr_der().unwrap();
+    let proofs = keys.prove(&ch).unwrap();
+    let issued = svc.issue(&ch.id, &csr, &proofs).await.unwrap();
+    svc.revoke(&issued.serial, None, true).await.unwrap();
+    let root_before = svc.log_root().await.unwrap();
+    drop(svc);
+
+    let authority = Authority::load(&key_pem, &cert_der, Address::repeat_byte(7)).unwrap();
+    let svc = CaService::new(
+        authority,
+        Store::open(db).await.unwrap(),
+        None,
+        ServiceConfig::default(),
+    )
+    .await
+    .unwrap();
+    let root_after = svc.log_root().await.unwrap();
+    assert_eq!(
+        (root_after.tree_size, root_after.root),
+        (2, root_before.root)
+    );
+    assert_eq!(svc.status(&issued.serial).await.unwrap().status, "revoked");
+    let replay = svc.issue(&ch.id, &csr, &proofs).await.unwrap_err();
+    assert!(matches!(
+        replay,
+        flowshield_ca::service::ServiceError::Pop(flowshield_ca::pop::PopError::Reused)
+    ));
+}
