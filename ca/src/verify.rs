@@ -126,6 +126,9 @@ pub fn inspect_chain(chain: &[Vec<u8>], now: u64) -> Result<CertFacts, VerifyErr
     let leaf = parse(leaf_der, "leaf")?;
     let root = parse(root_der, "root")?;
 
+    if leaf.is_ca() {
+        return Err(VerifyError::Malformed("leaf is a CA certificate"));
+    }
     if !root.is_ca() {
         return Err(VerifyError::IssuerNotCa);
     }

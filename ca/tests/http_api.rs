@@ -244,11 +244,14 @@ async fn malformed_input_is_4xx_naming_the_field() {
         "peer_id": b.peer_id.to_base58(),
         "chain_address": b.chain_address.to_string(),
     });
+    let not_ed25519 = libp2p_identity::PeerId::random().to_base58();
     for (field, value) in [
         ("wg_pubkey", "AAAA"),
         ("peer_id", "not-a-peer"),
         ("chain_address", "0x1234"),
         ("purpose", "steal"),
+        // a valid PeerId whose key is not Ed25519 (random identity multihash)
+        ("peer_id", not_ed25519.as_str()),
     ] {
         let mut body = good.clone();
         body[field] = value.into();
@@ -260,7 +263,10 @@ async fn malformed_input_is_4xx_naming_the_field() {
             .unwrap();
         assert_eq!(resp.status(), 400, "{field}");
         let err: serde_json::Value = resp.json().await.unwrap();
-        assert_eq!(err["field"], field);
+        assert_eq!(err["field"], field, "{err}");
+        if value == not_ed25519 {
+            assert!(err["error"].as_str().unwrap().contains("Ed25519"), "{err}");
+        }
     }
     let resp = http
         .post(format!("{}/v1/issue", ca.base))

@@ -45,6 +45,9 @@ impl ServiceError {
                 (StatusCode::NOT_FOUND, Some("challenge_id"))
             }
             ServiceError::Pop(PopError::Reused) => (StatusCode::CONFLICT, Some("challenge_id")),
+            ServiceError::Pop(PopError::PeerIdNotEd25519) => {
+                (StatusCode::BAD_REQUEST, Some("peer_id"))
+            }
             ServiceError::Pop(p) => (StatusCode::FORBIDDEN, Some(p.field())),
             ServiceError::Csr(_) => (StatusCode::BAD_REQUEST, Some("csr")),
             ServiceError::BadRequest { field, .. } => (StatusCode::BAD_REQUEST, Some(field)),
