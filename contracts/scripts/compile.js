@@ -33,7 +33,12 @@ function compile() {
   if (!version.startsWith(EXPECTED_SOLC + '+')) {
     throw new Error(`solc-js ${version} does not match pinned ${EXPECTED_SOLC}; run npm ci`);
   }
-  const files = fs.readdirSync(SRC_DIR).filter((f) => f.endsWith('.sol')).sort();
+  // solidity/*.sol and solidity/test/*.sol (test-only helper contracts).
+  const files = fs
+    .readdirSync(SRC_DIR, { recursive: true })
+    .filter((f) => f.endsWith('.sol'))
+    .map((f) => f.split(path.sep).join('/'))
+    .sort();
   const sources = {};
   for (const f of files) {
     sources[`solidity/${f}`] = { content: fs.readFileSync(path.join(SRC_DIR, f), 'utf8') };

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent setup for contracts/: install the pinned npm toolchain (solc-js, hardhat)
-# when node_modules is missing or older than package-lock.json, then compile.
+# when node_modules is missing or older than package-lock.json, then compile
+# (or, in CI / with --check, verify the committed build/ is not stale).
 # Only the npm registry is contacted, and only when an install is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,4 +16,10 @@ else
   echo "setup: node_modules up to date"
 fi
 
-node scripts/compile.js
+# In CI (CI=true) or with --check, never rewrite build/: fail if the committed
+# artifacts differ from a fresh compile. Locally, regenerate them.
+if [[ "${CI:-}" == "true" || "${1:-}" == "--check" ]]; then
+  node scripts/compile.js --check
+else
+  node scripts/compile.js
+fi

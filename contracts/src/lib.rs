@@ -14,6 +14,8 @@
 //! metering live in the market sidecar), does not manage real keys (callers pass signers),
 //! and [`LocalChain`] is never a production node.
 
+#![warn(missing_docs)]
+
 pub mod bindings;
 pub mod deca;
 pub mod error;

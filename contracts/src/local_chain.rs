@@ -3,8 +3,10 @@
 //!
 //! Each [`LocalChain`] runs its own `hardhat node` on a free loopback port, in its own
 //! process group, and kills that group when dropped. Dev accounts are derived from a
-//! fixed seed (publicly known keys: never hold real funds with them) and handed to the
+//! per-instance salt (test-only keys: never hold real funds with them) and handed to the
 //! node through the environment; the node's stdout (which prints keys) is discarded.
+//! Because the keys are unique per instance, `eth_accounts` proves that the node that
+//! answers on the port is ours and not one started concurrently by another test.
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -53,19 +55,39 @@ impl Default for LocalChainOptions {
 }
 
 /// A running local Hardhat (EDR) node; killed (whole process group) on drop.
-#[derive(Debug)]
 pub struct LocalChain {
     child: Child,
     rpc_url: String,
     log_path: PathBuf,
     dev_keys: Vec<B256>,
+    salt: String,
     extra_accounts: AtomicU64,
     reader: DynProvider,
 }
 
-/// Deterministic dev key `index`: keccak256 of a fixed label (public, test-only).
-fn derive_dev_key(label: &str, index: u64) -> B256 {
-    keccak256(format!("flowshield-localchain/{label}/{index}"))
+impl std::fmt::Debug for LocalChain {
+    // Hand-written so that the dev keys never end up in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalChain")
+            .field("rpc_url", &self.rpc_url)
+            .field("pid", &self.child.id())
+            .field("dev_accounts", &self.dev_keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Dev key `index` of the instance with `salt`: keccak256 of a label (test-only).
+fn derive_dev_key(salt: &str, label: &str, index: u64) -> B256 {
+    keccak256(format!("flowshield-localchain/{salt}/{label}/{index}"))
+}
+
+/// A salt unique to this process, port and moment.
+fn instance_salt(port: u16) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{}-{port}-{nanos}", std::process::id())
 }
 
 fn free_port() -> Result<u16, std::io::Error> {
@@ -121,8 +143,9 @@ impl LocalChain {
         }
         let port = free_port().map_err(spawn_err)?;
         let rpc_url = format!("http://127.0.0.1:{port}");
-        let dev_keys: Vec<B256> = (0..opts.accounts as u64)
-            .map(|i| derive_dev_key("dev", i))
+        let salt = instance_salt(port);
+        let dev_keys: Vec<B256> = (0..opts.accounts.max(1) as u64)
+            .map(|i| derive_dev_key(&salt, "dev", i))
             .collect();
         let keys_env = dev_keys
             .iter()
@@ -159,6 +182,7 @@ impl LocalChain {
             rpc_url,
             log_path,
             dev_keys,
+            salt,
             extra_accounts: AtomicU64::new(0),
             reader,
         };
@@ -179,10 +203,16 @@ impl LocalChain {
                 return Err(not_ready(self, format!("node exited with {status}")));
             }
             if let Ok(id) = self.reader.get_chain_id().await {
-                if id == LOCAL_CHAIN_ID {
+                if id != LOCAL_CHAIN_ID {
+                    return Err(not_ready(self, format!("unexpected chain id {id}")));
+                }
+                // Is it our node? Its accounts are derived from our salt.
+                let accounts = self.reader.get_accounts().await.unwrap_or_default();
+                let ours = self.dev_signer(0).map(|s| s.address());
+                if accounts.first().copied() == ours {
                     return Ok(());
                 }
-                return Err(not_ready(self, format!("unexpected chain id {id}")));
+                return Err(not_ready(self, "another node answers on this port".into()));
             }
             if Instant::now() >= deadline {
                 return Err(not_ready(self, format!("no answer within {timeout:?}")));
@@ -202,7 +232,7 @@ impl LocalChain {
         LOCAL_CHAIN_ID
     }
 
-    /// Private keys of the funded dev accounts (test-only, publicly derivable).
+    /// Private keys of the funded dev accounts (test-only, unique to this instance).
     pub fn dev_private_keys(&self) -> &[B256] {
         &self.dev_keys
     }
@@ -235,7 +265,7 @@ impl LocalChain {
     /// Tests sharing a node use these so their nonces never collide.
     pub async fn funded_signer(&self) -> Result<PrivateKeySigner> {
         let n = self.extra_accounts.fetch_add(1, Ordering::Relaxed);
-        let signer = rpc::signer_from_key(&derive_dev_key("extra", n))?;
+        let signer = rpc::signer_from_key(&derive_dev_key(&self.salt, "extra", n))?;
         self.set_balance(signer.address(), U256::from(DEV_BALANCE_WEI))
             .await?;
         Ok(signer)
@@ -321,8 +351,8 @@ mod tests {
 
     #[test]
     fn dev_keys_are_valid_and_distinct() {
-        let a = rpc::signer_from_key(&derive_dev_key("dev", 0)).map(|s| s.address());
-        let b = rpc::signer_from_key(&derive_dev_key("dev", 1)).map(|s| s.address());
+        let a = rpc::signer_from_key(&derive_dev_key("s", "dev", 0)).map(|s| s.address());
+        let b = rpc::signer_from_key(&derive_dev_key("s", "dev", 1)).map(|s| s.address());
         assert!(a.is_ok() && b.is_ok());
         assert_ne!(a.ok(), b.ok());
     }

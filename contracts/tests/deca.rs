@@ -12,6 +12,13 @@ fn h(byte: u8) -> B256 {
 #[tokio::test]
 async fn deca_registry_full_behaviour() {
     let chain = LocalChain::start().await.expect("local chain");
+    let dbg = format!("{chain:?}");
+    for key in chain.dev_private_keys() {
+        assert!(
+            !dbg.contains(&key.to_string()[2..]),
+            "Debug must not print private keys"
+        );
+    }
     let owner = chain.dev_signer(0).expect("dev 0");
     let op = chain.dev_signer(1).expect("dev 1");
     let stranger = chain.dev_signer(2).expect("dev 2");

@@ -1,0 +1,365 @@
+//! Every BandwidthMarket function: happy path and each revert reason, asserted by the
+//! decoded custom error.
+
+mod common;
+
+use common::{eth, meth, terms, Fixture};
+use flowshield_chain::alloy::primitives::{Address, Bytes, U256};
+use flowshield_chain::bindings::BandwidthMarket::BandwidthMarketErrors;
+use flowshield_chain::voucher;
+use flowshield_chain::{MarketClient, MarketParams, OrderStatus, ProviderTerms};
+
+#[tokio::test]
+async fn deploy_rejects_invalid_params() {
+    let fx = Fixture::new(MarketParams::default()).await;
+    let p = fx.owner.market.params().await.expect("params");
+    assert_eq!(p, MarketParams::default());
+    let provider = fx
+        .chain
+        .provider_for(fx.owner.signer.clone())
+        .expect("provider");
+    let bad = [
+        MarketParams {
+            min_stake: U256::ZERO,
+            ..MarketParams::default()
+        },
+        MarketParams {
+            quorum: 0,
+            ..MarketParams::default()
+        },
+        MarketParams {
+            report_period: 0,
+            ..MarketParams::default()
+        },
+        MarketParams {
+            accept_timeout: 0,
+            ..MarketParams::default()
+        },
+        MarketParams {
+            slash_bps: 10_001,
+            ..MarketParams::default()
+        },
+        MarketParams {
+            verifier_share_bps: 10_001,
+            ..MarketParams::default()
+        },
+    ];
+    for params in bad {
+        let err = MarketClient::deploy(provider.clone(), &params)
+            .await
+            .expect_err("invalid params");
+        assert!(
+            matches!(
+                err.market_error(),
+                Some(BandwidthMarketErrors::InvalidParams(_))
+            ),
+            "{params:?}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn provider_registry_functions_and_reverts() {
+    let fx = Fixture::new(MarketParams::default()).await;
+    let p = fx.actor().await;
+    let other = fx.actor().await;
+
+    // register
+    let e = assert_market_revert!(
+        p.market.register(meth(999), &terms(1)).await,
+        InsufficientStake
+    );
+    assert_eq!((e.given, e.minimum), (meth(999), eth(1)));
+    let zero_key = ProviderTerms {
+        wg_public_key: [0; 32],
+        ..terms(1)
+    };
+    assert_market_revert!(p.market.register(eth(1), &zero_key).await, InvalidWgKey);
+    p.market
+        .register(eth(1), &terms(1))
+        .await
+        .expect("register");
+    assert_market_revert!(
+        p.market.register(eth(1), &terms(1)).await,
+        AlreadyRegistered
+    );
+
+    // updateProvider
+    assert_market_revert!(other.market.update_provider(&terms(2)).await, NotRegistered);
+    assert_market_revert!(p.market.update_provider(&zero_key).await, InvalidWgKey);
+    let new_terms = ProviderTerms {
+        price_per_gib: meth(5),
+        price_per_hour: meth(6),
+        ..terms(2)
+    };
+    p.market.update_provider(&new_terms).await.expect("update");
+    let rec = fx
+        .owner
+        .market
+        .provider_record(p.addr())
+        .await
+        .expect("record");
+    assert_eq!((rec.pricePerGiB, rec.pricePerHour), (meth(5), meth(6)));
+    assert_eq!(
+        (rec.metadataHash, rec.wgPublicKey.0),
+        (new_terms.metadata_hash, [2; 32])
+    );
+
+    // addStake
+    assert_market_revert!(other.market.add_stake(eth(1)).await, NotRegistered);
+    assert_market_revert!(p.market.add_stake(U256::ZERO).await, ZeroAmount);
+    p.market.add_stake(eth(2)).await.expect("add stake");
+    assert_eq!(
+        fx.owner
+            .market
+            .provider_record(p.addr())
+            .await
+            .expect("record")
+            .stake,
+        eth(3)
+    );
+
+    // requestUnstake
+    assert_market_revert!(other.market.request_unstake(eth(1)).await, NotRegistered);
+    assert_market_revert!(p.market.request_unstake(U256::ZERO).await, ZeroAmount);
+    let e = assert_market_revert!(p.market.request_unstake(eth(4)).await, AmountExceedsStake);
+    assert_eq!((e.requested, e.stake), (eth(4), eth(3)));
+    let e = assert_market_revert!(
+        p.market.request_unstake(eth(3) - meth(1)).await,
+        StakeBelowMinimum
+    );
+    assert_eq!(e.remaining, meth(1));
+    p.market
+        .request_unstake(eth(1))
+        .await
+        .expect("partial unstake keeps min stake");
+    let rec = fx
+        .owner
+        .market
+        .provider_record(p.addr())
+        .await
+        .expect("record");
+    assert_eq!((rec.stake, rec.unbonding), (eth(2), eth(1)));
+    assert!(fx
+        .owner
+        .market
+        .is_active_provider(p.addr())
+        .await
+        .expect("view"));
+
+    // withdrawStake (UnbondingLocked and the happy path are in tests/lifecycle.rs)
+    assert_market_revert!(other.market.withdraw_stake().await, NotRegistered);
+    let fresh = fx.provider(eth(1)).await;
+    assert_market_revert!(fresh.market.withdraw_stake().await, NothingToWithdraw);
+    assert_market_revert!(p.market.withdraw_stake().await, UnbondingLocked);
+
+    // Full exit makes the provider inactive: no new orders; re-staking reactivates.
+    p.market
+        .request_unstake(eth(2))
+        .await
+        .expect("full unstake");
+    let client = fx.actor().await;
+    assert_market_revert!(
+        client.market.open_order(p.addr(), eth(1)).await,
+        ProviderNotActive
+    );
+    p.market.add_stake(eth(1)).await.expect("re-stake");
+    client
+        .market
+        .open_order(p.addr(), eth(1))
+        .await
+        .expect("open after re-stake");
+    fx.assert_solvent().await;
+}
+
+#[tokio::test]
+async fn order_functions_and_reverts() {
+    let fx = Fixture::new(MarketParams::default()).await;
+    let p = fx.provider(eth(2)).await;
+    let c = fx.actor().await;
+    let x = fx.actor().await; // stranger
+    let unknown = U256::from(999u64);
+
+    // openOrder
+    assert_market_revert!(c.market.open_order(p.addr(), U256::ZERO).await, ZeroAmount);
+    assert_market_revert!(
+        c.market.open_order(x.addr(), eth(1)).await,
+        ProviderNotActive
+    );
+    let (id, _) = c.market.open_order(p.addr(), eth(1)).await.expect("open");
+
+    // topUp
+    assert_market_revert!(c.market.top_up(unknown, eth(1)).await, UnknownOrder);
+    assert_market_revert!(x.market.top_up(id, eth(1)).await, Unauthorized);
+    assert_market_revert!(c.market.top_up(id, U256::ZERO).await, ZeroAmount);
+
+    // acceptOrder
+    assert_market_revert!(p.market.accept_order(unknown).await, UnknownOrder);
+    let e = assert_market_revert!(c.market.accept_order(id).await, Unauthorized);
+    assert_eq!(e.caller, c.addr());
+    p.market.accept_order(id).await.expect("accept");
+    let e = assert_market_revert!(p.market.accept_order(id).await, InvalidOrderStatus);
+    assert_eq!(e.status, 2u8, "Active");
+
+    // rejectOrder / cancelOrder only on pending orders
+    assert_market_revert!(p.market.reject_order(id).await, InvalidOrderStatus);
+    assert_market_revert!(c.market.cancel_order(id).await, InvalidOrderStatus);
+    assert_market_revert!(c.market.cancel_order(unknown).await, UnknownOrder);
+    let (id2, _) = c.market.open_order(p.addr(), eth(1)).await.expect("open 2");
+    assert_market_revert!(c.market.reject_order(id2).await, Unauthorized);
+    assert_market_revert!(p.market.reject_order(unknown).await, UnknownOrder);
+    p.market.reject_order(id2).await.expect("reject");
+    assert_eq!(
+        fx.owner.market.order_status(id2).await.expect("status"),
+        OrderStatus::Cancelled
+    );
+    assert_eq!(
+        fx.owner.market.claimable(c.addr()).await.expect("view"),
+        eth(1)
+    );
+    assert_market_revert!(c.market.top_up(id2, eth(1)).await, InvalidOrderStatus);
+    let (id3, _) = c.market.open_order(p.addr(), eth(1)).await.expect("open 3");
+    c.market
+        .cancel_order(id3)
+        .await
+        .expect("client cancels before deadline");
+    assert_eq!(
+        fx.owner.market.claimable(c.addr()).await.expect("view"),
+        eth(2)
+    );
+
+    // requestClose / settle
+    assert_market_revert!(c.market.request_close(unknown).await, UnknownOrder);
+    assert_market_revert!(p.market.request_close(id).await, Unauthorized);
+    assert_market_revert!(c.market.request_close(id3).await, InvalidOrderStatus);
+    assert_market_revert!(x.market.settle(id).await, Unauthorized);
+    assert_market_revert!(p.market.settle(unknown).await, UnknownOrder);
+    assert_market_revert!(p.market.settle(id3).await, InvalidOrderStatus);
+    p.market
+        .settle(id)
+        .await
+        .expect("provider settles with nothing redeemed");
+    assert_eq!(
+        fx.owner.market.claimable(c.addr()).await.expect("view"),
+        eth(3)
+    );
+
+    // withdraw
+    assert_market_revert!(x.market.withdraw().await, NothingToWithdraw);
+    c.market.withdraw().await.expect("withdraw");
+    assert_eq!(
+        fx.owner.market.claimable(c.addr()).await.expect("view"),
+        U256::ZERO
+    );
+
+    // acceptOrder when the provider has left meanwhile
+    let (id4, _) = c.market.open_order(p.addr(), eth(1)).await.expect("open 4");
+    p.market.request_unstake(eth(2)).await.expect("exit");
+    assert_market_revert!(p.market.accept_order(id4).await, ProviderNotActive);
+    fx.assert_solvent().await;
+}
+
+#[tokio::test]
+async fn accept_is_capped_at_max_active_orders() {
+    let fx = Fixture::new(MarketParams::default()).await;
+    let p = fx.provider(eth(1)).await;
+    let c = fx.actor().await;
+    for _ in 0..32 {
+        let (id, _) = c.market.open_order(p.addr(), meth(1)).await.expect("open");
+        p.market.accept_order(id).await.expect("accept");
+    }
+    let (id, _) = c
+        .market
+        .open_order(p.addr(), meth(1))
+        .await
+        .expect("open 33");
+    assert_market_revert!(p.market.accept_order(id).await, TooManyActiveOrders);
+    let first = U256::from(1u64);
+    p.market.settle(first).await.expect("settle frees a slot");
+    p.market
+        .accept_order(id)
+        .await
+        .expect("accept after settle");
+    let active = fx.owner.market.active_orders(p.addr()).await.expect("view");
+    assert_eq!(active.len(), 32);
+    assert!(!active.contains(&first) && active.contains(&id));
+    fx.assert_solvent().await;
+}
+
+#[tokio::test]
+async fn voucher_redemption_reverts() {
+    let fx = Fixture::new(MarketParams::default()).await;
+    let p = fx.provider(eth(1)).await;
+    let c = fx.actor().await;
+    let x = fx.actor().await;
+    let (id, _) = c.market.open_order(p.addr(), eth(1)).await.expect("open");
+    let v = c.voucher(id, meth(100)).await;
+
+    assert_market_revert!(p.market.redeem_voucher(&v).await, InvalidOrderStatus); // pending
+    p.market.accept_order(id).await.expect("accept");
+    assert_market_revert!(x.market.redeem_voucher(&v).await, Unauthorized);
+    assert_market_revert!(c.market.redeem_voucher(&v).await, Unauthorized);
+    let unknown = voucher::SignedVoucher {
+        order_id: U256::from(77u64),
+        ..v.clone()
+    };
+    assert_market_revert!(p.market.redeem_voucher(&unknown).await, UnknownOrder);
+    let zero = c.voucher(id, U256::ZERO).await;
+    assert_market_revert!(p.market.redeem_voucher(&zero).await, VoucherNotIncreasing);
+    let too_much = c.voucher(id, eth(1) + U256::from(1u64)).await;
+    let e = assert_market_revert!(
+        p.market.redeem_voucher(&too_much).await,
+        VoucherExceedsEscrow
+    );
+    assert_eq!(e.escrow, eth(1));
+
+    // Malformed signatures: wrong length, v not in {27,28}, malleable high-s twin.
+    let short = Bytes::from(v.signature[..64].to_vec());
+    assert_market_revert!(
+        p.market.redeem_raw(id, v.cumulative_amount, short).await,
+        InvalidSignature
+    );
+    let mut bad_v = v.signature.to_vec();
+    bad_v[64] -= 27;
+    assert_market_revert!(
+        p.market
+            .redeem_raw(id, v.cumulative_amount, bad_v.into())
+            .await,
+        InvalidSignature
+    );
+    let n = U256::from_str_radix(
+        "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
+        16,
+    )
+    .expect("n");
+    let mut twin = v.signature.to_vec();
+    let s = U256::from_be_slice(&twin[32..64]);
+    twin[32..64].copy_from_slice(&(n - s).to_be_bytes::<32>());
+    twin[64] = if twin[64] == 27 { 28 } else { 27 };
+    assert_market_revert!(
+        p.market
+            .redeem_raw(id, v.cumulative_amount, twin.into())
+            .await,
+        InvalidSignature
+    );
+
+    // Signed by someone else, for another order, or for another deployment.
+    let by_provider = p.voucher(id, meth(100)).await;
+    let e = assert_market_revert!(p.market.redeem_voucher(&by_provider).await, InvalidSigner);
+    assert_eq!((e.recovered, e.expected), (p.addr(), c.addr()));
+    let (id2, _) = c.market.open_order(p.addr(), eth(1)).await.expect("open 2");
+    let for_other_order = c.voucher(id2, meth(100)).await;
+    let replayed = voucher::SignedVoucher {
+        order_id: id,
+        ..for_other_order
+    };
+    assert_market_revert!(p.market.redeem_voucher(&replayed).await, InvalidSigner);
+    let foreign_domain = voucher::market_domain(31337, Address::repeat_byte(0x42));
+    let foreign = voucher::sign_voucher(&c.signer, &foreign_domain, id, meth(100)).expect("sign");
+    assert_market_revert!(p.market.redeem_voucher(&foreign).await, InvalidSigner);
+
+    // The genuine voucher still works, exactly once.
+    p.market.redeem_voucher(&v).await.expect("redeem");
+    assert_market_revert!(p.market.redeem_voucher(&v).await, VoucherNotIncreasing);
+    fx.assert_solvent().await;
+}
