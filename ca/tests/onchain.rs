@@ -241,6 +241,45 @@ async fn only_registered_operators_are_trusted() {
         .await
         .unwrap();
     assert!(!revoked.on_chain);
+    let serial = serial_hash(&hex::decode(&cert.serial).unwrap());
+    assert!(!c
+        .verifier
+        .is_revoked(rogue_signer.address(), serial)
+        .await
+        .unwrap());
+    // Once governance admits it, the next anchoring round records the pending revocation
+    // and anchors its log (issued + revoked = 2 leaves).
+    let hash = B256::from(rogue.svc.authority().ca_cert_hash());
+    c.owner
+        .register_operator(rogue_signer.address(), hash, &rogue.base)
+        .await
+        .unwrap();
+    assert_eq!(rogue.svc.anchor_once().await.unwrap(), Some(2));
+    assert!(c
+        .verifier
+        .is_revoked(rogue_signer.address(), serial)
+        .await
+        .unwrap());
+    assert!(
+        rogue
+            .client
+            .status(&cert.serial)
+            .await
+            .unwrap()
+            .revoked_on_chain
+    );
+    assert_eq!(
+        verify_node_cert(
+            &c.verifier,
+            &cert.chain().unwrap(),
+            &keys.binding(),
+            None,
+            false,
+            unix_now()
+        )
+        .await,
+        Err(VerifyError::Revoked)
+    );
 
     // A registered operator presenting a root other than the registered one is rejected.
     let (honest, signer) = c.operator(true).await;
