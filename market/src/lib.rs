@@ -25,8 +25,8 @@ pub mod dataplane;
 pub mod identity;
 pub mod index;
 pub mod matching;
-// pub mod metrics;
-// pub mod net;
+pub mod metrics;
+pub mod net;
 pub mod pool;
 // pub mod provider;
 
