@@ -19,16 +19,16 @@
 //! Signed message types live in `flowshield-proto`. Not here (yet): the
 //! client role, orders and vouchers on chain, certificates.
 
-// pub mod api;
+pub mod api;
 pub mod dataplane;
-// pub mod fullnode;
+pub mod fullnode;
 pub mod identity;
 pub mod index;
 pub mod matching;
 pub mod metrics;
 pub mod net;
 pub mod pool;
-// pub mod provider;
+pub mod provider;
 
 /// Milliseconds since the Unix epoch, the clock every signed message uses.
 pub fn unix_ms() -> u64 {

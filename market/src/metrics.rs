@@ -1,6 +1,8 @@
 //! The fullnode's Prometheus metrics.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 /// Every metric the fullnode exports, in one registry of its own (so two
 /// fullnodes in one process, as in tests, do not share counters).
@@ -31,7 +33,9 @@ impl Metrics {
                 "flowshield_match_latency_seconds",
                 "Time to answer POST /v1/match",
             )
-            .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
         )?;
         registry.register(Box::new(heartbeats.clone()))?;
         registry.register(Box::new(providers_indexed.clone()))?;

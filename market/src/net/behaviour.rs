@@ -71,11 +71,8 @@ fn behaviour(config: &NetConfig) -> Result<MarketBehaviour, NetError> {
         .set_record_filtering(kad::StoreInserts::FilterBoth)
         .set_record_ttl(Some(config.record_ttl))
         .set_query_timeout(Duration::from_secs(20));
-    let mut kad = kad::Behaviour::with_config(
-        peer_id,
-        kad::store::MemoryStore::new(peer_id),
-        kad_config,
-    );
+    let mut kad =
+        kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
     // Answer DHT queries even without a confirmed public address: market
     // nodes are servers.
     kad.set_mode(Some(kad::Mode::Server));
@@ -127,10 +124,12 @@ pub(crate) async fn build_swarm(
 
     let mut pending = Vec::new();
     for addr in &config.listen {
-        let id = swarm.listen_on(addr.clone()).map_err(|e| NetError::Listen {
-            addr: addr.to_string(),
-            reason: e.to_string(),
-        })?;
+        let id = swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NetError::Listen {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?;
         pending.push((id, addr.clone()));
     }
     let peer_id = *swarm.local_peer_id();

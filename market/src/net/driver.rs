@@ -187,7 +187,6 @@ impl Driver {
         }
     }
 
-
     async fn handle_swarm_event(&mut self, event: SwarmEvent<MarketBehaviourEvent>) {
         match event {
             SwarmEvent::ConnectionEstablished {
@@ -239,11 +238,12 @@ impl Driver {
                 message_id,
                 message,
             } => {
-                let verdict = SignedMessage::<Heartbeat>::from_bytes(&message.data).and_then(|signed| {
-                    let heartbeat = signed.verify()?;
-                    self.replay.check_and_record(&heartbeat, unix_ms())?;
-                    Ok((heartbeat, signed))
-                });
+                let verdict =
+                    SignedMessage::<Heartbeat>::from_bytes(&message.data).and_then(|signed| {
+                        let heartbeat = signed.verify()?;
+                        self.replay.check_and_record(&heartbeat, unix_ms())?;
+                        Ok((heartbeat, signed))
+                    });
                 let acceptance = match &verdict {
                     Ok(_) => MessageAcceptance::Accept,
                     // Late or duplicate copies can reach honest relays; drop
@@ -339,31 +339,38 @@ impl Driver {
                     found.extend(providers);
                 }
             }
-            (Pending::GetHeartbeat { peer, reply, last_error }, kad::QueryResult::GetRecord(result)) => {
-                match result {
-                    Ok(kad::GetRecordOk::FoundRecord(found)) => {
-                        match verify_heartbeat_record(&found.record) {
-                            Ok(heartbeat) if heartbeat.offer.provider_peer_id == *peer => {
-                                if let Some(reply) = reply.take() {
-                                    let _ = reply.send(Ok(heartbeat));
-                                }
+            (
+                Pending::GetHeartbeat {
+                    peer,
+                    reply,
+                    last_error,
+                },
+                kad::QueryResult::GetRecord(result),
+            ) => match result {
+                Ok(kad::GetRecordOk::FoundRecord(found)) => {
+                    match verify_heartbeat_record(&found.record) {
+                        Ok(heartbeat) if heartbeat.offer.provider_peer_id == *peer => {
+                            if let Some(reply) = reply.take() {
+                                let _ = reply.send(Ok(heartbeat));
                             }
-                            Ok(_) => *last_error = Some(NetError::Dht {
+                        }
+                        Ok(_) => {
+                            *last_error = Some(NetError::Dht {
                                 what: "get_record",
                                 reason: "record names another provider".into(),
-                            }),
-                            Err(e) => *last_error = Some(NetError::Record(e)),
+                            })
                         }
-                    }
-                    Ok(kad::GetRecordOk::FinishedWithNoAdditionalRecord { .. }) => {}
-                    Err(e) => {
-                        *last_error = Some(NetError::Dht {
-                            what: "get_record",
-                            reason: e.to_string(),
-                        })
+                        Err(e) => *last_error = Some(NetError::Record(e)),
                     }
                 }
-            }
+                Ok(kad::GetRecordOk::FinishedWithNoAdditionalRecord { .. }) => {}
+                Err(e) => {
+                    *last_error = Some(NetError::Dht {
+                        what: "get_record",
+                        reason: e.to_string(),
+                    })
+                }
+            },
             (Pending::StartProviding(_), kad::QueryResult::StartProviding(result))
             | (Pending::StartProviding(_), kad::QueryResult::RepublishProvider(result)) => {
                 if let Err(e) = result {
@@ -416,11 +423,14 @@ impl Driver {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
-                    emit(&self.events, NetEvent::InboundRequest {
-                        peer,
-                        request,
-                        channel,
-                    })
+                    emit(
+                        &self.events,
+                        NetEvent::InboundRequest {
+                            peer,
+                            request,
+                            channel,
+                        },
+                    )
                     .await;
                 }
                 request_response::Message::Response {

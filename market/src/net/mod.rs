@@ -21,7 +21,9 @@ mod driver;
 use behaviour::build_swarm;
 pub use behaviour::{heartbeat_record_key, region_key, HEARTBEAT_TOPIC, MARKET_PROTOCOL};
 
-use flowshield_proto::{Heartbeat, Keypair, PeerId, ProtoError, Region, ReplayPolicy, SignedMessage};
+use flowshield_proto::{
+    Heartbeat, Keypair, PeerId, ProtoError, Region, ReplayPolicy, SignedMessage,
+};
 use libp2p::request_response::ResponseChannel;
 use libp2p::Multiaddr;
 use serde::{Deserialize, Serialize};
@@ -221,7 +223,10 @@ impl NetHandle {
     }
 
     /// Gossips a signed heartbeat.
-    pub async fn publish_heartbeat(&self, signed: &SignedMessage<Heartbeat>) -> Result<(), NetError> {
+    pub async fn publish_heartbeat(
+        &self,
+        signed: &SignedMessage<Heartbeat>,
+    ) -> Result<(), NetError> {
         self.publish_raw(signed.to_bytes()).await
     }
 
