@@ -334,11 +334,13 @@ impl Driver {
             return;
         };
         match (&mut pending, result) {
-            (Pending::FindProviders { found, .. }, kad::QueryResult::GetProviders(Ok(ok))) => {
-                if let kad::GetProvidersOk::FoundProviders { providers, .. } = ok {
-                    found.extend(providers);
-                }
-            }
+            (
+                Pending::FindProviders { found, .. },
+                kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
+                    providers,
+                    ..
+                })),
+            ) => found.extend(providers),
             (
                 Pending::GetHeartbeat {
                     peer,
@@ -379,10 +381,8 @@ impl Driver {
                     tracing::debug!(error = %e, "provider announcement reached no peer");
                 }
             }
-            (Pending::PutRecord(_), kad::QueryResult::PutRecord(result)) => {
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "heartbeat record reached no peer");
-                }
+            (Pending::PutRecord(_), kad::QueryResult::PutRecord(Err(e))) => {
+                tracing::debug!(error = %e, "heartbeat record reached no peer");
             }
             (Pending::FindProviders { .. }, kad::QueryResult::GetProviders(Err(e))) => {
                 tracing::debug!(error = %e, "provider lookup ended early");
