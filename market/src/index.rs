@@ -12,8 +12,9 @@
 //! by price. (On Postgres the columns use the "C" collation so no locale
 //! can reorder them.)
 //!
-//! Tested here on SQLite; the Postgres path compiles but has no test server
-//! on this machine.
+//! `cargo test` covers SQLite; the same checks run on Postgres when
+//! `FLOWSHIELD_TEST_POSTGRES_URL` is set (`scripts/test-market-postgres.sh`
+//! installs and starts a local server and sets it).
 
 use flowshield_proto::{Heartbeat, Offer, Region, SignedMessage};
 use futures::future::BoxFuture;
@@ -297,9 +298,8 @@ mod tests {
         (dir, index)
     }
 
-    #[tokio::test]
-    async fn upsert_replaces_only_with_newer() {
-        let (_dir, index) = temp_index().await;
+    async fn check_upsert_replaces_only_with_newer(index: &ProviderIndex) {
+        let index = index.clone();
         let key = Keypair::generate_ed25519();
         put(&index, &key, &heartbeat(&key, "eu", 10, 100, 2), 5_000).await;
         put(&index, &key, &heartbeat(&key, "eu", 20, 100, 3), 6_000).await;
@@ -321,9 +321,8 @@ mod tests {
         assert_eq!(index.count().await.unwrap(), 1);
     }
 
-    #[tokio::test]
-    async fn queries_by_region_price_capacity() {
-        let (_dir, index) = temp_index().await;
+    async fn check_queries_by_region_price_capacity(index: &ProviderIndex) {
+        let index = index.clone();
         let keys: Vec<Keypair> = (0..4).map(|_| Keypair::generate_ed25519()).collect();
         let specs = [
             ("eu", 300u128, 100u32),
@@ -377,11 +376,8 @@ mod tests {
         assert_eq!(limited.len(), 2);
     }
 
-    #[tokio::test]
-    async fn expires_silent_providers_and_persists() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("index.db").display());
-        let index = ProviderIndex::connect(&url).await.unwrap();
+    async fn check_expires_silent_providers_and_persists(url: &str) {
+        let index = ProviderIndex::connect(url).await.unwrap();
         let old = Keypair::generate_ed25519();
         let fresh = Keypair::generate_ed25519();
         put(&index, &old, &heartbeat(&old, "eu", 1, 1, 1), 1_000).await;
@@ -389,8 +385,52 @@ mod tests {
         assert_eq!(index.expire(5_000).await.unwrap(), 1);
         index.close().await;
         // Reopening runs the migrations again (a no-op) and keeps the data.
-        let index = ProviderIndex::connect(&url).await.unwrap();
+        let index = ProviderIndex::connect(url).await.unwrap();
         assert_eq!(index.count().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn sqlite_upsert_replaces_only_with_newer() {
+        let (_dir, index) = temp_index().await;
+        check_upsert_replaces_only_with_newer(&index).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_queries_by_region_price_capacity() {
+        let (_dir, index) = temp_index().await;
+        check_queries_by_region_price_capacity(&index).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_expires_silent_providers_and_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("index.db").display());
+        check_expires_silent_providers_and_persists(&url).await;
+    }
+
+    /// Runs the same checks on Postgres when `FLOWSHIELD_TEST_POSTGRES_URL`
+    /// names a database this test may wipe (`scripts/test-market-postgres.sh`
+    /// sets one up); otherwise says so and checks nothing.
+    #[tokio::test]
+    async fn postgres_backend_passes_the_same_checks() {
+        let Ok(url) = std::env::var("FLOWSHIELD_TEST_POSTGRES_URL") else {
+            eprintln!("skipped: FLOWSHIELD_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        let index = ProviderIndex::connect(&url).await.unwrap();
+        let wipe = || async {
+            sqlx::query("DELETE FROM providers")
+                .execute(&index.pool)
+                .await
+                .unwrap();
+        };
+        wipe().await;
+        check_upsert_replaces_only_with_newer(&index).await;
+        wipe().await;
+        check_queries_by_region_price_capacity(&index).await;
+        wipe().await;
+        check_expires_silent_providers_and_persists(&url).await;
+        wipe().await;
     }
 
     #[tokio::test]
