@@ -13,7 +13,7 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{identify, kad, Swarm};
+use libp2p::{identify, kad, Multiaddr, Swarm};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -43,7 +43,11 @@ pub(crate) struct Driver {
     queries: HashMap<kad::QueryId, Pending>,
     requests: HashMap<OutboundRequestId, Reply<MarketResponse>>,
     dials: HashMap<ConnectionId, Reply<()>>,
+    bootstrap: Vec<Multiaddr>,
 }
+
+/// How often a node with no connection at all dials its bootstrap peers again.
+const REDIAL_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Driver {
     pub fn new(
@@ -51,6 +55,7 @@ impl Driver {
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<NetEvent>,
         policy: ReplayPolicy,
+        bootstrap: Vec<Multiaddr>,
     ) -> Self {
         Self {
             swarm,
@@ -61,11 +66,16 @@ impl Driver {
             queries: HashMap::new(),
             requests: HashMap::new(),
             dials: HashMap::new(),
+            bootstrap,
         }
     }
 
     pub async fn run(mut self) {
         let mut prune = tokio::time::interval(Duration::from_secs(30));
+        let mut redial = tokio::time::interval_at(
+            tokio::time::Instant::now() + REDIAL_INTERVAL,
+            REDIAL_INTERVAL,
+        );
         loop {
             tokio::select! {
                 command = self.commands.recv() => match command {
@@ -76,9 +86,22 @@ impl Driver {
                 _ = prune.tick() => {
                     self.replay.prune(unix_ms());
                 }
+                _ = redial.tick() => self.redial_if_alone(),
             }
         }
         tracing::debug!("network task stopped");
+    }
+
+    fn redial_if_alone(&mut self) {
+        if self.swarm.connected_peers().next().is_some() {
+            return;
+        }
+        for addr in self.bootstrap.clone() {
+            tracing::debug!(%addr, "no peers: dialing bootstrap again");
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                tracing::debug!(%addr, error = %e, "bootstrap dial failed");
+            }
+        }
     }
 
     fn handle_command(&mut self, command: Command) {

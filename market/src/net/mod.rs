@@ -97,8 +97,8 @@ pub struct NetConfig {
     pub keypair: Keypair,
     /// e.g. `/ip4/127.0.0.1/tcp/0`, `/ip4/127.0.0.1/udp/0/quic-v1`.
     pub listen: Vec<Multiaddr>,
-    /// Peers to dial at start; with a `/p2p/<id>` suffix they also seed
-    /// Kademlia at once.
+    /// Peers to dial at start (and again whenever the node has no
+    /// connection); with a `/p2p/<id>` suffix they also seed Kademlia.
     pub bootstrap: Vec<Multiaddr>,
     pub replay_policy: ReplayPolicy,
     /// How long published DHT records live on other nodes.
@@ -178,16 +178,29 @@ pub async fn spawn(config: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEv
     let peer_id = *swarm.local_peer_id();
     let (commands, command_rx) = mpsc::channel(256);
     let (events, event_rx) = mpsc::channel(1024);
-    let driver = driver::Driver::new(swarm, command_rx, events, config.replay_policy);
+    let driver = driver::Driver::new(
+        swarm,
+        command_rx,
+        events,
+        config.replay_policy,
+        config.bootstrap.clone(),
+    );
     let span = tracing::info_span!("net", %peer_id);
     tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
+    // An unreachable bootstrap peer is not fatal: the driver dials the list
+    // again while the node has no connection at all.
     for addr in config.bootstrap {
         let (reply, done) = oneshot::channel();
         commands
-            .send(Command::Dial { addr, reply })
+            .send(Command::Dial {
+                addr: addr.clone(),
+                reply,
+            })
             .await
             .map_err(|_| NetError::Stopped)?;
-        done.await.map_err(|_| NetError::Stopped)??;
+        if let Err(e) = done.await.map_err(|_| NetError::Stopped)? {
+            tracing::warn!(%addr, error = %e, "bootstrap peer unreachable for now");
+        }
     }
     Ok((
         NetHandle {
