@@ -1,0 +1,443 @@
+//! The fullnode's provider index: the latest verified heartbeat of every
+//! provider heard from recently, in SQL.
+//!
+//! One code path serves SQLite (the default, `sqlite://FILE`) and Postgres
+//! (`postgres://...`) through sqlx's `Any` driver: the queries use only
+//! `$N` placeholders, `INSERT ... ON CONFLICT DO UPDATE ... WHERE`, TEXT and
+//! BIGINT, which both accept. Migrations are embedded in the binary.
+//!
+//! Prices are `u128` wei, wider than any SQL integer both databases share,
+//! so they are stored as 39-digit zero-padded decimal text: for equal-length
+//! digit strings text order is numeric order, which lets SQL filter and sort
+//! by price. (On Postgres the columns use the "C" collation so no locale
+//! can reorder them.)
+//!
+//! `cargo test` covers SQLite; the same checks run on Postgres when
+//! `FLOWSHIELD_TEST_POSTGRES_URL` is set (`scripts/test-market-postgres.sh`
+//! installs and starts a local server and sets it).
+
+use flowshield_proto::{Heartbeat, Offer, Region, SignedMessage};
+use futures::future::BoxFuture;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::{AnyPool, Row};
+use std::borrow::Cow;
+
+/// Why the index failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("database {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("migrating the provider index: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("provider index query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("provider index holds a corrupt row for {peer_id}: {reason}")]
+    Corrupt { peer_id: String, reason: String },
+    #[error("unsupported database URL '{0}' (use sqlite:// or postgres://)")]
+    UnsupportedUrl(String),
+}
+
+/// One indexed provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexedProvider {
+    pub offer: Offer,
+    pub seq: u64,
+    pub timestamp_ms: u64,
+    /// When this fullnode last accepted a heartbeat from it.
+    pub last_seen_ms: u64,
+    /// The heartbeat as signed, so a client can verify it itself.
+    pub signed_heartbeat: String,
+}
+
+/// Filters for [`ProviderIndex::query`]; `None` means any.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProviderQuery {
+    pub region: Option<Region>,
+    pub max_price_per_gib_wei: Option<u128>,
+    pub min_capacity_mbps: Option<u32>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+const SQLITE_SCHEMA: &str = include_str!("../migrations/sqlite/0001_providers.sql");
+const POSTGRES_SCHEMA: &str = include_str!("../migrations/postgres/0001_providers.sql");
+
+#[derive(Debug)]
+struct EmbeddedMigrations(Backend);
+
+impl MigrationSource<'static> for EmbeddedMigrations {
+    fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, sqlx::error::BoxDynError>> {
+        let sql = match self.0 {
+            Backend::Sqlite => SQLITE_SCHEMA,
+            Backend::Postgres => POSTGRES_SCHEMA,
+        };
+        Box::pin(async move {
+            Ok(vec![Migration::new(
+                1,
+                Cow::Borrowed("providers"),
+                MigrationType::Simple,
+                Cow::Borrowed(sql),
+                false,
+            )])
+        })
+    }
+}
+
+/// Pads a wei amount to 39 digits so text order is numeric order.
+fn price_key(wei: u128) -> String {
+    format!("{wei:039}")
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+const COLUMNS: &str = "offer_json, seq, timestamp_ms, last_seen_ms, signed_heartbeat, peer_id";
+
+/// The provider index.
+#[derive(Debug, Clone)]
+pub struct ProviderIndex {
+    pool: AnyPool,
+}
+
+impl ProviderIndex {
+    /// Connects (creating a SQLite file if needed) and migrates.
+    pub async fn connect(url: &str) -> Result<Self, IndexError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(IndexError::UnsupportedUrl(url.chars().take(32).collect()));
+        };
+        let connect_url = match backend {
+            Backend::Sqlite if !url.contains("mode=") && !url.contains(":memory:") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_string(),
+        };
+        // SQLite allows one writer; a small pool avoids "database is locked".
+        let max_connections = if backend == Backend::Sqlite { 1 } else { 8 };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .connect(&connect_url)
+            .await
+            .map_err(|source| IndexError::Connect {
+                // Never echo credentials a Postgres URL may carry.
+                url: url.split('@').next_back().unwrap_or(url).to_string(),
+                source,
+            })?;
+        Migrator::new(EmbeddedMigrations(backend))
+            .await?
+            .run(&pool)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    /// Inserts or replaces a provider's entry with a newer verified
+    /// heartbeat; an older one (by timestamp) leaves the entry as it is.
+    pub async fn upsert(
+        &self,
+        heartbeat: &Heartbeat,
+        signed: &SignedMessage<Heartbeat>,
+        now_ms: u64,
+    ) -> Result<(), IndexError> {
+        let offer = &heartbeat.offer;
+        let offer_json = serde_json::to_string(offer).map_err(|e| IndexError::Corrupt {
+            peer_id: offer.provider_peer_id.to_base58(),
+            reason: e.to_string(),
+        })?;
+        let signed_text = String::from_utf8_lossy(&signed.to_bytes()).into_owned();
+        sqlx::query(
+            "INSERT INTO providers (peer_id, region, price_per_gib_key, price_per_hour_key, \
+             capacity_mbps, max_clients, seq, timestamp_ms, last_seen_ms, offer_json, signed_heartbeat) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (peer_id) DO UPDATE SET region = excluded.region, \
+             price_per_gib_key = excluded.price_per_gib_key, \
+             price_per_hour_key = excluded.price_per_hour_key, \
+             capacity_mbps = excluded.capacity_mbps, max_clients = excluded.max_clients, \
+             seq = excluded.seq, timestamp_ms = excluded.timestamp_ms, \
+             last_seen_ms = excluded.last_seen_ms, offer_json = excluded.offer_json, \
+             signed_heartbeat = excluded.signed_heartbeat \
+             WHERE providers.timestamp_ms <= excluded.timestamp_ms",
+        )
+        .bind(offer.provider_peer_id.to_base58())
+        .bind(offer.region.as_str().to_string())
+        .bind(price_key(offer.price_per_gib_wei))
+        .bind(price_key(offer.price_per_hour_wei))
+        .bind(i64::from(offer.capacity_mbps))
+        .bind(i64::from(offer.max_clients))
+        .bind(heartbeat.seq.to_string())
+        .bind(to_i64(heartbeat.timestamp_ms))
+        .bind(to_i64(now_ms))
+        .bind(offer_json)
+        .bind(signed_text)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes providers not heard from since `cutoff_ms`; returns how many.
+    pub async fn expire(&self, cutoff_ms: u64) -> Result<u64, IndexError> {
+        let done = sqlx::query("DELETE FROM providers WHERE last_seen_ms < $1")
+            .bind(to_i64(cutoff_ms))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Providers matching `query`, cheapest first.
+    pub async fn query(&self, query: &ProviderQuery) -> Result<Vec<IndexedProvider>, IndexError> {
+        let mut sql = format!("SELECT {COLUMNS} FROM providers WHERE 1 = 1");
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if query.region.is_some() {
+            sql += &format!(" AND region = {}", next());
+        }
+        if query.max_price_per_gib_wei.is_some() {
+            sql += &format!(" AND price_per_gib_key <= {}", next());
+        }
+        if query.min_capacity_mbps.is_some() {
+            sql += &format!(" AND capacity_mbps >= {}", next());
+        }
+        sql += &format!(" ORDER BY price_per_gib_key, peer_id LIMIT {}", next());
+        let mut q = sqlx::query(&sql);
+        if let Some(region) = &query.region {
+            q = q.bind(region.as_str().to_string());
+        }
+        if let Some(price) = query.max_price_per_gib_wei {
+            q = q.bind(price_key(price));
+        }
+        if let Some(capacity) = query.min_capacity_mbps {
+            q = q.bind(i64::from(capacity));
+        }
+        q = q.bind(i64::from(query.limit));
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(decode_row).collect()
+    }
+
+    /// How many providers are indexed.
+    pub async fn count(&self) -> Result<u64, IndexError> {
+        let count: i64 = sqlx::query("SELECT COUNT(*) FROM providers")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(count.max(0) as u64)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn decode_row(row: &AnyRow) -> Result<IndexedProvider, IndexError> {
+    let peer_id: String = row.try_get("peer_id")?;
+    let corrupt = |reason: String| IndexError::Corrupt {
+        peer_id: peer_id.clone(),
+        reason,
+    };
+    let offer_json: String = row.try_get("offer_json")?;
+    let offer: Offer = serde_json::from_str(&offer_json).map_err(|e| corrupt(e.to_string()))?;
+    let seq: String = row.try_get("seq")?;
+    let timestamp_ms: i64 = row.try_get("timestamp_ms")?;
+    let last_seen_ms: i64 = row.try_get("last_seen_ms")?;
+    Ok(IndexedProvider {
+        offer,
+        seq: seq.parse().map_err(|_| corrupt(format!("seq '{seq}'")))?,
+        timestamp_ms: timestamp_ms.max(0) as u64,
+        last_seen_ms: last_seen_ms.max(0) as u64,
+        signed_heartbeat: row.try_get("signed_heartbeat")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowshield_proto::{Keypair, WgPublicKey};
+
+    fn heartbeat(key: &Keypair, region: &str, price: u128, capacity: u32, seq: u64) -> Heartbeat {
+        Heartbeat {
+            offer: Offer {
+                provider_peer_id: key.public().to_peer_id(),
+                chain_address: "0x0000000000000000000000000000000000000001"
+                    .parse()
+                    .unwrap(),
+                wg_public_key: WgPublicKey([3; 32]),
+                endpoint: "192.0.2.1:51820".parse().unwrap(),
+                region: Region::new(region).unwrap(),
+                price_per_gib_wei: price,
+                price_per_hour_wei: 1,
+                capacity_mbps: capacity,
+                max_clients: 4,
+            },
+            seq,
+            timestamp_ms: 1_000 + seq,
+        }
+    }
+
+    async fn put(index: &ProviderIndex, key: &Keypair, hb: &Heartbeat, now: u64) {
+        let signed = SignedMessage::sign(hb, key).unwrap();
+        index.upsert(hb, &signed, now).await.unwrap();
+    }
+
+    async fn temp_index() -> (tempfile::TempDir, ProviderIndex) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("index.db").display());
+        let index = ProviderIndex::connect(&url).await.unwrap();
+        (dir, index)
+    }
+
+    async fn check_upsert_replaces_only_with_newer(index: &ProviderIndex) {
+        let index = index.clone();
+        let key = Keypair::generate_ed25519();
+        put(&index, &key, &heartbeat(&key, "eu", 10, 100, 2), 5_000).await;
+        put(&index, &key, &heartbeat(&key, "eu", 20, 100, 3), 6_000).await;
+        put(&index, &key, &heartbeat(&key, "eu", 99, 100, 1), 7_000).await;
+        let all = index
+            .query(&ProviderQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].offer.price_per_gib_wei, 20);
+        assert_eq!(all[0].seq, 3);
+        assert_eq!(all[0].last_seen_ms, 6_000);
+        let signed =
+            SignedMessage::<Heartbeat>::from_bytes(all[0].signed_heartbeat.as_bytes()).unwrap();
+        assert_eq!(signed.verify().unwrap().seq, 3);
+        assert_eq!(index.count().await.unwrap(), 1);
+    }
+
+    async fn check_queries_by_region_price_capacity(index: &ProviderIndex) {
+        let index = index.clone();
+        let keys: Vec<Keypair> = (0..4).map(|_| Keypair::generate_ed25519()).collect();
+        let specs = [
+            ("eu", 300u128, 100u32),
+            ("eu", 9, 1000),
+            ("us", 5, 100),
+            ("eu", u128::MAX, 100),
+        ];
+        for (key, (region, price, capacity)) in keys.iter().zip(specs) {
+            put(&index, key, &heartbeat(key, region, price, capacity, 1), 1).await;
+        }
+        let eu = index
+            .query(&ProviderQuery {
+                region: Some(Region::new("eu").unwrap()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let prices: Vec<u128> = eu.iter().map(|p| p.offer.price_per_gib_wei).collect();
+        assert_eq!(
+            prices,
+            vec![9, 300, u128::MAX],
+            "numeric order, not text order"
+        );
+        let cheap = index
+            .query(&ProviderQuery {
+                max_price_per_gib_wei: Some(300),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(cheap.len(), 3);
+        let big = index
+            .query(&ProviderQuery {
+                min_capacity_mbps: Some(500),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(big.len(), 1);
+        assert_eq!(big[0].offer.provider_peer_id, keys[1].public().to_peer_id());
+        let limited = index
+            .query(&ProviderQuery {
+                limit: 2,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(limited.len(), 2);
+    }
+
+    async fn check_expires_silent_providers_and_persists(url: &str) {
+        let index = ProviderIndex::connect(url).await.unwrap();
+        let old = Keypair::generate_ed25519();
+        let fresh = Keypair::generate_ed25519();
+        put(&index, &old, &heartbeat(&old, "eu", 1, 1, 1), 1_000).await;
+        put(&index, &fresh, &heartbeat(&fresh, "eu", 1, 1, 1), 9_000).await;
+        assert_eq!(index.expire(5_000).await.unwrap(), 1);
+        index.close().await;
+        // Reopening runs the migrations again (a no-op) and keeps the data.
+        let index = ProviderIndex::connect(url).await.unwrap();
+        assert_eq!(index.count().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn sqlite_upsert_replaces_only_with_newer() {
+        let (_dir, index) = temp_index().await;
+        check_upsert_replaces_only_with_newer(&index).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_queries_by_region_price_capacity() {
+        let (_dir, index) = temp_index().await;
+        check_queries_by_region_price_capacity(&index).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_expires_silent_providers_and_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("index.db").display());
+        check_expires_silent_providers_and_persists(&url).await;
+    }
+
+    /// Runs the same checks on Postgres when `FLOWSHIELD_TEST_POSTGRES_URL`
+    /// names a database this test may wipe (`scripts/test-market-postgres.sh`
+    /// sets one up); otherwise says so and checks nothing.
+    #[tokio::test]
+    async fn postgres_backend_passes_the_same_checks() {
+        let Ok(url) = std::env::var("FLOWSHIELD_TEST_POSTGRES_URL") else {
+            eprintln!("skipped: FLOWSHIELD_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        let index = ProviderIndex::connect(&url).await.unwrap();
+        let wipe = || async {
+            sqlx::query("DELETE FROM providers")
+                .execute(&index.pool)
+                .await
+                .unwrap();
+        };
+        wipe().await;
+        check_upsert_replaces_only_with_newer(&index).await;
+        wipe().await;
+        check_queries_by_region_price_capacity(&index).await;
+        wipe().await;
+        check_expires_silent_providers_and_persists(&url).await;
+        wipe().await;
+    }
+
+    #[tokio::test]
+    async fn rejects_unknown_url_scheme() {
+        assert!(matches!(
+            ProviderIndex::connect("mysql://x").await,
+            Err(IndexError::UnsupportedUrl(_))
+        ));
+    }
+}

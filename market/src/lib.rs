@@ -1,0 +1,39 @@
+//! # flowshield-market
+//!
+//! The market sidecar: it finds and announces bandwidth offers on a libp2p
+//! network and drives the data plane (`flowshield`) only through its UAPI
+//! socket. It never touches packets.
+//!
+//! Modules, each one concept:
+//! - [`net`]: the libp2p swarm (Kademlia, gossipsub, identify,
+//!   request-response over TCP and QUIC) behind a command channel and an
+//!   event stream.
+//! - [`index`]: the fullnode's provider index in SQL (SQLite or Postgres).
+//! - [`matching`]: ranks offers for a request (sans-IO).
+//! - [`pool`]: tunnel addresses a provider hands out (sans-IO).
+//! - [`dataplane`]: adds and removes WireGuard peers over UAPI.
+//! - [`fullnode`], [`provider`]: the roles; [`api`] and [`metrics`] serve
+//!   the fullnode's HTTP interface.
+//! - [`identity`]: the node's libp2p key file.
+//!
+//! Signed message types live in `flowshield-proto`. Not here (yet): the
+//! client role, orders and vouchers on chain, certificates.
+
+pub mod api;
+pub mod dataplane;
+pub mod fullnode;
+pub mod identity;
+pub mod index;
+pub mod matching;
+pub mod metrics;
+pub mod net;
+pub mod pool;
+pub mod provider;
+
+/// Milliseconds since the Unix epoch, the clock every signed message uses.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,155 @@
+//! `flowshield-market`: the market sidecar's command line. Argument parsing
+//! and wiring only; the roles live in the library.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use flowshield_market::fullnode::{Fullnode, FullnodeConfig};
+use flowshield_market::identity;
+use flowshield_market::provider::{Provider, ProviderConfig, ProviderFile};
+use libp2p::Multiaddr;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "flowshield-market",
+    version,
+    about = "FlowShield bandwidth market sidecar"
+)]
+struct Cli {
+    /// Log filter (also RUST_LOG), e.g. info or flowshield_market=debug.
+    #[arg(long, global = true, default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// Index providers from gossip and serve the HTTP API.
+    Fullnode {
+        /// libp2p listen address (repeatable).
+        #[arg(long, default_values_t = [
+            "/ip4/0.0.0.0/tcp/4001".parse::<Multiaddr>().expect("valid"),
+            "/ip4/0.0.0.0/udp/4001/quic-v1".parse::<Multiaddr>().expect("valid"),
+        ])]
+        listen: Vec<Multiaddr>,
+        /// HTTP API address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        /// sqlite://FILE or postgres://USER@HOST/DB.
+        #[arg(long, default_value = "sqlite:///var/lib/flowshield-market/index.db")]
+        db: String,
+        /// Peer to dial at start (repeatable).
+        #[arg(long)]
+        bootstrap: Vec<Multiaddr>,
+        /// The node's key file (created 0600 if absent).
+        #[arg(long, default_value = "/var/lib/flowshield-market/fullnode.key")]
+        identity: PathBuf,
+        /// Drop providers silent for this many seconds.
+        #[arg(long, default_value_t = 30)]
+        expire_secs: u64,
+    },
+    /// Announce an offer: signed heartbeats on gossip, presence in the DHT.
+    Provider {
+        /// TOML configuration (see the provider module's documentation).
+        #[arg(long)]
+        config: PathBuf,
+        /// Peer to dial at start, besides those in the file (repeatable).
+        #[arg(long)]
+        bootstrap: Vec<Multiaddr>,
+        /// Overrides heartbeat_secs from the file.
+        #[arg(long)]
+        heartbeat_secs: Option<u64>,
+    },
+}
+
+fn parse_addrs(texts: &[String], what: &str) -> Result<Vec<Multiaddr>> {
+    texts
+        .iter()
+        .map(|t| {
+            t.parse()
+                .with_context(|| format!("{what}: '{t}' is not a multiaddr"))
+        })
+        .collect()
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log))
+        .context("--log")?;
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+
+    match cli.role {
+        Role::Fullnode {
+            listen,
+            http,
+            db,
+            bootstrap,
+            identity: key_file,
+            expire_secs,
+        } => {
+            let keypair = identity::load_or_create(&key_file)?;
+            let mut config = FullnodeConfig::new(keypair, db);
+            config.listen = listen;
+            config.bootstrap = bootstrap;
+            config.http = http;
+            config.expire_after = Duration::from_secs(expire_secs.max(1));
+            let node = Fullnode::start(config)
+                .await
+                .context("starting the fullnode")?;
+            for addr in node.net.listen_addrs() {
+                println!("listening {addr}");
+            }
+            println!("http {}", node.http_addr);
+            tokio::signal::ctrl_c()
+                .await
+                .context("waiting for Ctrl-C")?;
+            node.shutdown().await;
+        }
+        Role::Provider {
+            config: path,
+            bootstrap,
+            heartbeat_secs,
+        } => {
+            let file = ProviderFile::load(&path)?;
+            let keypair = identity::load_or_create(&file.identity_file)?;
+            let offer = file.offer(&path, &keypair)?;
+            let mut all_bootstrap = parse_addrs(&file.bootstrap, "bootstrap")?;
+            all_bootstrap.extend(bootstrap);
+            let listen = if file.listen.is_empty() {
+                vec![
+                    "/ip4/0.0.0.0/tcp/0".parse()?,
+                    "/ip4/0.0.0.0/udp/0/quic-v1".parse()?,
+                ]
+            } else {
+                parse_addrs(&file.listen, "listen")?
+            };
+            let config = ProviderConfig {
+                keypair,
+                offer,
+                listen,
+                bootstrap: all_bootstrap,
+                heartbeat_interval: Duration::from_secs(
+                    heartbeat_secs.unwrap_or(file.heartbeat_secs).max(1),
+                ),
+                dht_refresh_every: 6,
+                tunnel_subnet: file.tunnel_subnet.clone(),
+            };
+            let node = Provider::start(config)
+                .await
+                .context("starting the provider")?;
+            for addr in node.net.listen_addrs() {
+                println!("listening {addr}");
+            }
+            tokio::signal::ctrl_c()
+                .await
+                .context("waiting for Ctrl-C")?;
+            node.shutdown().await;
+        }
+    }
+    Ok(())
+}

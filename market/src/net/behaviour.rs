@@ -1,0 +1,171 @@
+//! The swarm's protocols and how the swarm is built.
+
+use super::{MarketRequest, MarketResponse, NetConfig, NetError};
+use flowshield_proto::{PeerId, Region, MAX_ENVELOPE_BYTES};
+use futures::StreamExt;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{gossipsub, identify, kad, noise, request_response, tcp, yamux};
+use libp2p::{Multiaddr, StreamProtocol, Swarm};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+/// The gossipsub topic of signed heartbeats.
+pub const HEARTBEAT_TOPIC: &str = "flowshield/heartbeats/1";
+/// The request-response protocol.
+pub const MARKET_PROTOCOL: &str = "/flowshield/market/1";
+/// Our own Kademlia protocol name, so the market DHT is separate from
+/// the public IPFS one.
+const KAD_PROTOCOL: &str = "/flowshield/kad/1.0.0";
+const IDENTIFY_PROTOCOL: &str = "/flowshield/id/1.0.0";
+
+/// How long to wait for listeners to come up.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The DHT key providers of `region` announce under:
+/// `sha256("flowshield/providers/<region>")`.
+pub fn region_key(region: &Region) -> kad::RecordKey {
+    let digest = Sha256::digest(format!("flowshield/providers/{region}").as_bytes());
+    kad::RecordKey::new(&digest.as_slice())
+}
+
+/// The DHT key of a provider's latest signed heartbeat:
+/// `"/flowshield/heartbeat/" || peer id bytes`.
+pub fn heartbeat_record_key(peer: &PeerId) -> kad::RecordKey {
+    let mut key = b"/flowshield/heartbeat/".to_vec();
+    key.extend_from_slice(&peer.to_bytes());
+    kad::RecordKey::new(&key)
+}
+
+#[derive(NetworkBehaviour)]
+pub(crate) struct MarketBehaviour {
+    pub identify: identify::Behaviour,
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub gossipsub: gossipsub::Behaviour,
+    pub rpc: request_response::json::Behaviour<MarketRequest, MarketResponse>,
+}
+
+fn behaviour(config: &NetConfig) -> Result<MarketBehaviour, NetError> {
+    let keypair = &config.keypair;
+    let peer_id = keypair.public().to_peer_id();
+    let setup = |e: String| NetError::Setup(e);
+
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        // Messages are forwarded only after our own checks pass.
+        .validate_messages()
+        .max_transmit_size(16 * MAX_ENVELOPE_BYTES)
+        .heartbeat_interval(Duration::from_millis(500))
+        .build()
+        .map_err(|e| setup(e.to_string()))?;
+    let mut gossipsub = gossipsub::Behaviour::new(
+        gossipsub::MessageAuthenticity::Signed(keypair.clone()),
+        gossip_config,
+    )
+    .map_err(|e| setup(e.to_string()))?;
+    gossipsub
+        .subscribe(&gossipsub::IdentTopic::new(HEARTBEAT_TOPIC))
+        .map_err(|e| setup(e.to_string()))?;
+
+    let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+    kad_config
+        .set_record_filtering(kad::StoreInserts::FilterBoth)
+        .set_record_ttl(Some(config.record_ttl))
+        .set_query_timeout(Duration::from_secs(20));
+    let mut kad =
+        kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
+    // Answer DHT queries even without a confirmed public address: market
+    // nodes are servers.
+    kad.set_mode(Some(kad::Mode::Server));
+
+    let identify = identify::Behaviour::new(identify::Config::new(
+        IDENTIFY_PROTOCOL.to_string(),
+        keypair.public(),
+    ));
+
+    let codec = request_response::json::codec::Codec::default()
+        .set_request_size_maximum(4 * 1024)
+        .set_response_size_maximum(64 * 1024);
+    let rpc = request_response::Behaviour::with_codec(
+        codec,
+        [(
+            StreamProtocol::new(MARKET_PROTOCOL),
+            request_response::ProtocolSupport::Full,
+        )],
+        request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
+    );
+
+    Ok(MarketBehaviour {
+        identify,
+        kad,
+        gossipsub,
+        rpc,
+    })
+}
+
+/// Builds the swarm and starts every listener; returns once each has an
+/// address, with `/p2p/<our id>` appended.
+pub(crate) async fn build_swarm(
+    config: &NetConfig,
+) -> Result<(Swarm<MarketBehaviour>, Vec<Multiaddr>), NetError> {
+    let behaviour = behaviour(config)?;
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| NetError::Setup(e.to_string()))?
+        .with_quic()
+        .with_behaviour(|_| behaviour)
+        .map_err(|e| NetError::Setup(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build();
+
+    let mut pending = Vec::new();
+    for addr in &config.listen {
+        let id = swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NetError::Listen {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?;
+        pending.push((id, addr.clone()));
+    }
+    let peer_id = *swarm.local_peer_id();
+    let mut addrs = Vec::new();
+    let wait = async {
+        while !pending.is_empty() {
+            match swarm.select_next_some().await {
+                SwarmEvent::NewListenAddr {
+                    listener_id,
+                    address,
+                } => {
+                    pending.retain(|(id, _)| *id != listener_id);
+                    addrs.push(address.with_p2p(peer_id).unwrap_or_else(|a| a));
+                }
+                SwarmEvent::ListenerClosed {
+                    listener_id,
+                    reason,
+                    ..
+                } => {
+                    if let Some((_, addr)) = pending.iter().find(|(id, _)| *id == listener_id) {
+                        return Err(NetError::Listen {
+                            addr: addr.to_string(),
+                            reason: format!("{reason:?}"),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    };
+    tokio::time::timeout(LISTEN_TIMEOUT, wait)
+        .await
+        .map_err(|_| NetError::Setup("listeners did not come up in time".into()))??;
+    for addr in &addrs {
+        tracing::info!(%addr, "listening");
+    }
+    Ok((swarm, addrs))
+}

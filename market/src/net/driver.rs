@@ -1,0 +1,504 @@
+//! The task that owns the swarm: it turns commands into swarm calls and
+//! swarm events into [`NetEvent`]s, and validates gossip and DHT records on
+//! the way in.
+
+use super::behaviour::{
+    heartbeat_record_key, region_key, MarketBehaviour, MarketBehaviourEvent, HEARTBEAT_TOPIC,
+};
+use super::{Command, MarketResponse, NetError, NetEvent};
+use crate::unix_ms;
+use flowshield_proto::{Heartbeat, PeerId, ProtoError, ReplayGuard, ReplayPolicy, SignedMessage};
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{identify, kad, Multiaddr, Swarm};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+type Reply<T> = oneshot::Sender<Result<T, NetError>>;
+
+enum Pending {
+    StartProviding(Reply<()>),
+    PutRecord(Reply<()>),
+    FindProviders {
+        found: HashSet<PeerId>,
+        reply: Reply<HashSet<PeerId>>,
+    },
+    GetHeartbeat {
+        peer: PeerId,
+        reply: Option<Reply<Heartbeat>>,
+        last_error: Option<NetError>,
+    },
+}
+
+pub(crate) struct Driver {
+    swarm: Swarm<MarketBehaviour>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NetEvent>,
+    topic: IdentTopic,
+    replay: ReplayGuard,
+    queries: HashMap<kad::QueryId, Pending>,
+    requests: HashMap<OutboundRequestId, Reply<MarketResponse>>,
+    dials: HashMap<ConnectionId, Reply<()>>,
+    bootstrap: Vec<Multiaddr>,
+}
+
+/// How often a node with no connection at all dials its bootstrap peers again.
+const REDIAL_INTERVAL: Duration = Duration::from_secs(10);
+
+impl Driver {
+    pub fn new(
+        swarm: Swarm<MarketBehaviour>,
+        commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<NetEvent>,
+        policy: ReplayPolicy,
+        bootstrap: Vec<Multiaddr>,
+    ) -> Self {
+        Self {
+            swarm,
+            commands,
+            events,
+            topic: IdentTopic::new(HEARTBEAT_TOPIC),
+            replay: ReplayGuard::new(policy),
+            queries: HashMap::new(),
+            requests: HashMap::new(),
+            dials: HashMap::new(),
+            bootstrap,
+        }
+    }
+
+    pub async fn run(mut self) {
+        let mut prune = tokio::time::interval(Duration::from_secs(30));
+        let mut redial = tokio::time::interval_at(
+            tokio::time::Instant::now() + REDIAL_INTERVAL,
+            REDIAL_INTERVAL,
+        );
+        loop {
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(Command::Shutdown) | None => break,
+                    Some(command) => self.handle_command(command),
+                },
+                event = self.swarm.select_next_some() => self.handle_swarm_event(event).await,
+                _ = prune.tick() => {
+                    self.replay.prune(unix_ms());
+                }
+                _ = redial.tick() => self.redial_if_alone(),
+            }
+        }
+        tracing::debug!("network task stopped");
+    }
+
+    fn redial_if_alone(&mut self) {
+        if self.swarm.connected_peers().next().is_some() {
+            return;
+        }
+        for addr in self.bootstrap.clone() {
+            tracing::debug!(%addr, "no peers: dialing bootstrap again");
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                tracing::debug!(%addr, error = %e, "bootstrap dial failed");
+            }
+        }
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        let behaviour = self.swarm.behaviour_mut();
+        match command {
+            Command::Publish { payload, reply } => {
+                let result = behaviour
+                    .gossipsub
+                    .publish(self.topic.clone(), payload)
+                    .map(|_| ())
+                    .map_err(|e| NetError::Publish(e.to_string()));
+                let _ = reply.send(result);
+            }
+            Command::Dial { addr, reply } => {
+                if let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() {
+                    behaviour.kad.add_address(&peer, addr.clone());
+                }
+                let opts = DialOpts::from(addr.clone());
+                let connection = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        // Answered when this connection is up or has failed.
+                        self.dials.insert(connection, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NetError::Dial {
+                            addr: addr.to_string(),
+                            reason: e.to_string(),
+                        }));
+                    }
+                }
+            }
+            Command::StartProviding { region, reply } => {
+                match behaviour.kad.start_providing(region_key(&region)) {
+                    Ok(id) => {
+                        self.queries.insert(id, Pending::StartProviding(reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NetError::Dht {
+                            what: "start_providing",
+                            reason: e.to_string(),
+                        }));
+                    }
+                }
+            }
+            Command::PutHeartbeat { signed, reply } => {
+                let record = kad::Record::new(
+                    heartbeat_record_key(&self.swarm.local_peer_id().clone()),
+                    signed.to_bytes(),
+                );
+                match self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .put_record(record, kad::Quorum::One)
+                {
+                    Ok(id) => {
+                        self.queries.insert(id, Pending::PutRecord(reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NetError::Dht {
+                            what: "put_record",
+                            reason: e.to_string(),
+                        }));
+                    }
+                }
+            }
+            Command::FindProviders { region, reply } => {
+                let id = behaviour.kad.get_providers(region_key(&region));
+                self.queries.insert(
+                    id,
+                    Pending::FindProviders {
+                        found: HashSet::new(),
+                        reply,
+                    },
+                );
+            }
+            Command::GetHeartbeat { peer, reply } => {
+                let id = behaviour.kad.get_record(heartbeat_record_key(&peer));
+                self.queries.insert(
+                    id,
+                    Pending::GetHeartbeat {
+                        peer,
+                        reply: Some(reply),
+                        last_error: None,
+                    },
+                );
+            }
+            Command::Request {
+                peer,
+                request,
+                reply,
+            } => {
+                let id = behaviour.rpc.send_request(&peer, request);
+                self.requests.insert(id, reply);
+            }
+            Command::Respond { channel, response } => {
+                if behaviour.rpc.send_response(channel, response).is_err() {
+                    tracing::debug!("response not sent: the requester went away");
+                }
+            }
+            Command::ConnectedPeers { reply } => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    async fn handle_swarm_event(&mut self, event: SwarmEvent<MarketBehaviourEvent>) {
+        match event {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                ..
+            } => {
+                tracing::debug!(peer = %peer_id, "connected");
+                if let Some(reply) = self.dials.remove(&connection_id) {
+                    let _ = reply.send(Ok(()));
+                }
+                emit(&self.events, NetEvent::Connected { peer: peer_id }).await;
+            }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id,
+                connection_id,
+                error,
+            } => {
+                tracing::debug!(peer = ?peer_id, %error, "dial failed");
+                if let Some(reply) = self.dials.remove(&connection_id) {
+                    let _ = reply.send(Err(NetError::Dial {
+                        addr: format!("{peer_id:?}"),
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            SwarmEvent::Behaviour(MarketBehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            SwarmEvent::Behaviour(MarketBehaviourEvent::Gossipsub(event)) => {
+                self.handle_gossip(event).await
+            }
+            SwarmEvent::Behaviour(MarketBehaviourEvent::Kad(event)) => self.handle_kad(event),
+            SwarmEvent::Behaviour(MarketBehaviourEvent::Rpc(event)) => self.handle_rpc(event).await,
+            _ => {}
+        }
+    }
+
+    async fn handle_gossip(&mut self, event: gossipsub::Event) {
+        match event {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => {
+                let verdict =
+                    SignedMessage::<Heartbeat>::from_bytes(&message.data).and_then(|signed| {
+                        let heartbeat = signed.verify()?;
+                        self.replay.check_and_record(&heartbeat, unix_ms())?;
+                        Ok((heartbeat, signed))
+                    });
+                let acceptance = match &verdict {
+                    Ok(_) => MessageAcceptance::Accept,
+                    // Late or duplicate copies can reach honest relays; drop
+                    // them without penalizing the forwarder.
+                    Err(
+                        ProtoError::Replayed { .. }
+                        | ProtoError::Stale { .. }
+                        | ProtoError::FromFuture { .. },
+                    ) => MessageAcceptance::Ignore,
+                    Err(_) => MessageAcceptance::Reject,
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
+                let event = match verdict {
+                    Ok((heartbeat, signed)) => {
+                        tracing::debug!(provider = %heartbeat.offer.provider_peer_id, seq = heartbeat.seq, "heartbeat accepted");
+                        NetEvent::HeartbeatAccepted {
+                            heartbeat: Box::new(heartbeat),
+                            signed: Box::new(signed),
+                            via: propagation_source,
+                        }
+                    }
+                    Err(error) => {
+                        tracing::info!(via = %propagation_source, %error, "heartbeat refused");
+                        NetEvent::HeartbeatRejected {
+                            error,
+                            via: propagation_source,
+                        }
+                    }
+                };
+                emit(&self.events, event).await;
+            }
+            gossipsub::Event::Subscribed { peer_id, topic } if topic == self.topic.hash() => {
+                emit(&self.events, NetEvent::PeerSubscribed { peer: peer_id }).await;
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_kad(&mut self, event: kad::Event) {
+        match event {
+            kad::Event::InboundRequest { request } => self.handle_kad_inbound(request),
+            kad::Event::OutboundQueryProgressed {
+                id, result, step, ..
+            } => self.handle_kad_progress(id, result, step.last),
+            _ => {}
+        }
+    }
+
+    /// Records reach the store only through here (`StoreInserts::FilterBoth`).
+    fn handle_kad_inbound(&mut self, request: kad::InboundRequest) {
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        match request {
+            kad::InboundRequest::PutRecord {
+                source,
+                record: Some(record),
+                ..
+            } => match verify_heartbeat_record(&record) {
+                Ok(heartbeat) => {
+                    let newer = kad::store::RecordStore::get(kad.store_mut(), &record.key)
+                        .and_then(|old| SignedMessage::<Heartbeat>::from_bytes(&old.value).ok())
+                        .and_then(|old| old.verify().ok())
+                        .is_none_or(|old| old.seq < heartbeat.seq);
+                    if newer {
+                        if let Err(e) = kad::store::RecordStore::put(kad.store_mut(), record) {
+                            tracing::warn!(%source, error = %e, "DHT store full");
+                        }
+                    }
+                }
+                Err(error) => tracing::info!(%source, %error, "DHT record refused"),
+            },
+            kad::InboundRequest::AddProvider {
+                record: Some(record),
+            } => {
+                // Kademlia has checked that the announcer is the provider.
+                if let Err(e) = kad::store::RecordStore::add_provider(kad.store_mut(), record) {
+                    tracing::warn!(error = %e, "DHT provider store full");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_kad_progress(&mut self, id: kad::QueryId, result: kad::QueryResult, last: bool) {
+        let Some(mut pending) = self.queries.remove(&id) else {
+            return;
+        };
+        match (&mut pending, result) {
+            (
+                Pending::FindProviders { found, .. },
+                kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
+                    providers,
+                    ..
+                })),
+            ) => found.extend(providers),
+            (
+                Pending::GetHeartbeat {
+                    peer,
+                    reply,
+                    last_error,
+                },
+                kad::QueryResult::GetRecord(result),
+            ) => match result {
+                Ok(kad::GetRecordOk::FoundRecord(found)) => {
+                    match verify_heartbeat_record(&found.record) {
+                        Ok(heartbeat) if heartbeat.offer.provider_peer_id == *peer => {
+                            if let Some(reply) = reply.take() {
+                                let _ = reply.send(Ok(heartbeat));
+                            }
+                        }
+                        Ok(_) => {
+                            *last_error = Some(NetError::Dht {
+                                what: "get_record",
+                                reason: "record names another provider".into(),
+                            })
+                        }
+                        Err(e) => *last_error = Some(NetError::Record(e)),
+                    }
+                }
+                Ok(kad::GetRecordOk::FinishedWithNoAdditionalRecord { .. }) => {}
+                Err(e) => {
+                    *last_error = Some(NetError::Dht {
+                        what: "get_record",
+                        reason: e.to_string(),
+                    })
+                }
+            },
+            (Pending::StartProviding(_), kad::QueryResult::StartProviding(result))
+            | (Pending::StartProviding(_), kad::QueryResult::RepublishProvider(result)) => {
+                if let Err(e) = result {
+                    // The record is in our own store regardless; peers will
+                    // get it on the next announce.
+                    tracing::debug!(error = %e, "provider announcement reached no peer");
+                }
+            }
+            (Pending::PutRecord(_), kad::QueryResult::PutRecord(Err(e))) => {
+                tracing::debug!(error = %e, "heartbeat record reached no peer");
+            }
+            (Pending::FindProviders { .. }, kad::QueryResult::GetProviders(Err(e))) => {
+                tracing::debug!(error = %e, "provider lookup ended early");
+            }
+            _ => {}
+        }
+        if !last {
+            self.queries.insert(id, pending);
+            return;
+        }
+        match pending {
+            Pending::StartProviding(reply) | Pending::PutRecord(reply) => {
+                let _ = reply.send(Ok(()));
+            }
+            Pending::FindProviders { found, reply } => {
+                let _ = reply.send(Ok(found));
+            }
+            Pending::GetHeartbeat {
+                reply: Some(reply),
+                last_error,
+                ..
+            } => {
+                let _ = reply.send(Err(last_error.unwrap_or(NetError::Dht {
+                    what: "get_record",
+                    reason: "not found".into(),
+                })));
+            }
+            Pending::GetHeartbeat { reply: None, .. } => {}
+        }
+    }
+
+    async fn handle_rpc(
+        &mut self,
+        event: request_response::Event<super::MarketRequest, MarketResponse>,
+    ) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    emit(
+                        &self.events,
+                        NetEvent::InboundRequest {
+                            peer,
+                            request,
+                            channel,
+                        },
+                    )
+                    .await;
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(reply) = self.requests.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(reply) = self.requests.remove(&request_id) {
+                    let _ = reply.send(Err(NetError::Request {
+                        peer,
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A DHT heartbeat record is accepted if it verifies and sits under its
+/// author's key. Staleness is not checked here: records outlive the gossip
+/// window, and readers see the timestamp.
+fn verify_heartbeat_record(record: &kad::Record) -> Result<Heartbeat, ProtoError> {
+    let signed = SignedMessage::<Heartbeat>::from_bytes(&record.value)?;
+    let heartbeat = signed.verify()?;
+    if record.key != heartbeat_record_key(&heartbeat.offer.provider_peer_id) {
+        return Err(ProtoError::Invalid {
+            field: "record key",
+            reason: "not the author's heartbeat key".into(),
+        });
+    }
+    Ok(heartbeat)
+}
+
+async fn emit(events: &mpsc::Sender<NetEvent>, event: NetEvent) {
+    // A dropped receiver means the owner no longer listens; not an error.
+    let _ = events.send(event).await;
+}

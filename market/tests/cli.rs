@@ -1,0 +1,183 @@
+//! The `flowshield-market` binary end to end on 127.0.0.1: a fullnode and a
+//! provider as separate processes, configured the way an operator would.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(30);
+const BIN: &str = env!("CARGO_BIN_EXE_flowshield-market");
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Lines the process prints, read on a thread so waits can time out.
+fn lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn wait_line(rx: &mpsc::Receiver<String>, prefix: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no '{prefix}' line in time"));
+        if let Some(rest) = line.strip_prefix(prefix) {
+            return rest.trim().to_string();
+        }
+    }
+}
+
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn spawn(args: &[&str]) -> (Process, mpsc::Receiver<String>) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rx = lines(child.stdout.take().unwrap());
+    (Process(child), rx)
+}
+
+#[test]
+fn fullnode_and_provider_processes_find_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("index.db").display());
+    let fullnode_key = dir.path().join("fullnode.key");
+    let (_fullnode, fullnode_out) = spawn(&[
+        "fullnode",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--http",
+        "127.0.0.1:0",
+        "--db",
+        &db,
+        "--identity",
+        fullnode_key.to_str().unwrap(),
+    ]);
+    let listen = wait_line(&fullnode_out, "listening ");
+    let http = wait_line(&fullnode_out, "http ");
+    let mode = std::fs::metadata(&fullnode_key)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "key file mode");
+    assert_eq!(http_get(&http, "/healthz"), (200, "ok\n".to_string()));
+
+    let config = dir.path().join("provider.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"identity_file = "{}"
+listen = ["/ip4/127.0.0.1/tcp/0"]
+heartbeat_secs = 1
+tunnel_subnet = "10.77.0.0/24"
+
+[offer]
+region = "sa-east"
+price_per_gib_wei = "123"
+price_per_hour_wei = "0"
+capacity_mbps = 50
+max_clients = 5
+wg_public_key = "{}"
+endpoint = "127.0.0.1:51820"
+chain_address = "0x00000000000000000000000000000000000000bb"
+"#,
+            dir.path().join("provider.key").display(),
+            "A".repeat(43) + "="
+        ),
+    )
+    .unwrap();
+    let (_provider, provider_out) = spawn(&[
+        "provider",
+        "--config",
+        config.to_str().unwrap(),
+        "--bootstrap",
+        &listen,
+    ]);
+    wait_line(&provider_out, "listening ");
+
+    // The fullnode's index is only observable over HTTP here; poll it.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, body) = http_get(&http, "/v1/providers?region=sa-east");
+        assert_eq!(status, 200);
+        if body.contains(r#""price_per_gib_wei":"123""#) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "provider never indexed: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn bad_provider_config_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("provider.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"identity_file = "{}"
+tunnel_subnet = "10.77.0.0/24"
+[offer]
+region = "sa-east"
+price_per_gib_wei = "cheap"
+price_per_hour_wei = "0"
+capacity_mbps = 50
+max_clients = 5
+wg_public_key = "{}"
+endpoint = "127.0.0.1:51820"
+chain_address = "0x00000000000000000000000000000000000000bb"
+"#,
+            dir.path().join("provider.key").display(),
+            "A".repeat(43) + "="
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["provider", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("offer.price_per_gib_wei"), "{stderr}");
+}

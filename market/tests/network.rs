@@ -1,0 +1,483 @@
+//! In-process network tests on 127.0.0.1: fullnodes, providers and bare
+//! nodes talking real libp2p (TCP and QUIC) and real HTTP. Every wait is on
+//! an event or a query result, bounded by a timeout.
+
+use flowshield_market::fullnode::{Fullnode, FullnodeConfig, FullnodeEvent};
+use flowshield_market::net::{self, MarketRequest, MarketResponse, NetConfig, NetEvent, NetHandle};
+use flowshield_market::provider::{Provider, ProviderConfig};
+use flowshield_market::unix_ms;
+use flowshield_proto::{Heartbeat, Keypair, Offer, PeerId, Region, SignedMessage, WgPublicKey};
+use libp2p::Multiaddr;
+use serde_json::Value;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{broadcast, mpsc};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn listen() -> Vec<Multiaddr> {
+    vec![
+        "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+        "/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap(),
+    ]
+}
+
+fn tcp_addr(addrs: &[Multiaddr]) -> Multiaddr {
+    addrs
+        .iter()
+        .find(|a| a.to_string().contains("/tcp/"))
+        .unwrap()
+        .clone()
+}
+
+fn quic_addr(addrs: &[Multiaddr]) -> Multiaddr {
+    addrs
+        .iter()
+        .find(|a| a.to_string().contains("/quic-v1"))
+        .unwrap()
+        .clone()
+}
+
+async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+fn offer(keypair: &Keypair, region: &str, price: u128) -> Offer {
+    Offer {
+        provider_peer_id: keypair.public().to_peer_id(),
+        chain_address: "0x00000000000000000000000000000000000000aa"
+            .parse()
+            .unwrap(),
+        wg_public_key: WgPublicKey([9; 32]),
+        endpoint: "127.0.0.1:51820".parse().unwrap(),
+        region: Region::new(region).unwrap(),
+        price_per_gib_wei: price,
+        price_per_hour_wei: 0,
+        capacity_mbps: 100,
+        max_clients: 8,
+    }
+}
+
+async fn start_fullnode(
+    bootstrap: Vec<Multiaddr>,
+    expire_after: Duration,
+) -> (tempfile::TempDir, Fullnode) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("index.db").display());
+    let mut config = FullnodeConfig::new(Keypair::generate_ed25519(), url);
+    config.listen = listen();
+    config.bootstrap = bootstrap;
+    config.expire_after = expire_after;
+    (dir, Fullnode::start(config).await.unwrap())
+}
+
+async fn start_provider(bootstrap: Vec<Multiaddr>, region: &str, price: u128) -> Provider {
+    let keypair = Keypair::generate_ed25519();
+    Provider::start(ProviderConfig {
+        offer: offer(&keypair, region, price),
+        keypair,
+        listen: listen(),
+        bootstrap,
+        heartbeat_interval: Duration::from_millis(200),
+        dht_refresh_every: 2,
+        tunnel_subnet: "10.77.0.0/24".into(),
+    })
+    .await
+    .unwrap()
+}
+
+async fn start_node(bootstrap: Vec<Multiaddr>) -> (NetHandle, mpsc::Receiver<NetEvent>) {
+    let mut config = NetConfig::new(Keypair::generate_ed25519());
+    config.listen = listen();
+    config.bootstrap = bootstrap;
+    net::spawn(config).await.unwrap()
+}
+
+async fn wait_fullnode(
+    events: &mut broadcast::Receiver<FullnodeEvent>,
+    what: &str,
+    pred: impl Fn(&FullnodeEvent) -> bool,
+) -> FullnodeEvent {
+    within(what, async {
+        loop {
+            match events.recv().await {
+                Ok(event) if pred(&event) => return event,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("fullnode events closed: {e}"),
+            }
+        }
+    })
+    .await
+}
+
+async fn wait_subscribed(events: &mut mpsc::Receiver<NetEvent>, peer: PeerId) {
+    within("gossip subscription", async {
+        while let Some(event) = events.recv().await {
+            if matches!(event, NetEvent::PeerSubscribed { peer: p } if p == peer) {
+                return;
+            }
+        }
+        panic!("net events closed");
+    })
+    .await
+}
+
+/// One HTTP/1.1 request over a fresh connection; returns status and body.
+async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    within("HTTP response", stream.read_to_end(&mut response))
+        .await
+        .unwrap();
+    let text = String::from_utf8(response).unwrap();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).map(|v| v.trim().parse().unwrap()))
+        .unwrap_or_else(|| panic!("no series {series} in\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_is_indexed_matched_and_expired() {
+    let (_dir, fullnode) = start_fullnode(vec![], Duration::from_secs(2)).await;
+    let mut events = fullnode.subscribe();
+    let provider = start_provider(
+        vec![tcp_addr(fullnode.net.listen_addrs())],
+        "eu-west",
+        1_000,
+    )
+    .await;
+    let provider_id = provider.net.peer_id();
+    wait_fullnode(
+        &mut events,
+        "provider indexed",
+        |e| matches!(e, FullnodeEvent::Indexed { provider, .. } if *provider == provider_id),
+    )
+    .await;
+
+    let (status, body) = http(
+        fullnode.http_addr,
+        "GET",
+        "/v1/providers?region=eu-west&max_price=5000",
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let list = json(&body);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(
+        list[0]["offer"]["provider_peer_id"],
+        provider_id.to_base58()
+    );
+    assert_eq!(list[0]["offer"]["price_per_gib_wei"], "1000");
+    let signed = list[0]["signed_heartbeat"].as_str().unwrap();
+    let verified = SignedMessage::<Heartbeat>::from_bytes(signed.as_bytes())
+        .unwrap()
+        .verify()
+        .unwrap();
+    assert_eq!(verified.offer.provider_peer_id, provider_id);
+
+    let (status, body) = http(
+        fullnode.http_addr,
+        "GET",
+        "/v1/providers?region=us-east",
+        "",
+    )
+    .await;
+    assert_eq!((status, json(&body)), (200, Value::Array(vec![])));
+
+    let (status, body) = http(
+        fullnode.http_addr,
+        "POST",
+        "/v1/match",
+        r#"{"region":"eu-west","max_price_per_gib_wei":"2000","min_capacity_mbps":50}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        json(&body)["offer"]["provider_peer_id"],
+        provider_id.to_base58()
+    );
+    let (status, body) = http(
+        fullnode.http_addr,
+        "POST",
+        "/v1/match",
+        r#"{"max_price_per_gib_wei":"999"}"#,
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(json(&body)["error"]
+        .as_str()
+        .unwrap()
+        .contains("no provider"));
+
+    let (status, body) = http(fullnode.http_addr, "GET", "/healthz", "").await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let (status, body) = http(fullnode.http_addr, "GET", "/openapi.json", "").await;
+    assert_eq!(status, 200);
+    assert!(json(&body)["paths"]["/v1/match"].is_object());
+    let (_, metrics) = http(fullnode.http_addr, "GET", "/metrics", "").await;
+    assert!(metric(&metrics, "flowshield_heartbeats_total{result=\"accepted\"}") >= 1.0);
+    assert_eq!(metric(&metrics, "flowshield_providers_indexed"), 1.0);
+    assert!(metric(&metrics, "flowshield_match_latency_seconds_count") >= 2.0);
+
+    // Silent providers leave the index.
+    provider.shutdown().await;
+    wait_fullnode(&mut events, "provider expired", |e| {
+        matches!(e, FullnodeEvent::Expired { .. })
+    })
+    .await;
+    let (_, body) = http(fullnode.http_addr, "GET", "/v1/providers", "").await;
+    assert_eq!(json(&body), Value::Array(vec![]));
+    fullnode.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_api_input_is_a_4xx_naming_the_field() {
+    let (_dir, fullnode) = start_fullnode(vec![], Duration::from_secs(30)).await;
+    let cases = [
+        ("GET", "/v1/providers?max_price=abc", "", 400, "max_price"),
+        (
+            "GET",
+            "/v1/providers?region=Not%20A%20Region",
+            "",
+            400,
+            "region",
+        ),
+        (
+            "GET",
+            "/v1/providers?min_capacity=-1",
+            "",
+            400,
+            "min_capacity",
+        ),
+        ("GET", "/v1/providers?limit=100000", "", 400, "limit"),
+        ("GET", "/v1/providers?surprise=1", "", 400, "query"),
+        ("POST", "/v1/match", "{}", 400, "max_price_per_gib_wei"),
+        (
+            "POST",
+            "/v1/match",
+            r#"{"max_price_per_gib_wei":"1","region":"??"}"#,
+            400,
+            "region",
+        ),
+        (
+            "POST",
+            "/v1/match",
+            r#"{"max_price_per_gib_wei":"1","min_capacity_mbps":"x"}"#,
+            400,
+            "min_capacity_mbps",
+        ),
+        ("POST", "/v1/match", "{not json", 400, "body"),
+    ];
+    for (method, path, body, want_status, want_field) in cases {
+        let (status, reply) = http(fullnode.http_addr, method, path, body).await;
+        assert_eq!(status, want_status, "{method} {path} {body}: {reply}");
+        let reply = json(&reply);
+        assert_eq!(
+            reply["field"], want_field,
+            "{method} {path} {body}: {reply}"
+        );
+        assert!(reply["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+    let (status, _) = http(fullnode.http_addr, "POST", "/v1/match", &" ".repeat(5000)).await;
+    assert_eq!(status, 413);
+    fullnode.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_replayed_heartbeats_are_rejected_and_counted() {
+    let (_dir, fullnode) = start_fullnode(vec![], Duration::from_secs(30)).await;
+    let mut events = fullnode.subscribe();
+    let (attacker, mut attacker_events) =
+        start_node(vec![tcp_addr(fullnode.net.listen_addrs())]).await;
+    wait_subscribed(&mut attacker_events, fullnode.net.peer_id()).await;
+
+    // A genuine heartbeat from a provider key, relayed by the attacker node.
+    let provider = Keypair::generate_ed25519();
+    let genuine = Heartbeat {
+        offer: offer(&provider, "eu-west", 10),
+        seq: 1,
+        timestamp_ms: unix_ms(),
+    };
+    let genuine_bytes = SignedMessage::sign(&genuine, &provider).unwrap().to_bytes();
+    attacker.publish_raw(genuine_bytes.clone()).await.unwrap();
+    wait_fullnode(&mut events, "genuine heartbeat", |e| {
+        matches!(e, FullnodeEvent::Indexed { seq: 1, .. })
+    })
+    .await;
+
+    // Names the provider, signed by another key: wrong signer.
+    let thief = Keypair::generate_ed25519();
+    let mut cheaper = genuine.clone();
+    cheaper.seq = 2;
+    cheaper.offer.price_per_gib_wei = 1;
+    let payload = SignedMessage::encode_payload(&cheaper).unwrap();
+    let signature = thief
+        .sign(&SignedMessage::<Heartbeat>::signing_input(&payload))
+        .unwrap();
+    let wrong_signer = SignedMessage::<Heartbeat>::from_parts(
+        payload.clone(),
+        thief.public().encode_protobuf(),
+        signature.clone(),
+    );
+    attacker.publish_raw(wrong_signer.to_bytes()).await.unwrap();
+    wait_fullnode(&mut events, "wrong signer refused", |e| {
+        matches!(
+            e,
+            FullnodeEvent::Rejected {
+                reason: "wrong_signer"
+            }
+        )
+    })
+    .await;
+
+    // Carries the provider's public key but not its signature: forged.
+    let forged = SignedMessage::<Heartbeat>::from_parts(
+        payload,
+        provider.public().encode_protobuf(),
+        signature,
+    );
+    attacker.publish_raw(forged.to_bytes()).await.unwrap();
+    wait_fullnode(&mut events, "forgery refused", |e| {
+        matches!(e, FullnodeEvent::Rejected { reason: "forged" })
+    })
+    .await;
+
+    // The genuine heartbeat again: replayed.
+    attacker.publish_raw(genuine_bytes).await.unwrap();
+    wait_fullnode(&mut events, "replay refused", |e| {
+        matches!(e, FullnodeEvent::Rejected { reason: "replayed" })
+    })
+    .await;
+
+    let (_, metrics) = http(fullnode.http_addr, "GET", "/metrics", "").await;
+    assert_eq!(
+        metric(&metrics, "flowshield_heartbeats_total{result=\"accepted\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "flowshield_heartbeats_total{result=\"wrong_signer\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(&metrics, "flowshield_heartbeats_total{result=\"forged\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&metrics, "flowshield_heartbeats_total{result=\"replayed\"}"),
+        1.0
+    );
+    // The index still holds the genuine offer, not the forged price.
+    let (_, body) = http(fullnode.http_addr, "GET", "/v1/providers", "").await;
+    assert_eq!(json(&body)[0]["offer"]["price_per_gib_wei"], "10");
+    attacker.shutdown().await;
+    fullnode.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn providers_are_found_through_the_dht_without_a_fullnode() {
+    let first = start_provider(vec![], "ap-south", 7).await;
+    let second = start_provider(vec![tcp_addr(first.net.listen_addrs())], "ap-south", 9).await;
+    let (client, mut client_events) = start_node(vec![tcp_addr(first.net.listen_addrs())]).await;
+    // Nothing reads the client's events but us; drain them so the network
+    // task never waits on a full channel.
+    tokio::spawn(async move { while client_events.recv().await.is_some() {} });
+    let region = Region::new("ap-south").unwrap();
+    let wanted = [first.net.peer_id(), second.net.peer_id()];
+
+    let found = within("both providers in the DHT", async {
+        loop {
+            let found = client.find_providers(region.clone()).await.unwrap();
+            if wanted.iter().all(|p| found.contains(p)) {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert_eq!(found.len(), 2);
+
+    let heartbeat = within("second provider's heartbeat record", async {
+        loop {
+            match client.get_heartbeat(second.net.peer_id()).await {
+                Ok(heartbeat) => return heartbeat,
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    })
+    .await;
+    assert_eq!(heartbeat.offer.provider_peer_id, second.net.peer_id());
+    assert_eq!(heartbeat.offer.price_per_gib_wei, 9);
+
+    // And the provider answers directly over request-response.
+    let response = within(
+        "request-response",
+        client.request(first.net.peer_id(), MarketRequest::GetHeartbeat),
+    )
+    .await
+    .unwrap();
+    let MarketResponse::Heartbeat(text) = response else {
+        panic!("unexpected {response:?}")
+    };
+    let direct = SignedMessage::<Heartbeat>::from_bytes(text.as_bytes())
+        .unwrap()
+        .verify()
+        .unwrap();
+    assert_eq!(direct.offer.provider_peer_id, first.net.peer_id());
+
+    client.shutdown().await;
+    first.shutdown().await;
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_fullnodes_index_the_same_provider_through_gossip() {
+    let (_dir1, one) = start_fullnode(vec![], Duration::from_secs(30)).await;
+    // The second fullnode joins over QUIC; the provider knows only the first.
+    let (_dir2, two) = start_fullnode(
+        vec![quic_addr(one.net.listen_addrs())],
+        Duration::from_secs(30),
+    )
+    .await;
+    let mut one_events = one.subscribe();
+    let mut two_events = two.subscribe();
+    let provider = start_provider(vec![tcp_addr(one.net.listen_addrs())], "eu-north", 5).await;
+    let id = provider.net.peer_id();
+    let indexed =
+        |e: &FullnodeEvent| matches!(e, FullnodeEvent::Indexed { provider, .. } if *provider == id);
+    wait_fullnode(&mut one_events, "first fullnode indexes", indexed).await;
+    wait_fullnode(&mut two_events, "second fullnode indexes", indexed).await;
+    for node in [&one, &two] {
+        let (status, body) = http(node.http_addr, "GET", "/v1/providers?region=eu-north", "").await;
+        assert_eq!(status, 200);
+        assert_eq!(json(&body)[0]["offer"]["provider_peer_id"], id.to_base58());
+    }
+    provider.shutdown().await;
+    two.shutdown().await;
+    one.shutdown().await;
+}
