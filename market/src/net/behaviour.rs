@@ -25,7 +25,8 @@ const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// `sha256("flowshield/providers/<region>")`.
 pub fn region_key(region: &Region) -> kad::RecordKey {
     let digest = Sha256::digest(format!("flowshield/providers/{region}").as_bytes());
-    kad::RecordKey::new(&digest.as_slice())
+    let digest: [u8; 32] = digest.into();
+    kad::RecordKey::new(&digest)
 }
 
 /// The DHT key of a provider's latest signed heartbeat:
