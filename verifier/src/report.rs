@@ -170,6 +170,20 @@ mod tests {
         };
         let provider = Address::repeat_byte(1);
         let signed = sign(&signer, &domain, provider, 42, &metrics, &verdict).expect("sign");
+        // Awkward floats: after quantization the JSON round trip keeps the hash.
+        let mut awkward = Metrics::unreachable("x");
+        for (i, v) in [0.1 + 0.2, 1.0 / 3.0, 4123.456_789_123, 2.0f64.sqrt() * 1e5]
+            .into_iter()
+            .enumerate()
+        {
+            awkward.throughput_mbps = Some(v * (i + 1) as f64);
+            awkward.rtt_p90_ms = Some(v / 7.0);
+            awkward.transfer_ms = v * 13.0;
+            let m = awkward.clone().quantized();
+            let back: Metrics =
+                serde_json::from_str(&serde_json::to_string(&m).expect("json")).expect("parse");
+            assert_eq!(metrics_hash(&back), metrics_hash(&m), "{m:?}");
+        }
         assert_eq!(signed.verify(&domain).expect("valid"), signer.address());
         // JSON round trip keeps the hash valid (what a fullnode receives).
         let text = serde_json::to_string(&signed).expect("json");

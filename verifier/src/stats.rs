@@ -140,6 +140,23 @@ impl Metrics {
         }
     }
 
+    /// Every float rounded to 1/1000 (µs, 0.001 %, 1 kbit/s). Signed metrics are
+    /// quantized so that their JSON survives a parse/serialize round trip bit for bit
+    /// (`mantissa / 1000` is what a JSON parser computes), keeping the metrics hash
+    /// checkable by whoever receives them.
+    pub fn quantized(mut self) -> Self {
+        let q = |v: f64| (v * 1000.0).round() / 1000.0;
+        let qo = |v: Option<f64>| v.map(q);
+        self.handshake_ms = qo(self.handshake_ms);
+        self.loss_pct = q(self.loss_pct);
+        self.rtt_p50_ms = qo(self.rtt_p50_ms);
+        self.rtt_p90_ms = qo(self.rtt_p90_ms);
+        self.rtt_max_ms = qo(self.rtt_max_ms);
+        self.transfer_ms = q(self.transfer_ms);
+        self.throughput_mbps = qo(self.throughput_mbps);
+        self
+    }
+
     /// Fill the RTT and loss fields from ping samples.
     pub fn set_ping(&mut self, samples: &PingSamples) {
         let rtts: Vec<f64> = samples.replies.values().copied().collect();

@@ -199,7 +199,7 @@ impl Verifier {
         })
         .await
         .map_err(|e| VerifierError::Task(e.to_string()))??;
-        Ok(metrics)
+        Ok(metrics.quantized())
     }
 
     /// Probe `target` and handle the result (see the module doc).
