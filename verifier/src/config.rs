@@ -222,7 +222,9 @@ impl Config {
                 ));
             }
         }
-        let need_key = chain.as_ref().is_none_or(|c| c.source == SourceKind::Config);
+        let need_key = chain
+            .as_ref()
+            .is_none_or(|c| c.source == SourceKind::Config);
         let mut targets = Vec::with_capacity(raw.targets.len());
         for (i, t) in raw.targets.iter().enumerate() {
             let target = target(&format!("targets[{i}]"), t, responder_port, need_key)?;
@@ -251,7 +253,10 @@ impl Config {
 fn secs(field: &str, value: Option<f64>, default: f64) -> Result<Duration, ConfigError> {
     let v = value.unwrap_or(default);
     if !(v > 0.0 && v <= 3600.0) {
-        return Err(ConfigError::field(field, "must be between 0 and 3600 seconds"));
+        return Err(ConfigError::field(
+            field,
+            "must be between 0 and 3600 seconds",
+        ));
     }
     Ok(Duration::from_secs_f64(v))
 }
@@ -364,7 +369,10 @@ fn parse_address(field: &str, text: &str) -> Result<Address, ConfigError> {
 
 fn quality_value(field: String, v: f64, max: f64) -> Result<f64, ConfigError> {
     if !(v.is_finite() && v >= 0.0 && v <= max) {
-        return Err(ConfigError::field(field, format!("must be between 0 and {max}")));
+        return Err(ConfigError::field(
+            field,
+            format!("must be between 0 and {max}"),
+        ));
     }
     Ok(v)
 }
@@ -396,7 +404,10 @@ fn target(
     let endpoint: SocketAddr = t.endpoint.parse().map_err(|_| {
         ConfigError::field(
             f("endpoint"),
-            format!("'{}' is not a numeric IP:port (names are never resolved)", t.endpoint),
+            format!(
+                "'{}' is not a numeric IP:port (names are never resolved)",
+                t.endpoint
+            ),
         )
     })?;
     let tunnel_address: Cidr = t
@@ -424,7 +435,11 @@ fn target(
         probe_address,
         responder_port: t.responder_port.unwrap_or(default_port),
         quality: AdvertisedQuality {
-            min_throughput_mbps: quality_value(f("min_throughput_mbps"), t.min_throughput_mbps, 1e6)?,
+            min_throughput_mbps: quality_value(
+                f("min_throughput_mbps"),
+                t.min_throughput_mbps,
+                1e6,
+            )?,
             max_loss_pct: quality_value(f("max_loss_pct"), t.max_loss_pct, 100.0)?,
             max_rtt_ms: quality_value(f("max_rtt_ms"), t.max_rtt_ms, 1e6)?,
         },
@@ -496,9 +511,15 @@ max_rtt_ms = 100
     fn field_errors_name_the_field() {
         let ep = "endpoint = \"198.18.0.1:51820\"";
         let cases = [
-            ("[probe]\ntransfer_bytes = 999999999", "probe.transfer_bytes"),
+            (
+                "[probe]\ntransfer_bytes = 999999999",
+                "probe.transfer_bytes",
+            ),
             ("[probe]\nping_count = 0", "probe.ping_count"),
-            ("[probe]\nhandshake_timeout_secs = -1", "probe.handshake_timeout_secs"),
+            (
+                "[probe]\nhandshake_timeout_secs = -1",
+                "probe.handshake_timeout_secs",
+            ),
             ("interface = \"much-too-long-name\"", "verifier.interface"),
             ("[schedule]\njitter_secs = 3", "schedule"),
             ("[schedule]\ncron = \"nope\"", "schedule.cron"),
@@ -515,7 +536,10 @@ max_rtt_ms = 100
             let e = err(&config(extra, ep));
             assert!(e.starts_with(&format!("{field}:")), "{field}: got {e}");
         }
-        let e = err(&config("", "endpoint = \"198.18.0.1:51820\"\nmax_loss_pct = 1"));
+        let e = err(&config(
+            "",
+            "endpoint = \"198.18.0.1:51820\"\nmax_loss_pct = 1",
+        ));
         assert!(e.contains("max_loss_pct"), "{e}");
         let e = err(&config("", &format!("{ep}\n[[targets]]\nname = \"alpha\"")));
         assert!(e.contains("targets"), "{e}");
@@ -523,16 +547,17 @@ max_rtt_ms = 100
 
     #[test]
     fn unknown_keys_are_refused() {
-        let e = err(&config("colour = \"blue\"", "endpoint = \"198.18.0.1:51820\""));
+        let e = err(&config(
+            "colour = \"blue\"",
+            "endpoint = \"198.18.0.1:51820\"",
+        ));
         assert!(e.contains("colour"), "{e}");
     }
 
     #[test]
     fn key_optional_only_with_chain_source() {
-        let no_key = config("", "endpoint = \"198.18.0.1:51820\"").replace(
-            &format!("wg_public_key = \"{KEY}\""),
-            "",
-        );
+        let no_key = config("", "endpoint = \"198.18.0.1:51820\"")
+            .replace(&format!("wg_public_key = \"{KEY}\""), "");
         assert!(err(&no_key).starts_with("targets[0].wg_public_key:"));
         let chain = "[chain]\nrpc_url = \"http://127.0.0.1:8545\"\nmarket = \"0x00000000000000000000000000000000000000bb\"\nprivate_key_file = \"k\"\nsource = \"chain\"";
         let with_chain = no_key.replace("[[targets]]", &format!("{chain}\n[[targets]]"));

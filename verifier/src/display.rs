@@ -11,7 +11,9 @@ pub fn stage_line(stage: &Stage) -> String {
     match stage {
         Stage::TunnelUp { iface } => format!("[1/5] bringing up probe interface {iface}"),
         Stage::Handshake => "[2/5] waiting for the WireGuard handshake".into(),
-        Stage::HandshakeDone(d) => format!("      handshake done in {:.1} ms", d.as_secs_f64() * 1e3),
+        Stage::HandshakeDone(d) => {
+            format!("      handshake done in {:.1} ms", d.as_secs_f64() * 1e3)
+        }
         Stage::Ping { count } => format!("[3/5] measuring RTT and loss ({count} echo requests)"),
         Stage::Transfer { bytes } => {
             format!("[4/5] measuring throughput ({} KiB transfer)", bytes / 1024)
@@ -36,15 +38,27 @@ pub fn result_table(r: &ProbeResult) -> String {
         format!("{} ({:#x})", r.target.name, r.target.provider),
         String::new(),
     ]);
-    table.add_row(vec!["handshake".to_string(), ms(m.handshake_ms), String::new()]);
+    table.add_row(vec![
+        "handshake".to_string(),
+        ms(m.handshake_ms),
+        String::new(),
+    ]);
     table.add_row(vec![
         "RTT p50 / p90 / max".to_string(),
-        format!("{} / {} / {}", ms(m.rtt_p50_ms), ms(m.rtt_p90_ms), ms(m.rtt_max_ms)),
+        format!(
+            "{} / {} / {}",
+            ms(m.rtt_p50_ms),
+            ms(m.rtt_p90_ms),
+            ms(m.rtt_max_ms)
+        ),
         format!("<= {:.1} ms (p50)", q.max_rtt_ms),
     ]);
     table.add_row(vec![
         "loss".to_string(),
-        format!("{:.1} % ({}/{} answered)", m.loss_pct, m.ping_received, m.ping_sent),
+        format!(
+            "{:.1} % ({}/{} answered)",
+            m.loss_pct, m.ping_received, m.ping_sent
+        ),
         format!("<= {:.1} %", q.max_loss_pct),
     ]);
     table.add_row(vec![

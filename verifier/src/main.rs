@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use flowshield_verifier::{display, Config, Verifier};
 
 #[derive(Parser)]
-#[command(name = "flowshield-verifier", version, about = "Probe FlowShield providers and report on their quality")]
+#[command(
+    name = "flowshield-verifier",
+    version,
+    about = "Probe FlowShield providers and report on their quality"
+)]
 struct Cli {
     /// More logging (-v debug, -vv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -40,7 +44,7 @@ enum Command {
     },
 }
 
-fn load(path: &PathBuf) -> anyhow::Result<Config> {
+fn load(path: &std::path::Path) -> anyhow::Result<Config> {
     Config::load(path).with_context(|| format!("configuration {}", path.display()))
 }
 
@@ -70,7 +74,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Probe { config, provider } => {
             let verifier = Verifier::new(load(&config)?).await?;
             let result = verifier
-                .probe_named(&provider, |stage| eprintln!("{}", display::stage_line(stage)))
+                .probe_named(&provider, |stage| {
+                    eprintln!("{}", display::stage_line(stage))
+                })
                 .await?;
             println!("{}", display::result_table(&result));
             if !result.verdict.passed {

@@ -122,7 +122,10 @@ pub fn sign(
             .verifying_contract
             .map(|a| format!("{a:#x}"))
             .unwrap_or_default(),
-        chain_id: domain.chain_id.map(|c| c.saturating_to()).unwrap_or_default(),
+        chain_id: domain
+            .chain_id
+            .map(|c| c.saturating_to())
+            .unwrap_or_default(),
         report: ReportJson {
             provider: format!("{provider:#x}"),
             period,
@@ -172,7 +175,7 @@ mod tests {
         let signed = sign(&signer, &domain, provider, 42, &metrics, &verdict).expect("sign");
         // Awkward floats: after quantization the JSON round trip keeps the hash.
         let mut awkward = Metrics::unreachable("x");
-        for (i, v) in [0.1 + 0.2, 1.0 / 3.0, 4123.456_789_123, 2.0f64.sqrt() * 1e5]
+        for (i, v) in [0.1 + 0.2, 1.0 / 3.0, 4_123.456_789_123, 2.0f64.sqrt() * 1e5]
             .into_iter()
             .enumerate()
         {

@@ -310,7 +310,11 @@ rtt min/avg/max/mdev = 0.500/1.500/2.500/0.816 ms";
         slow.throughput_mbps = Some(1.0);
         let v = verdict(&slow, &q);
         assert!(!v.passed);
-        assert!(v.reasons[0].starts_with("throughput 1.00"), "{:?}", v.reasons);
+        assert!(
+            v.reasons[0].starts_with("throughput 1.00"),
+            "{:?}",
+            v.reasons
+        );
 
         let mut lossy = good_metrics();
         lossy.loss_pct = 50.0;

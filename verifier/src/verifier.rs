@@ -117,10 +117,9 @@ impl Verifier {
             None => None,
         };
         let source: Box<dyn TargetSource> = match (&config.chain, &chain) {
-            (Some(c), Some(ctx)) if c.source == SourceKind::Chain => Box::new(ChainSource::new(
-                ctx.market.clone(),
-                config.targets.clone(),
-            )),
+            (Some(c), Some(ctx)) if c.source == SourceKind::Chain => {
+                Box::new(ChainSource::new(ctx.market.clone(), config.targets.clone()))
+            }
             _ => Box::new(StaticSource::new(config.targets.clone())),
         };
         let publisher = Publisher::new(config.fullnodes.clone(), Duration::from_secs(5), 3)?;
@@ -194,11 +193,10 @@ impl Verifier {
             self.wg_key.clone(),
             target.clone(),
         );
-        let metrics = tokio::task::spawn_blocking(move || {
-            probe::probe(&settings, &key, &t, &mut progress)
-        })
-        .await
-        .map_err(|e| VerifierError::Task(e.to_string()))??;
+        let metrics =
+            tokio::task::spawn_blocking(move || probe::probe(&settings, &key, &t, &mut progress))
+                .await
+                .map_err(|e| VerifierError::Task(e.to_string()))??;
         Ok(metrics.quantized())
     }
 

@@ -44,16 +44,31 @@ async fn good_provider_passes() {
 
     let who = format!("{:#x}", market.provider_address());
     let r = verifier.probe_named(&who, |_| {}).await.expect("probe");
-    assert!(r.verdict.passed, "good provider failed: {:?} {:?}", r.verdict, r.metrics);
+    assert!(
+        r.verdict.passed,
+        "good provider failed: {:?} {:?}",
+        r.verdict, r.metrics
+    );
     assert!(r.metrics.handshake_ms.is_some());
     assert_eq!(r.metrics.loss_pct, 0.0);
     assert_eq!(r.metrics.transfer_bytes, 2 << 20);
     assert_eq!(r.chain, ChainOutcome::NotNeeded);
 
     let period = market.owner.current_period().await.expect("period");
-    assert_eq!(market.owner.fail_reports(market.provider_address(), period).await.expect("view"), 0);
+    assert_eq!(
+        market
+            .owner
+            .fail_reports(market.provider_address(), period)
+            .await
+            .expect("view"),
+        0
+    );
     let me = market.verifiers[0].address();
-    assert!(!market.owner.has_reported(me, market.provider_address(), period).await.expect("view"));
+    assert!(!market
+        .owner
+        .has_reported(me, market.provider_address(), period)
+        .await
+        .expect("view"));
 
     // Published: the working fullnode got one report that verifies to this verifier.
     let got = node.reports();
@@ -76,7 +91,14 @@ async fn good_provider_passes() {
         .expect("rows");
     assert_eq!(rows.len(), 1);
     assert!(rows[0].passed && rows[0].signature.is_some());
-    assert_eq!(verifier.store().delivered_count(r.probe_id).await.expect("count"), 1);
+    assert_eq!(
+        verifier
+            .store()
+            .delivered_count(r.probe_id)
+            .await
+            .expect("count"),
+        1
+    );
 }
 
 /// (2) A throttled provider is reported failing by two verifiers (own namespaces, keys
@@ -107,13 +129,24 @@ async fn throttled_provider_is_reported_and_slashed_by_a_quorum_of_two() {
         let results = verifier.round().await.expect("round");
         assert_eq!(results.len(), 1, "verifier {i} probed nothing");
         let r = &results[0];
-        assert!(!r.verdict.passed, "throttled provider passed: {:?}", r.metrics);
         assert!(
-            r.verdict.reasons.iter().any(|x| x.starts_with("throughput")),
+            !r.verdict.passed,
+            "throttled provider passed: {:?}",
+            r.metrics
+        );
+        assert!(
+            r.verdict
+                .reasons
+                .iter()
+                .any(|x| x.starts_with("throughput")),
             "{:?}",
             r.verdict.reasons
         );
-        assert!(matches!(r.chain, ChainOutcome::Submitted(_)), "{:?}", r.chain);
+        assert!(
+            matches!(r.chain, ChainOutcome::Submitted(_)),
+            "{:?}",
+            r.chain
+        );
         outcomes.push(r.chain.clone());
         let slashed = market.owner.slashed(p, period).await.expect("view");
         assert_eq!(slashed, i == 1, "slashed after {} report(s)", i + 1);
@@ -123,9 +156,15 @@ async fn throttled_provider_is_reported_and_slashed_by_a_quorum_of_two() {
     assert!(market.owner.slashed(p, period).await.expect("view"));
     // 10 % of the stake is gone, part of it credited to the two reporters.
     let record = market.owner.provider_record(p).await.expect("record");
-    assert_eq!(record.stake, market.stake - market.stake / alloy::primitives::U256::from(10));
+    assert_eq!(
+        record.stake,
+        market.stake - market.stake / alloy::primitives::U256::from(10)
+    );
     for v in &market.verifiers {
-        assert!(market.owner.claimable(v.address()).await.expect("view") > alloy::primitives::U256::ZERO);
+        assert!(
+            market.owner.claimable(v.address()).await.expect("view")
+                > alloy::primitives::U256::ZERO
+        );
     }
     // Both failing reports reached the fullnode and verify.
     let domain = market.owner.eip712_domain().await.expect("domain");
@@ -153,7 +192,11 @@ async fn a_verifier_reports_a_provider_once_per_period() {
     let first = verifier(v.config(&[], &chain, &target)).await;
     let r1 = first.round().await.expect("round 1");
     assert!(!r1[0].verdict.passed);
-    assert!(matches!(r1[0].chain, ChainOutcome::Submitted(_)), "{:?}", r1[0].chain);
+    assert!(
+        matches!(r1[0].chain, ChainOutcome::Submitted(_)),
+        "{:?}",
+        r1[0].chain
+    );
     let r2 = first.round().await.expect("round 2");
     assert_eq!(r2[0].chain, ChainOutcome::AlreadyReportedLocally);
 
@@ -167,7 +210,9 @@ async fn a_verifier_reports_a_provider_once_per_period() {
     // Forced past both checks, the contract refuses.
     let signed = r3[0].signed.clone().expect("signed");
     let ctx = fresh.chain().expect("chain");
-    let err = submit(&ctx.market, &signed).await.expect_err("duplicate must revert");
+    let err = submit(&ctx.market, &signed)
+        .await
+        .expect_err("duplicate must revert");
     assert!(is_duplicate(&err), "{err}");
 
     let period = market.owner.current_period().await.expect("period");
@@ -203,7 +248,10 @@ async fn a_probe_never_leaves_the_test_namespaces() {
                     .output()
                     .map(|o| o.status.success())
                     .unwrap_or(false);
-                seen2.lock().expect("lock").push((in_ns, host_has_iface(&iface)));
+                seen2
+                    .lock()
+                    .expect("lock")
+                    .push((in_ns, host_has_iface(&iface)));
             }
         })
         .await
@@ -212,20 +260,22 @@ async fn a_probe_never_leaves_the_test_namespaces() {
     assert_eq!(r.chain, ChainOutcome::NoChain);
     assert_eq!(*seen.lock().expect("lock"), vec![(true, false)]);
     let rx = v.counter("rx_bytes") - rx_before;
-    assert!(rx >= 2 << 20, "only {rx} bytes arrived over the namespace veth");
+    assert!(
+        rx >= 2 << 20,
+        "only {rx} bytes arrived over the namespace veth"
+    );
     assert!(!v.has_iface() && !host_has_iface(&v.iface));
     assert!(!flowshield_tunnel::uapi::socket_path(&v.iface).exists());
 
     // A target outside the namespaces' networks: refused before anything is sent.
-    let outside = format!(
-        "provider = \"0x00000000000000000000000000000000000000aa\"\n{key}"
-    );
+    let outside = format!("provider = \"0x00000000000000000000000000000000000000aa\"\n{key}");
     let text = v
         .config_text(&[], "", &outside)
         .replace(&v.endpoint, "192.0.2.1:51820");
     let path = v.dir.path().join("outside.toml");
     std::fs::write(&path, text).expect("write");
-    let verifier = common::verifier(flowshield_verifier::Config::load(&path).expect("config")).await;
+    let verifier =
+        common::verifier(flowshield_verifier::Config::load(&path).expect("config")).await;
     let tx_before = v.counter("tx_packets");
     let started = Instant::now();
     let err = verifier
@@ -233,10 +283,17 @@ async fn a_probe_never_leaves_the_test_namespaces() {
         .await
         .expect_err("outside target must fail");
     assert!(
-        matches!(err, VerifierError::Probe(ProbeError::EndpointUnreachable { .. })),
+        matches!(
+            err,
+            VerifierError::Probe(ProbeError::EndpointUnreachable { .. })
+        ),
         "{err}"
     );
     assert!(started.elapsed() < Duration::from_secs(3));
-    assert_eq!(v.counter("tx_packets"), tx_before, "packets left the verifier");
+    assert_eq!(
+        v.counter("tx_packets"),
+        tx_before,
+        "packets left the verifier"
+    );
     assert!(!v.has_iface() && !host_has_iface(&v.iface));
 }

@@ -152,8 +152,7 @@ fn ping(
         &target.probe_address.to_string(),
     ]);
     // ping exits 1 when replies are missing: that is a measurement, not an error.
-    let (status, stdout, stderr) =
-        netns::run_status(&mut cmd, Duration::from_secs(deadline + 5))?;
+    let (status, stdout, stderr) = netns::run_status(&mut cmd, Duration::from_secs(deadline + 5))?;
     if status.code() == Some(2) || !stdout.starts_with("PING") {
         return Err(ProbeError::Command {
             command: format!("ping {}", target.probe_address),

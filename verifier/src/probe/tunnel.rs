@@ -118,19 +118,24 @@ impl ProbeTunnel {
         target: &ProbeTarget,
         peer_key: PublicKey,
     ) -> Result<(), ProbeError> {
-        let host_prefix = if target.probe_address.is_ipv4() { 32 } else { 128 };
+        let host_prefix = if target.probe_address.is_ipv4() {
+            32
+        } else {
+            128
+        };
         let probe_net = format!("{}/{host_prefix}", target.probe_address);
         let mut peer = PeerUpdate::new(peer_key);
         peer.endpoint = Some(target.endpoint);
         peer.replace_allowed_ips = true;
         // Only the probe address goes into the tunnel: nothing else is routed to the
         // provider, and nothing the provider sends from elsewhere is accepted.
-        peer.allowed_ips = vec![uapi::set::parse_cidr(&probe_net).map_err(|message| {
-            ProbeError::Command {
-                command: "allowed-ips".into(),
-                message,
-            }
-        })?];
+        peer.allowed_ips =
+            vec![
+                uapi::set::parse_cidr(&probe_net).map_err(|message| ProbeError::Command {
+                    command: "allowed-ips".into(),
+                    message,
+                })?,
+            ];
         let request = SetRequest {
             private_key: Some(key.clone()),
             replace_peers: true,
@@ -167,18 +172,19 @@ impl ProbeTunnel {
             if now >= next_nudge {
                 // The first packet for the peer makes the daemon initiate a handshake.
                 let target = SocketAddr::new(probe, 9);
-                self.place.enter(move || {
-                    let bind: SocketAddr = if target.is_ipv4() {
-                        "0.0.0.0:0".parse().map_err(std::io::Error::other)?
-                    } else {
-                        "[::]:0".parse().map_err(std::io::Error::other)?
-                    };
-                    UdpSocket::bind(bind)?.send_to(b"flowshield-verifier", target)
-                })?
-                .map_err(|source| ProbeError::Io {
-                    what: format!("sending the handshake trigger to {target}"),
-                    source,
-                })?;
+                self.place
+                    .enter(move || {
+                        let bind: SocketAddr = if target.is_ipv4() {
+                            "0.0.0.0:0".parse().map_err(std::io::Error::other)?
+                        } else {
+                            "[::]:0".parse().map_err(std::io::Error::other)?
+                        };
+                        UdpSocket::bind(bind)?.send_to(b"flowshield-verifier", target)
+                    })?
+                    .map_err(|source| ProbeError::Io {
+                        what: format!("sending the handshake trigger to {target}"),
+                        source,
+                    })?;
                 next_nudge = now + Duration::from_secs(1);
             }
             let snapshot = client::get(&self.iface)?;

@@ -111,8 +111,19 @@ impl Provider {
     /// Throttle what the provider sends to `v` (its veth egress) to `rate`.
     pub fn throttle(&self, v: &VerifierNs, rate: &str) -> anyhow::Result<()> {
         self.site.ns.run(&[
-            "tc", "qdisc", "add", "dev", &v.provider_dev, "root", "tbf", "rate", rate, "burst",
-            "16kbit", "latency", "400ms",
+            "tc",
+            "qdisc",
+            "add",
+            "dev",
+            &v.provider_dev,
+            "root",
+            "tbf",
+            "rate",
+            rate,
+            "burst",
+            "16kbit",
+            "latency",
+            "400ms",
         ])?;
         Ok(())
     }
