@@ -35,7 +35,14 @@ fn probe_command_shows_progress_and_a_table() {
     for stage in ["[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"] {
         assert!(stderr.contains(stage), "no {stage} in:\n{stderr}");
     }
-    for row in ["handshake", "RTT p50", "loss", "throughput", "verdict", "PASS"] {
+    for row in [
+        "handshake",
+        "RTT p50",
+        "loss",
+        "throughput",
+        "verdict",
+        "PASS",
+    ] {
         assert!(stdout.contains(row), "no {row} in:\n{stdout}");
     }
     assert!(!v.has_iface(), "probe interface left behind");
@@ -46,7 +53,10 @@ fn probe_command_shows_progress_and_a_table() {
     // Unknown target: fails, saying which.
     let (ok, _, stderr) = run(&["probe", "--config", &config, "nobody"]);
     assert!(!ok);
-    assert!(stderr.contains("no target named or addressed 'nobody'"), "{stderr}");
+    assert!(
+        stderr.contains("no target named or addressed 'nobody'"),
+        "{stderr}"
+    );
 }
 
 #[test]
