@@ -1,0 +1,568 @@
+//! The verifier's TOML configuration: parsed into raw serde structs (unknown keys are
+//! refused), then validated into typed values with errors naming the field.
+//!
+//! ```toml
+//! database = "/var/lib/flowshield-verifier/results.db"   # SQLite file (created)
+//! fullnodes = ["http://192.0.2.10:8700"]                  # POST {url}/v1/reports
+//!
+//! [verifier]
+//! wg_private_key_file = "/etc/flowshield-verifier/wg.key" # base64, mode 0600
+//! flowshield_bin = "flowshield"                           # the data plane binary
+//! interface = "fsverify0"                                 # probe interface name
+//! netns = "probe"                                         # optional: probe inside it
+//!
+//! [probe]                     # all optional, defaults shown
+//! ping_count = 10
+//! ping_interval_ms = 200
+//! transfer_bytes = 2097152    # at most 16 MiB
+//! transfer_timeout_secs = 5
+//! handshake_timeout_secs = 10
+//! responder_port = 9909
+//!
+//! [schedule]                  # exactly one of cron / interval_secs
+//! cron = "*/5 * * * *"
+//! jitter_secs = 30
+//!
+//! [chain]                     # optional for `probe`, required for `run`
+//! rpc_url = "http://127.0.0.1:8545"
+//! market = "0x…"
+//! private_key_file = "/etc/flowshield-verifier/chain.key" # hex, mode 0600
+//! source = "chain"            # "config" (default): probe [[targets]]; "chain": see below
+//!
+//! [[targets]]
+//! name = "alpha"
+//! provider = "0x…"                  # chain address
+//! wg_public_key = "base64…"         # optional with source = "chain"
+//! endpoint = "198.51.100.7:51820"   # numeric only: the verifier never resolves names
+//! tunnel_address = "10.77.0.2/32"   # the verifier's address inside the tunnel
+//! probe_address = "10.77.0.1"       # answers ping, runs the probe responder
+//! min_throughput_mbps = 10
+//! max_loss_pct = 2
+//! max_rtt_ms = 100
+//! ```
+
+use alloy::primitives::Address;
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::ConfigError;
+use crate::schedule::{Jittered, Schedule};
+use crate::stats::AdvertisedQuality;
+use crate::target::{Cidr, ProbeTarget};
+use flowshield_tunnel::key::PublicKey;
+
+/// Largest transfer a probe may ask for: probes must stay small.
+pub const MAX_TRANSFER_BYTES: u64 = 16 << 20;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    database: Option<PathBuf>,
+    #[serde(default)]
+    fullnodes: Vec<String>,
+    verifier: RawVerifier,
+    #[serde(default)]
+    probe: RawProbe,
+    schedule: Option<RawSchedule>,
+    chain: Option<RawChain>,
+    #[serde(default)]
+    targets: Vec<RawTarget>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVerifier {
+    wg_private_key_file: PathBuf,
+    flowshield_bin: Option<PathBuf>,
+    interface: Option<String>,
+    netns: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProbe {
+    ping_count: Option<u32>,
+    ping_interval_ms: Option<u64>,
+    transfer_bytes: Option<u64>,
+    transfer_timeout_secs: Option<f64>,
+    handshake_timeout_secs: Option<f64>,
+    responder_port: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    cron: Option<String>,
+    interval_secs: Option<u64>,
+    #[serde(default)]
+    jitter_secs: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChain {
+    rpc_url: String,
+    market: String,
+    private_key_file: PathBuf,
+    #[serde(default)]
+    source: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    name: String,
+    provider: String,
+    wg_public_key: Option<String>,
+    endpoint: String,
+    tunnel_address: String,
+    probe_address: String,
+    responder_port: Option<u16>,
+    min_throughput_mbps: f64,
+    max_loss_pct: f64,
+    max_rtt_ms: f64,
+}
+
+/// Where probe targets come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// The `[[targets]]` list as written.
+    Config,
+    /// Providers with active orders on the market; endpoint and advertised quality from
+    /// the `[[targets]]` entry with the same provider address.
+    Chain,
+}
+
+/// How the probe engine works.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeSettings {
+    /// The `flowshield` binary.
+    pub flowshield_bin: PathBuf,
+    /// Name of the WireGuard interface the probe brings up (and always removes).
+    pub interface: String,
+    /// Network namespace the probe runs in (`None`: the verifier's own).
+    pub netns: Option<String>,
+    /// Echo requests per probe.
+    pub ping_count: u32,
+    /// Gap between echo requests.
+    pub ping_interval: Duration,
+    /// Bytes requested from the responder.
+    pub transfer_bytes: u64,
+    /// Time cap of the transfer.
+    pub transfer_timeout: Duration,
+    /// Time allowed for the WireGuard handshake.
+    pub handshake_timeout: Duration,
+}
+
+/// The chain the verifier reports to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainConfig {
+    /// HTTP JSON-RPC URL.
+    pub rpc_url: String,
+    /// `BandwidthMarket` address.
+    pub market: Address,
+    /// Hex secp256k1 key file of the verifier's chain account (mode 0600).
+    pub private_key_file: PathBuf,
+    /// Where targets come from.
+    pub source: SourceKind,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// SQLite database file.
+    pub database: PathBuf,
+    /// Fullnode base URLs.
+    pub fullnodes: Vec<String>,
+    /// Base64 WireGuard private key file (mode 0600).
+    pub wg_private_key_file: PathBuf,
+    /// Probe engine settings.
+    pub probe: ProbeSettings,
+    /// Schedule of `run`; `None` when the file has no `[schedule]` (only `probe` works).
+    pub schedule: Option<Jittered>,
+    /// Chain access; `None`: results are stored but not signed, published or reported.
+    pub chain: Option<ChainConfig>,
+    /// The `[[targets]]` entries.
+    pub targets: Vec<ProbeTarget>,
+}
+
+impl Config {
+    /// Read and validate `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Validate TOML text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<config>"),
+            message: e.to_string(),
+        })?;
+        let probe = probe_settings(&raw.verifier, &raw.probe)?;
+        let responder_port = raw.probe.responder_port.unwrap_or(9909);
+        let schedule = raw.schedule.as_ref().map(schedule).transpose()?;
+        let chain = raw.chain.as_ref().map(chain).transpose()?;
+        for (i, url) in raw.fullnodes.iter().enumerate() {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::field(
+                    format!("fullnodes[{i}]"),
+                    format!("'{url}' is not an http(s) URL"),
+                ));
+            }
+        }
+        let need_key = chain
+            .as_ref()
+            .is_none_or(|c| c.source == SourceKind::Config);
+        let mut targets = Vec::with_capacity(raw.targets.len());
+        for (i, t) in raw.targets.iter().enumerate() {
+            let target = target(&format!("targets[{i}]"), t, responder_port, need_key)?;
+            if targets.iter().any(|o: &ProbeTarget| o.name == target.name) {
+                return Err(ConfigError::field(
+                    format!("targets[{i}].name"),
+                    format!("'{}' is used twice", target.name),
+                ));
+            }
+            targets.push(target);
+        }
+        Ok(Config {
+            database: raw
+                .database
+                .unwrap_or_else(|| PathBuf::from("flowshield-verifier.db")),
+            fullnodes: raw.fullnodes,
+            wg_private_key_file: raw.verifier.wg_private_key_file,
+            probe,
+            schedule,
+            chain,
+            targets,
+        })
+    }
+}
+
+fn secs(field: &str, value: Option<f64>, default: f64) -> Result<Duration, ConfigError> {
+    let v = value.unwrap_or(default);
+    if !(v > 0.0 && v <= 3600.0) {
+        return Err(ConfigError::field(
+            field,
+            "must be between 0 and 3600 seconds",
+        ));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn probe_settings(v: &RawVerifier, p: &RawProbe) -> Result<ProbeSettings, ConfigError> {
+    let interface = v.interface.clone().unwrap_or_else(|| "fsverify0".into());
+    if interface.is_empty()
+        || interface.len() > 15
+        || !interface
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(ConfigError::field(
+            "verifier.interface",
+            format!("'{interface}' is not an interface name (1-15 of [A-Za-z0-9_-])"),
+        ));
+    }
+    if let Some(ns) = &v.netns {
+        if ns.is_empty() || ns.contains('/') || ns.starts_with('.') {
+            return Err(ConfigError::field(
+                "verifier.netns",
+                format!("'{ns}' is not a namespace name"),
+            ));
+        }
+    }
+    let ping_count = p.ping_count.unwrap_or(10);
+    if !(1..=1000).contains(&ping_count) {
+        return Err(ConfigError::field("probe.ping_count", "must be 1-1000"));
+    }
+    let ping_interval_ms = p.ping_interval_ms.unwrap_or(200);
+    if !(200..=10_000).contains(&ping_interval_ms) {
+        return Err(ConfigError::field(
+            "probe.ping_interval_ms",
+            "must be 200-10000",
+        ));
+    }
+    let transfer_bytes = p.transfer_bytes.unwrap_or(2 << 20);
+    if transfer_bytes == 0 || transfer_bytes > MAX_TRANSFER_BYTES {
+        return Err(ConfigError::field(
+            "probe.transfer_bytes",
+            format!("must be 1-{MAX_TRANSFER_BYTES} (probes stay small)"),
+        ));
+    }
+    Ok(ProbeSettings {
+        flowshield_bin: v
+            .flowshield_bin
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("flowshield")),
+        interface,
+        netns: v.netns.clone(),
+        ping_count,
+        ping_interval: Duration::from_millis(ping_interval_ms),
+        transfer_bytes,
+        transfer_timeout: secs("probe.transfer_timeout_secs", p.transfer_timeout_secs, 5.0)?,
+        handshake_timeout: secs(
+            "probe.handshake_timeout_secs",
+            p.handshake_timeout_secs,
+            10.0,
+        )?,
+    })
+}
+
+fn schedule(s: &RawSchedule) -> Result<Jittered, ConfigError> {
+    let base = match (&s.cron, s.interval_secs) {
+        (Some(expr), None) => Schedule::cron(expr)?,
+        (None, Some(secs)) => Schedule::interval(secs)?,
+        _ => {
+            return Err(ConfigError::field(
+                "schedule",
+                "set exactly one of `cron` and `interval_secs`",
+            ))
+        }
+    };
+    Ok(Jittered {
+        schedule: base,
+        jitter: Duration::from_secs(s.jitter_secs),
+    })
+}
+
+fn chain(c: &RawChain) -> Result<ChainConfig, ConfigError> {
+    if !(c.rpc_url.starts_with("http://") || c.rpc_url.starts_with("https://")) {
+        return Err(ConfigError::field(
+            "chain.rpc_url",
+            format!("'{}' is not an http(s) URL", c.rpc_url),
+        ));
+    }
+    let market = parse_address("chain.market", &c.market)?;
+    let source = match c.source.as_deref() {
+        None | Some("config") => SourceKind::Config,
+        Some("chain") => SourceKind::Chain,
+        Some(other) => {
+            return Err(ConfigError::field(
+                "chain.source",
+                format!("'{other}' is not `config` or `chain`"),
+            ))
+        }
+    };
+    Ok(ChainConfig {
+        rpc_url: c.rpc_url.clone(),
+        market,
+        private_key_file: c.private_key_file.clone(),
+        source,
+    })
+}
+
+fn parse_address(field: &str, text: &str) -> Result<Address, ConfigError> {
+    text.parse::<Address>()
+        .map_err(|e| ConfigError::field(field, format!("'{text}' is not an address: {e}")))
+}
+
+fn quality_value(field: String, v: f64, max: f64) -> Result<f64, ConfigError> {
+    if !(v.is_finite() && v >= 0.0 && v <= max) {
+        return Err(ConfigError::field(
+            field,
+            format!("must be between 0 and {max}"),
+        ));
+    }
+    Ok(v)
+}
+
+fn target(
+    at: &str,
+    t: &RawTarget,
+    default_port: u16,
+    need_key: bool,
+) -> Result<ProbeTarget, ConfigError> {
+    let f = |name: &str| format!("{at}.{name}");
+    if t.name.is_empty() {
+        return Err(ConfigError::field(f("name"), "must not be empty"));
+    }
+    let wg_public_key = match &t.wg_public_key {
+        Some(k) => Some(
+            PublicKey::from_base64(k)
+                .map_err(|e| ConfigError::field(f("wg_public_key"), e.to_string()))?,
+        ),
+        None if need_key => {
+            return Err(ConfigError::field(
+                f("wg_public_key"),
+                "required unless chain.source = \"chain\"",
+            ))
+        }
+        None => None,
+    };
+    // Numeric only: a probe never resolves a name (DNS could be observed or spoofed).
+    let endpoint: SocketAddr = t.endpoint.parse().map_err(|_| {
+        ConfigError::field(
+            f("endpoint"),
+            format!(
+                "'{}' is not a numeric IP:port (names are never resolved)",
+                t.endpoint
+            ),
+        )
+    })?;
+    let tunnel_address: Cidr = t
+        .tunnel_address
+        .parse()
+        .map_err(|e| ConfigError::field(f("tunnel_address"), e))?;
+    let probe_address: IpAddr = t.probe_address.parse().map_err(|_| {
+        ConfigError::field(
+            f("probe_address"),
+            format!("'{}' is not a numeric IP address", t.probe_address),
+        )
+    })?;
+    if tunnel_address.addr.is_ipv4() != probe_address.is_ipv4() {
+        return Err(ConfigError::field(
+            f("probe_address"),
+            "must be the same IP version as tunnel_address",
+        ));
+    }
+    Ok(ProbeTarget {
+        name: t.name.clone(),
+        provider: parse_address(&f("provider"), &t.provider)?,
+        wg_public_key,
+        endpoint,
+        tunnel_address,
+        probe_address,
+        responder_port: t.responder_port.unwrap_or(default_port),
+        quality: AdvertisedQuality {
+            min_throughput_mbps: quality_value(
+                f("min_throughput_mbps"),
+                t.min_throughput_mbps,
+                1e6,
+            )?,
+            max_loss_pct: quality_value(f("max_loss_pct"), t.max_loss_pct, 100.0)?,
+            max_rtt_ms: quality_value(f("max_rtt_ms"), t.max_rtt_ms, 1e6)?,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=";
+
+    fn config(extra: &str, target: &str) -> String {
+        format!(
+            r#"
+database = "/tmp/x.db"
+fullnodes = ["http://127.0.0.1:1"]
+[verifier]
+wg_private_key_file = "/etc/wg.key"
+{extra}
+[[targets]]
+name = "alpha"
+provider = "0x00000000000000000000000000000000000000aa"
+wg_public_key = "{KEY}"
+tunnel_address = "10.77.0.2/32"
+probe_address = "10.77.0.1"
+min_throughput_mbps = 10
+max_loss_pct = 2
+max_rtt_ms = 100
+{target}
+"#
+        )
+    }
+
+    fn err(text: &str) -> String {
+        Config::parse(text).expect_err("must fail").to_string()
+    }
+
+    #[test]
+    fn full_config_parses_with_defaults() {
+        let c = Config::parse(&config(
+            "[schedule]\ncron = \"*/5 * * * *\"\njitter_secs = 7",
+            "endpoint = \"198.18.0.1:51820\"",
+        ))
+        .expect("valid");
+        assert_eq!(c.targets.len(), 1);
+        let t = &c.targets[0];
+        assert_eq!(t.endpoint, "198.18.0.1:51820".parse().expect("addr"));
+        assert_eq!(t.responder_port, 9909);
+        assert_eq!(t.quality.max_rtt_ms, 100.0);
+        assert_eq!(c.probe.ping_count, 10);
+        assert_eq!(c.probe.transfer_bytes, 2 << 20);
+        assert_eq!(c.probe.interface, "fsverify0");
+        assert_eq!(
+            c.schedule.as_ref().map(|s| s.jitter),
+            Some(Duration::from_secs(7))
+        );
+        assert!(c.chain.is_none());
+    }
+
+    #[test]
+    fn hostname_endpoint_is_refused_naming_the_field() {
+        let e = err(&config("", "endpoint = \"vpn.example.com:51820\""));
+        assert!(e.starts_with("targets[0].endpoint:"), "{e}");
+        assert!(e.contains("never resolved"), "{e}");
+    }
+
+    #[test]
+    fn field_errors_name_the_field() {
+        let ep = "endpoint = \"198.18.0.1:51820\"";
+        let cases = [
+            (
+                "[probe]\ntransfer_bytes = 999999999",
+                "probe.transfer_bytes",
+            ),
+            ("[probe]\nping_count = 0", "probe.ping_count"),
+            (
+                "[probe]\nhandshake_timeout_secs = -1",
+                "probe.handshake_timeout_secs",
+            ),
+            ("interface = \"much-too-long-name\"", "verifier.interface"),
+            ("[schedule]\njitter_secs = 3", "schedule"),
+            ("[schedule]\ncron = \"nope\"", "schedule.cron"),
+            (
+                "[chain]\nrpc_url = \"http://x\"\nmarket = \"0x12\"\nprivate_key_file = \"k\"",
+                "chain.market",
+            ),
+            (
+                "[chain]\nrpc_url = \"ws://x\"\nmarket = \"0x12\"\nprivate_key_file = \"k\"",
+                "chain.rpc_url",
+            ),
+        ];
+        for (extra, field) in cases {
+            let e = err(&config(extra, ep));
+            assert!(e.starts_with(&format!("{field}:")), "{field}: got {e}");
+        }
+        let e = err(&config(
+            "",
+            "endpoint = \"198.18.0.1:51820\"\nmax_loss_pct = 1",
+        ));
+        assert!(e.contains("max_loss_pct"), "{e}");
+        let e = err(&config("", &format!("{ep}\n[[targets]]\nname = \"alpha\"")));
+        assert!(e.contains("targets"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let e = err(&config(
+            "colour = \"blue\"",
+            "endpoint = \"198.18.0.1:51820\"",
+        ));
+        assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn key_optional_only_with_chain_source() {
+        let no_key = config("", "endpoint = \"198.18.0.1:51820\"")
+            .replace(&format!("wg_public_key = \"{KEY}\""), "");
+        assert!(err(&no_key).starts_with("targets[0].wg_public_key:"));
+        let chain = "[chain]\nrpc_url = \"http://127.0.0.1:8545\"\nmarket = \"0x00000000000000000000000000000000000000bb\"\nprivate_key_file = \"k\"\nsource = \"chain\"";
+        let with_chain = no_key.replace("[[targets]]", &format!("{chain}\n[[targets]]"));
+        let c = Config::parse(&with_chain).expect("valid");
+        assert_eq!(c.chain.map(|c| c.source), Some(SourceKind::Chain));
+        assert_eq!(c.targets[0].wg_public_key, None);
+    }
+}

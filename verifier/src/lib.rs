@@ -1,0 +1,60 @@
+//! `flowshield-verifier`: probes FlowShield providers through real WireGuard tunnels
+//! and reports on their quality.
+//!
+//! What it does, per round (cron or interval schedule with jitter, [`schedule`]):
+//! 1. lists targets ([`target`]): the config's `[[targets]]`, or providers with active
+//!    orders on the market (WireGuard key from the chain; endpoint, tunnel addressing
+//!    and advertised quality from the config until the market publishes offers);
+//! 2. probes each one as a client would ([`probe`]): a `flowshield daemon` interface
+//!    with the verifier's own WireGuard key, optionally inside a network namespace
+//!    (`verifier.netns`) so probe traffic never mixes with the host's; measures
+//!    handshake time, RTT and loss (`ping -n` through the tunnel), and throughput (a
+//!    bounded download from the provider's probe responder, [`probe::responder`]);
+//!    numeric addresses only, nothing is ever resolved; the interface is always torn
+//!    down;
+//! 3. judges the metrics against the advertised quality ([`stats`], sans IO);
+//! 4. signs an EIP-712 `Report` for the chain's current period with the verifier's
+//!    chain key ([`report`]), stores everything in SQLite ([`store`]), publishes the
+//!    signed report to every configured fullnode ([`publish`]);
+//! 5. when the provider failed, submits the report on chain (`submitSignedReport`) at
+//!    most once per provider and period — local record, `hasReported`, and the
+//!    contract's `DuplicateReport` ([`verifier`]). Slashing is the contract's: when
+//!    `quorum` distinct verifiers report a provider failing in one period.
+//!
+//! Design decisions:
+//! - Passing reports are signed and published but not sent on chain (the contract
+//!   counts only failures; this saves every verifier a transaction per provider).
+//! - A probe that cannot run because of the verifier's side (no route to the
+//!   endpoint, daemon cannot start) is an error and produces no report; a provider
+//!   that does not complete the handshake, loses packets or is slow is measured and
+//!   fails.
+//! - Probe admission: the provider must admit the verifier's WireGuard key as a peer
+//!   with the configured tunnel address. In production the market's provider role will
+//!   do that when the verifier buys a small order or presents its registered-verifier
+//!   identity; until then the provider operator configures it.
+//! - The provider side of the throughput probe is `flowshield-verifier responder`; the
+//!   fullnode side of publication (`POST /v1/reports`) comes with the market sidecar.
+//!
+//! What it is not: not a load tester (transfers are capped at 16 MiB), not a monitor
+//! of the verifier's own network, and it holds no market logic.
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod display;
+pub mod error;
+pub mod keys;
+pub mod probe;
+pub mod publish;
+pub mod report;
+pub mod schedule;
+pub mod stats;
+pub mod store;
+pub mod target;
+pub mod verifier;
+
+pub use config::{Config, ProbeSettings, SourceKind};
+pub use error::{ConfigError, ProbeError, Result, VerifierError};
+pub use stats::{AdvertisedQuality, Metrics, Verdict};
+pub use target::{ChainSource, ProbeTarget, StaticSource, TargetSource};
+pub use verifier::{ChainOutcome, ProbeResult, Verifier};

@@ -1,0 +1,96 @@
+//! `flowshield-verifier`: the binary. Argument parsing and wiring only; see the library.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use flowshield_verifier::{display, Config, Verifier};
+
+#[derive(Parser)]
+#[command(
+    name = "flowshield-verifier",
+    version,
+    about = "Probe FlowShield providers and report on their quality"
+)]
+struct Cli {
+    /// More logging (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Probe every target on the configured schedule, forever.
+    Run {
+        /// Configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Probe one provider now and print the result.
+    Probe {
+        /// Configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Target name or provider address.
+        provider: String,
+    },
+    /// Serve probe transfers (run by providers, on their probe address).
+    Responder {
+        /// Address to listen on, e.g. 10.77.0.1:9909.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+    },
+}
+
+fn load(path: &std::path::Path) -> anyhow::Result<Config> {
+    Config::load(path).with_context(|| format!("configuration {}", path.display()))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Run { config } => {
+            let verifier = Verifier::new(load(&config)?).await?;
+            tokio::select! {
+                r = verifier.run_forever() => r?,
+                _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
+            }
+        }
+        Command::Probe { config, provider } => {
+            let verifier = Verifier::new(load(&config)?).await?;
+            let result = verifier
+                .probe_named(&provider, |stage| {
+                    eprintln!("{}", display::stage_line(stage))
+                })
+                .await?;
+            println!("{}", display::result_table(&result));
+            if !result.verdict.passed {
+                std::process::exit(1);
+            }
+        }
+        Command::Responder { listen } => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            // Tests and supervisors wait for this line.
+            println!("listening on {}", listener.local_addr()?);
+            flowshield_verifier::probe::responder::serve(listener).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! Probe results in SQLite (sqlx; migrations embedded from `migrations/`).
+//!
+//! `chain_reports` is the local once-per-(provider, period) record: a row is reserved
+//! before a report is sent on chain and released only if sending fails for a reason
+//! other than a duplicate, so a verifier never tries to report twice even if it
+//! restarts between rounds.
+
+use alloy::primitives::Address;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::Row;
+use std::path::Path;
+
+use crate::error::Result;
+use crate::report::ProbeRecord;
+
+/// The result database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+fn addr(a: Address) -> String {
+    format!("{a:#x}")
+}
+
+/// A stored probe, as listed back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredProbe {
+    /// Row id.
+    pub id: i64,
+    /// Provider address.
+    pub provider: String,
+    /// Report period.
+    pub period: Option<i64>,
+    /// Verdict.
+    pub passed: bool,
+    /// Signature, if signed.
+    pub signature: Option<String>,
+}
+
+impl Store {
+    /// Open (creating if needed) the database at `path` and apply migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// Store one probe; returns its id.
+    pub async fn insert_probe(&self, r: &ProbeRecord) -> Result<i64> {
+        let m = &r.metrics;
+        let id = sqlx::query(
+            "INSERT INTO probes (started_at_ms, target, provider, period, metrics_json,
+                handshake_ms, rtt_p50_ms, loss_pct, throughput_mbps, passed, reasons_json,
+                metrics_hash, signature, verifier)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.started_at_ms)
+        .bind(&r.target)
+        .bind(addr(r.provider))
+        .bind(r.period.map(|p| p as i64))
+        .bind(serde_json::to_string(m).unwrap_or_default())
+        .bind(m.handshake_ms)
+        .bind(m.rtt_p50_ms)
+        .bind(m.loss_pct)
+        .bind(m.throughput_mbps)
+        .bind(r.verdict.passed)
+        .bind(serde_json::to_string(&r.verdict.reasons).unwrap_or_default())
+        .bind(r.signed.as_ref().map(|s| s.report.metrics_hash.clone()))
+        .bind(r.signed.as_ref().map(|s| s.signature.clone()))
+        .bind(r.signed.as_ref().map(|s| s.verifier.clone()))
+        .execute(&self.pool)
+        .await?
+        .last_insert_rowid();
+        Ok(id)
+    }
+
+    /// Probes of `provider`, newest first.
+    pub async fn probes_of(&self, provider: Address) -> Result<Vec<StoredProbe>> {
+        let rows = sqlx::query(
+            "SELECT id, provider, period, passed, signature FROM probes
+             WHERE provider = ? ORDER BY id DESC",
+        )
+        .bind(addr(provider))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredProbe {
+                    id: row.try_get("id")?,
+                    provider: row.try_get("provider")?,
+                    period: row.try_get("period")?,
+                    passed: row.try_get("passed")?,
+                    signature: row.try_get("signature")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// Whether a chain report for (`provider`, `period`) is recorded.
+    pub async fn has_chain_report(&self, provider: Address, period: u64) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM chain_reports WHERE provider = ? AND period = ?")
+            .bind(addr(provider))
+            .bind(period as i64)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Reserve the (provider, period) slot; `false` if already taken.
+    pub async fn reserve_chain_report(
+        &self,
+        provider: Address,
+        period: u64,
+        probe_id: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT OR IGNORE INTO chain_reports (provider, period, probe_id, recorded_at_ms)
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(addr(provider))
+        .bind(period as i64)
+        .bind(probe_id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Record the transaction of a reserved slot.
+    pub async fn confirm_chain_report(
+        &self,
+        provider: Address,
+        period: u64,
+        tx_hash: &str,
+    ) -> Result<()> {
+        sqlx::query("UPDATE chain_reports SET tx_hash = ? WHERE provider = ? AND period = ?")
+            .bind(tx_hash)
+            .bind(addr(provider))
+            .bind(period as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Release a reserved slot after a failed submission (so a later round retries).
+    pub async fn release_chain_report(&self, provider: Address, period: u64) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM chain_reports WHERE provider = ? AND period = ? AND tx_hash IS NULL",
+        )
+        .bind(addr(provider))
+        .bind(period as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Record one delivery attempt series to a fullnode.
+    pub async fn record_publication(
+        &self,
+        probe_id: i64,
+        fullnode: &str,
+        delivered: bool,
+        attempts: u32,
+        detail: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO publications (probe_id, fullnode, delivered, attempts, detail, at_ms)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(probe_id)
+        .bind(fullnode)
+        .bind(delivered)
+        .bind(attempts)
+        .bind(detail)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Number of delivered publications of `probe_id`.
+    pub async fn delivered_count(&self, probe_id: i64) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM publications WHERE probe_id = ? AND delivered = 1",
+        )
+        .bind(probe_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+}

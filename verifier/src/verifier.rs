@@ -1,0 +1,344 @@
+//! One verifier: probes targets, stores, signs, publishes and reports.
+//!
+//! Per probe: measure ([`crate::probe`]), judge ([`crate::stats::verdict`]), sign the
+//! EIP-712 report for the chain's current period, store it, publish it to every
+//! fullnode (passed and failed alike), and — only when failed — submit it on chain
+//! with `submitSignedReport`, at most once per (provider, period): the local
+//! `chain_reports` table is checked and reserved first, then `hasReported` on chain;
+//! the contract's `DuplicateReport` is the last line. Passing reports are not sent on
+//! chain: the contract only counts failing ones toward the slashing quorum, and
+//! fullnodes get the passing ones for reputation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::Eip712Domain;
+use rand::Rng;
+use tracing::Instrument;
+
+use crate::config::{Config, SourceKind};
+use crate::error::{ProbeError, Result, VerifierError};
+use crate::probe::{self, Stage};
+use crate::publish::{Delivery, Publisher};
+use crate::report::{self, ProbeRecord, SignedReport};
+use crate::stats::{self, Metrics, Verdict};
+use crate::store::Store;
+use crate::target::{ChainSource, ProbeTarget, StaticSource, TargetSource};
+use flowshield_chain::bindings::BandwidthMarket::BandwidthMarketErrors;
+use flowshield_chain::{rpc, MarketClient};
+use flowshield_tunnel::key::SecretKey;
+
+/// What happened on chain for one probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainOutcome {
+    /// No chain configured: nothing signed or sent.
+    NoChain,
+    /// The provider passed: nothing to send.
+    NotNeeded,
+    /// A failing report was mined in this transaction.
+    Submitted(String),
+    /// This verifier's local record already has a report for the provider and period.
+    AlreadyReportedLocally,
+    /// The chain already has this verifier's report for the provider and period.
+    AlreadyOnChain,
+    /// Submission failed (the slot was released for a later round).
+    Failed(String),
+}
+
+/// The result of probing one target.
+#[derive(Debug, Clone)]
+pub struct ProbeResult {
+    /// The target.
+    pub target: ProbeTarget,
+    /// Row id in the database.
+    pub probe_id: i64,
+    /// Measurements.
+    pub metrics: Metrics,
+    /// Verdict.
+    pub verdict: Verdict,
+    /// The signed report (when a chain is configured).
+    pub signed: Option<SignedReport>,
+    /// Deliveries to fullnodes.
+    pub deliveries: Vec<Delivery>,
+    /// On-chain outcome.
+    pub chain: ChainOutcome,
+}
+
+/// The verifier's chain identity and market.
+#[derive(Debug, Clone)]
+pub struct ChainContext {
+    /// The market, sending as the verifier.
+    pub market: MarketClient,
+    /// The verifier's chain key.
+    pub signer: PrivateKeySigner,
+    /// The EIP-712 domain of the market.
+    pub domain: Eip712Domain,
+}
+
+/// A configured verifier.
+pub struct Verifier {
+    config: Config,
+    wg_key: Arc<SecretKey>,
+    store: Store,
+    source: Box<dyn TargetSource>,
+    chain: Option<ChainContext>,
+    publisher: Publisher,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys are never printed.
+        f.debug_struct("Verifier")
+            .field("database", &self.config.database)
+            .field("chain", &self.chain.as_ref().map(|c| c.signer.address()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// Load keys, open the database, connect to the chain (if configured).
+    pub async fn new(config: Config) -> Result<Self> {
+        let wg_key = Arc::new(crate::keys::load_wg_key(&config.wg_private_key_file)?);
+        let store = Store::open(&config.database).await?;
+        let chain = match &config.chain {
+            Some(c) => {
+                let signer = crate::keys::load_chain_key(&c.private_key_file)?;
+                let provider = rpc::connect(&c.rpc_url, signer.clone())?;
+                let market = MarketClient::at(c.market, provider);
+                let domain = market.eip712_domain().await?;
+                Some(ChainContext {
+                    market,
+                    signer,
+                    domain,
+                })
+            }
+            None => None,
+        };
+        let source: Box<dyn TargetSource> = match (&config.chain, &chain) {
+            (Some(c), Some(ctx)) if c.source == SourceKind::Chain => {
+                Box::new(ChainSource::new(ctx.market.clone(), config.targets.clone()))
+            }
+            _ => Box::new(StaticSource::new(config.targets.clone())),
+        };
+        let publisher = Publisher::new(config.fullnodes.clone(), Duration::from_secs(5), 3)?;
+        Ok(Verifier {
+            config,
+            wg_key,
+            store,
+            source,
+            chain,
+            publisher,
+        })
+    }
+
+    /// The result database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The chain context, if configured.
+    pub fn chain(&self) -> Option<&ChainContext> {
+        self.chain.as_ref()
+    }
+
+    /// The targets of a round now.
+    pub async fn targets(&self) -> Result<Vec<ProbeTarget>> {
+        self.source.targets().await
+    }
+
+    /// Probe every target once (one after the other: a verifier has one probe
+    /// interface). A target whose probe cannot run is logged and skipped.
+    pub async fn round(&self) -> Result<Vec<ProbeResult>> {
+        let targets = self.targets().await?;
+        tracing::info!(targets = targets.len(), "probe round");
+        let mut out = Vec::new();
+        for target in targets {
+            let span =
+                tracing::info_span!("probe", target = %target.name, provider = %target.provider);
+            match self.probe_target(&target, |_| {}).instrument(span).await {
+                Ok(r) => {
+                    tracing::info!(passed = r.verdict.passed, chain = ?r.chain, "probe done");
+                    out.push(r);
+                }
+                Err(e) => tracing::warn!(error = %e, "probe could not run"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Probe the target named `who` (name or provider address) once.
+    pub async fn probe_named(
+        &self,
+        who: &str,
+        progress: impl FnMut(&Stage) + Send + 'static,
+    ) -> Result<ProbeResult> {
+        let targets = self.targets().await?;
+        let target = targets
+            .into_iter()
+            .find(|t| t.matches(who))
+            .ok_or_else(|| ProbeError::UnknownTarget(who.to_string()))?;
+        self.probe_target(&target, progress).await
+    }
+
+    /// Measure only: bring up the tunnel, measure, tear down. Nothing stored or sent.
+    pub async fn measure(
+        &self,
+        target: &ProbeTarget,
+        mut progress: impl FnMut(&Stage) + Send + 'static,
+    ) -> Result<Metrics> {
+        let (settings, key, t) = (
+            self.config.probe.clone(),
+            self.wg_key.clone(),
+            target.clone(),
+        );
+        let metrics =
+            tokio::task::spawn_blocking(move || probe::probe(&settings, &key, &t, &mut progress))
+                .await
+                .map_err(|e| VerifierError::Task(e.to_string()))??;
+        Ok(metrics.quantized())
+    }
+
+    /// Probe `target` and handle the result (see the module doc).
+    pub async fn probe_target(
+        &self,
+        target: &ProbeTarget,
+        progress: impl FnMut(&Stage) + Send + 'static,
+    ) -> Result<ProbeResult> {
+        let started_at_ms = chrono::Utc::now().timestamp_millis();
+        let metrics = self.measure(target, progress).await?;
+        let verdict = stats::verdict(&metrics, &target.quality);
+        let (period, signed) = match &self.chain {
+            Some(c) => {
+                let period = c.market.current_period().await?;
+                let signed = report::sign(
+                    &c.signer,
+                    &c.domain,
+                    target.provider,
+                    period,
+                    &metrics,
+                    &verdict,
+                )?;
+                (Some(period), Some(signed))
+            }
+            None => (None, None),
+        };
+        let record = ProbeRecord {
+            started_at_ms,
+            target: target.name.clone(),
+            provider: target.provider,
+            period,
+            metrics: metrics.clone(),
+            verdict: verdict.clone(),
+            signed: signed.clone(),
+        };
+        let probe_id = self.store.insert_probe(&record).await?;
+        let mut deliveries = Vec::new();
+        if let Some(signed) = &signed {
+            deliveries = self.publisher.publish(signed).await;
+            for d in &deliveries {
+                self.store
+                    .record_publication(probe_id, &d.fullnode, d.delivered, d.attempts, &d.detail)
+                    .await?;
+            }
+        }
+        let chain = match (&signed, period) {
+            (Some(s), Some(period)) if !verdict.passed => {
+                self.report_failure(target.provider, period, probe_id, s)
+                    .await?
+            }
+            (Some(_), _) => ChainOutcome::NotNeeded,
+            _ => ChainOutcome::NoChain,
+        };
+        Ok(ProbeResult {
+            target: target.clone(),
+            probe_id,
+            metrics,
+            verdict,
+            signed,
+            deliveries,
+            chain,
+        })
+    }
+
+    /// Submit a failing report once per (provider, period): local record, then
+    /// `hasReported`, then the transaction.
+    pub async fn report_failure(
+        &self,
+        provider: Address,
+        period: u64,
+        probe_id: i64,
+        signed: &SignedReport,
+    ) -> Result<ChainOutcome> {
+        let Some(c) = &self.chain else {
+            return Ok(ChainOutcome::NoChain);
+        };
+        if !self
+            .store
+            .reserve_chain_report(provider, period, probe_id)
+            .await?
+        {
+            return Ok(ChainOutcome::AlreadyReportedLocally);
+        }
+        let me = c.signer.address();
+        if c.market.has_reported(me, provider, period).await? {
+            // Keep the reservation: the chain has it, so the slot is used.
+            return Ok(ChainOutcome::AlreadyOnChain);
+        }
+        match submit(&c.market, signed).await {
+            Ok(tx) => {
+                self.store
+                    .confirm_chain_report(provider, period, &tx)
+                    .await?;
+                Ok(ChainOutcome::Submitted(tx))
+            }
+            Err(e) if is_duplicate(&e) => Ok(ChainOutcome::AlreadyOnChain),
+            Err(e) => {
+                tracing::warn!(error = %e, "report submission failed; will retry next round");
+                self.store.release_chain_report(provider, period).await?;
+                Ok(ChainOutcome::Failed(e.to_string()))
+            }
+        }
+    }
+
+    /// Loop forever: sleep until the next scheduled (jittered) instant, run a round.
+    pub async fn run_forever(&self) -> Result<()> {
+        let schedule = self.config.schedule.clone().ok_or_else(|| {
+            crate::error::ConfigError::field("schedule", "`run` needs a [schedule] section")
+        })?;
+        loop {
+            let unit: f64 = rand::thread_rng().gen();
+            let Some(delay) = schedule.delay_from(chrono::Utc::now(), unit) else {
+                tracing::warn!("the schedule has no future run; stopping");
+                return Ok(());
+            };
+            tracing::info!(delay_secs = delay.as_secs(), "next round scheduled");
+            tokio::time::sleep(delay).await;
+            if let Err(e) = self.round().await {
+                tracing::warn!(error = %e, "probe round failed");
+            }
+        }
+    }
+}
+
+/// Send a signed report with `submitSignedReport`; returns the transaction hash. No
+/// local or on-chain duplicate check: [`Verifier::report_failure`] does those.
+pub async fn submit(
+    market: &MarketClient,
+    signed: &SignedReport,
+) -> Result<String, flowshield_chain::ChainError> {
+    let report = signed.to_report()?;
+    let receipt = market
+        .submit_signed_report(&report, signed.signature_bytes()?)
+        .await?;
+    Ok(receipt.transaction_hash.to_string())
+}
+
+/// Whether `e` is the contract's `DuplicateReport` revert.
+pub fn is_duplicate(e: &flowshield_chain::ChainError) -> bool {
+    matches!(
+        e.market_error(),
+        Some(BandwidthMarketErrors::DuplicateReport(_))
+    )
+}

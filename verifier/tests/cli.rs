@@ -1,0 +1,76 @@
+//! The `flowshield-verifier` binary: `probe` one-shot output, config errors.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_flowshield-verifier"))
+        .args(args)
+        .output()
+        .expect("run flowshield-verifier");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn probe_command_shows_progress_and_a_table() {
+    let provider = Provider::start(true).expect("provider");
+    let v = VerifierNs::new(&provider, 1).expect("verifier ns");
+    provider.admit(&v).expect("admit");
+    let target = format!(
+        "provider = \"0x00000000000000000000000000000000000000aa\"\nwg_public_key = \"{}\"",
+        provider.site.keys.public
+    );
+    let path = v.dir.path().join("cli.toml");
+    std::fs::write(&path, v.config_text(&[], "", &target)).expect("write config");
+    let config = path.to_string_lossy().into_owned();
+
+    let (ok, stdout, stderr) = run(&["probe", "--config", &config, "provider-a"]);
+    assert!(ok, "probe failed:\n{stdout}\n{stderr}");
+    for stage in ["[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"] {
+        assert!(stderr.contains(stage), "no {stage} in:\n{stderr}");
+    }
+    for row in [
+        "handshake",
+        "RTT p50",
+        "loss",
+        "throughput",
+        "verdict",
+        "PASS",
+    ] {
+        assert!(stdout.contains(row), "no {row} in:\n{stdout}");
+    }
+    assert!(!v.has_iface(), "probe interface left behind");
+
+    // The private key never shows up in the output.
+    assert!(!stdout.contains(&v.keys.private) && !stderr.contains(&v.keys.private));
+
+    // Unknown target: fails, saying which.
+    let (ok, _, stderr) = run(&["probe", "--config", &config, "nobody"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("no target named or addressed 'nobody'"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn config_errors_name_the_file_and_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[verifier]\nwg_private_key_file = \"k\"\n[probe]\nping_count = 0\n",
+    )
+    .expect("write");
+    let config = path.to_string_lossy().into_owned();
+    let (ok, _, stderr) = run(&["probe", "--config", &config, "x"]);
+    assert!(!ok);
+    assert!(stderr.contains(&config), "{stderr}");
+    assert!(stderr.contains("probe.ping_count"), "{stderr}");
+}
