@@ -272,6 +272,15 @@ impl SessionTable {
             .sessions
             .get_mut(&order_id)
             .ok_or(SessionError::NoSession(order_id))?;
+        // Replays and stale vouchers are refused as such, not as under-payment.
+        let current = session.ledger.owed();
+        if voucher.cumulative_amount <= current {
+            return Err(VoucherError::NotIncreasing {
+                given: voucher.cumulative_amount,
+                current,
+            }
+            .into());
+        }
         if let Err(e) =
             pricing::check_not_underpaid(voucher.cumulative_amount, session.due_at_last_voucher)
         {
