@@ -31,8 +31,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_flowshield-market");
 pub const WAIT: Duration = Duration::from_secs(60);
 pub const ORIGIN_URL: &str = "http://198.18.99.1:8080/blob";
 pub const BLOB_BYTES: usize = 4 << 20;
-pub const ESCROW_WEI: &str = "10000000000000000"; // 0.01 ETH
-pub const PRICE_PER_GIB_WEI: &str = "1000000000000000"; // 0.001 ETH / GiB
+pub const ESCROW_WEI: &str = "50000000000000000"; // 0.05 ETH
+pub const PRICE_PER_GIB_WEI: &str = "1000000000000000000"; // 1 ETH / GiB
 pub const PRICE_PER_HOUR_WEI: &str = "36000000000000"; // 1e10 wei / s
 
 /// A market process in a namespace: stdout lines on a channel, stderr in a
