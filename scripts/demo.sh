@@ -18,11 +18,17 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (network namespaces and TUN devices)" >&2; exit 1; }
 bash scripts/setup.sh >/dev/null
 
-echo "demo: building flowshield and flowshield-market (release)"
-cargo build --release --locked -q -p flowshield-tunnel -p flowshield-market
+# DEMO_PROFILE=debug reuses the test build (faster to build, slower to run).
+profile=${DEMO_PROFILE:-release}
+echo "demo: building flowshield and flowshield-market ($profile)"
+if [ "$profile" = release ]; then
+    cargo build --release --locked -q -p flowshield-tunnel -p flowshield-market
+else
+    cargo build --locked -q -p flowshield-tunnel -p flowshield-market
+fi
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-FS="$target_dir/release/flowshield"
-FM="$target_dir/release/flowshield-market"
+FS="$target_dir/$profile/flowshield"
+FM="$target_dir/$profile/flowshield-market"
 export FLOWSHIELD_CONTRACTS_DIR="$PWD/contracts"
 
 tag="fsd$$"

@@ -237,7 +237,11 @@ pub async fn run(
                 };
                 emit(value.clone());
                 if let Some(reply) = reply {
-                    let _ = reply.send(value);
+                    if reply.send(value).is_ok() {
+                        // The control handler writes the answer on its own
+                        // task; give it time before the runtime stops.
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
                 }
                 break summary;
             }
