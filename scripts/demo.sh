@@ -1,104 +1,220 @@
 #!/usr/bin/env bash
-# FlowShield local demo. Builds and runs everything in network namespaces on
-# this machine: a "client" host and a "provider" host joined by a veth link,
-# and an "origin" web server reachable only behind the provider. The client
-# brings up a FlowShield tunnel to the provider (`flowshield up`), fetches a
-# file from the origin through it, and the summary shows what crossed the
-# tunnel. Everything is removed on exit, even on failure.
+# FlowShield local demo: the whole market in network namespaces on this machine.
 #
-# The market parts (chain, fullnodes, payment, verifier) join this demo as
-# their issues land; this is the data-plane core they build on.
+#              hub: bridge 10.250.0.1/24 — local chain (JSON-RPC :8545), fullnode 0 and 1
+#      ┌────────────────┬────────────────┬──────────────────┐
+#   p0 10.250.0.10   p1 10.250.0.11          cl 10.250.0.100
+#   provider + wg    provider + wg           client + its own flowshield interface
+#      └── origin (serves http://198.18.99.1:8080/blob) ──┘
+#
+# A local chain with the BandwidthMarket deployed, two fullnodes kept in sync by
+# gossip, two providers (each with a `flowshield` data plane forwarding to the
+# origin) and one client. The client buys bandwidth (order + escrow on chain),
+# brings its tunnel up, fetches a file from the origin through it (checksum
+# verified), pays with vouchers, disconnects; the chain shows the provider paid
+# and the client refunded the rest. Everything is removed on exit, even on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (network namespaces and TUN devices)" >&2; exit 1; }
 bash scripts/setup.sh >/dev/null
 
-echo "demo: building flowshield (release)"
-cargo build --release --locked -p flowshield-tunnel -q
+# DEMO_PROFILE=debug reuses the test build (faster to build, slower to run).
+profile=${DEMO_PROFILE:-release}
+echo "demo: building flowshield and flowshield-market ($profile)"
+if [ "$profile" = release ]; then
+    cargo build --release --locked -q -p flowshield-tunnel -p flowshield-market
+else
+    cargo build --locked -q -p flowshield-tunnel -p flowshield-market
+fi
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-FS="$target_dir/release/flowshield"
+FS="$target_dir/$profile/flowshield"
+FM="$target_dir/$profile/flowshield-market"
+export FLOWSHIELD_CONTRACTS_DIR="$PWD/contracts"
 
 tag="fsd$$"
-CL="$tag-cl"; PR="$tag-pr"; OR="$tag-or"
+HUB="$tag-hub"; CL="$tag-cl"; OR="$tag-or"; P=("$tag-p0" "$tag-p1")
 work=$(mktemp -d)
+pids=()
 cleanup() {
     set +e
-    for ns in "$CL" "$PR" "$OR"; do
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
+    for ns in "$CL" "${P[@]}" "$OR" "$HUB"; do
         ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
+    done
+    sleep 0.5
+    for ns in "$CL" "${P[@]}" "$OR" "$HUB"; do
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
         ip netns del "$ns" 2>/dev/null
     done
-    rm -f "/var/run/wireguard/${tag}c.sock" "/var/run/wireguard/${tag}p.sock"
+    rm -f /var/run/wireguard/"${tag}"*.sock
+    if [ "${demo_ok:-0}" != 1 ]; then
+        echo "demo: FAILED — last log lines:" >&2
+        for f in "$work"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -n 15 "$f" >&2; }; done
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
-
-for ns in "$CL" "$PR" "$OR"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
-# client <-> provider underlay, provider <-> origin LAN
-ip link add "${tag}a" type veth peer name "${tag}b"
-ip link set "${tag}a" netns "$CL"; ip link set "${tag}b" netns "$PR"
-ip -n "$CL" addr add 198.18.10.2/24 dev "${tag}a"; ip -n "$CL" link set "${tag}a" up
-ip -n "$PR" addr add 198.18.10.1/24 dev "${tag}b"; ip -n "$PR" link set "${tag}b" up
-ip link add "${tag}c" type veth peer name "${tag}d"
-ip link set "${tag}c" netns "$PR"; ip link set "${tag}d" netns "$OR"
-ip -n "$PR" addr add 198.18.20.1/24 dev "${tag}c"; ip -n "$PR" link set "${tag}c" up
-ip -n "$OR" addr add 198.18.20.2/24 dev "${tag}d"; ip -n "$OR" link set "${tag}d" up
-ip -n "$OR" route add 10.99.0.0/24 via 198.18.20.1
-ip netns exec "$PR" sysctl -qw net.ipv4.ip_forward=1
-
-ck=$("$FS" genkey); pk=$("$FS" genkey)
-cpub=$(echo "$ck" | "$FS" pubkey); ppub=$(echo "$pk" | "$FS" pubkey)
 umask 077
-cat > "$work/${tag}p.conf" <<CONF
-[Interface]
-PrivateKey = $pk
-ListenPort = 51820
-Address = 10.99.0.1/24
-[Peer]
-PublicKey = $cpub
-AllowedIPs = 10.99.0.2/32
-CONF
-cat > "$work/${tag}c.conf" <<CONF
-[Interface]
-PrivateKey = $ck
-Address = 10.99.0.2/24
-[Peer]
-PublicKey = $ppub
-AllowedIPs = 10.99.0.0/24, 198.18.20.0/24
-Endpoint = 198.18.10.1:51820
-PersistentKeepalive = 25
-CONF
-ip netns exec "$PR" "$FS" up "$work/${tag}p.conf"
-ip netns exec "$CL" "$FS" up "$work/${tag}c.conf"
 
-# The origin serves 8 MiB of random data.
-head -c $((8 << 20)) /dev/urandom > "$work/blob"
+# ---- network
+for ns in "$HUB" "$CL" "$OR" "${P[@]}"; do
+    ip netns add "$ns"; ip -n "$ns" link set lo up
+done
+ip -n "$HUB" link add br0 type bridge
+ip -n "$HUB" addr add 10.250.0.1/24 dev br0
+ip -n "$HUB" link set br0 up
+join_hub() { # ns index cidr
+    ip link add "${tag}h$2" netns "$HUB" type veth peer name "${tag}n$2" netns "$1"
+    ip -n "$HUB" link set "${tag}h$2" master br0 up
+    ip -n "$1" addr add "$3" dev "${tag}n$2"; ip -n "$1" link set "${tag}n$2" up
+}
+join_hub "$CL" c 10.250.0.100/24
+ip -n "$OR" addr add 198.18.99.1/32 dev lo
+for i in 0 1; do
+    join_hub "${P[$i]}" "$i" "10.250.0.1$i/24"
+    ip link add "${tag}o$i" netns "${P[$i]}" type veth peer name "${tag}r$i" netns "$OR"
+    ip -n "${P[$i]}" addr add "198.18.2$i.1/24" dev "${tag}o$i"; ip -n "${P[$i]}" link set "${tag}o$i" up
+    ip -n "$OR" addr add "198.18.2$i.2/24" dev "${tag}r$i"; ip -n "$OR" link set "${tag}r$i" up
+    ip -n "${P[$i]}" route add 198.18.99.1/32 via "198.18.2$i.2"
+    ip -n "$OR" route add "10.77.$i.0/24" via "198.18.2$i.1"
+    ip netns exec "${P[$i]}" sysctl -qw net.ipv4.ip_forward=1
+done
+
+wait_line() { # file prefix timeout → prints the rest of the first matching line
+    local deadline=$((SECONDS + $3))
+    while [ $SECONDS -lt $deadline ]; do
+        if line=$(grep -m1 "^$2" "$1" 2>/dev/null); then echo "${line#"$2"}"; return 0; fi
+        sleep 0.1
+    done
+    echo "demo: timed out waiting for '$2' in $1" >&2; return 1
+}
+json() { python3 -c "import json,sys; v=json.load(sys.stdin); print(eval(sys.argv[1], {'v': v}))" "$1"; }
+
+# ---- chain
+echo "demo: starting the local chain and deploying BandwidthMarket"
+ip netns exec "$HUB" "$FM" dev-chain --listen 10.250.0.1:8545 --dir "$work" --keys p0,p1,client \
+    >"$work/chain.out" 2>"$work/chain.log" & pids+=($!)
+chain=$(wait_line "$work/chain.out" "ready " 120)
+RPC=$(echo "$chain" | json "v['rpc_url']"); MARKET=$(echo "$chain" | json "v['market_address']")
+acct() { echo "$chain" | json "v['accounts']['$1']"; }
+
+# ---- fullnodes (the second bootstraps from the first; gossip keeps them in sync)
+fn_addrs=()
+for i in 0 1; do
+    boot=(); [ $i = 1 ] && boot=(--bootstrap "${fn_addrs[0]}")
+    ip netns exec "$HUB" "$FM" fullnode --listen "/ip4/10.250.0.1/tcp/410$i" --http "10.250.0.1:810$i" \
+        --db "sqlite://$work/fn$i.db" --identity "$work/fn$i.p2p" "${boot[@]}" \
+        >"$work/fn$i.out" 2>"$work/fn$i.log" & pids+=($!)
+    fn_addrs+=("$(wait_line "$work/fn$i.out" "listening /ip4/10.250.0.1/tcp" 30 | sed 's|^|/ip4/10.250.0.1/tcp|')")
+    wait_line "$work/fn$i.out" "http " 30 >/dev/null
+done
+boot_list=$(printf '"%s", ' "${fn_addrs[@]}"); boot_list="[${boot_list%, }]"
+
+# ---- providers
+for i in 0 1; do
+    key=$("$FS" genkey); pub=$(echo "$key" | "$FS" pubkey)
+    printf '[Interface]\nPrivateKey = %s\nListenPort = 51820\nAddress = 10.77.%s.1/24\n' "$key" "$i" > "$work/${tag}w$i.conf"
+    ip netns exec "${P[$i]}" "$FS" up "$work/${tag}w$i.conf"
+    cat > "$work/p$i.toml" <<EOF
+identity_file = "$work/p$i.p2p"
+listen = ["/ip4/10.250.0.1$i/tcp/4001"]
+bootstrap = $boot_list
+heartbeat_secs = 1
+interface = "${tag}w$i"
+tunnel_subnet = "10.77.$i.0/24"
+[offer]
+region = "eu-west"
+price_per_gib_wei = "$((1 + i))000000000000000000"
+price_per_hour_wei = "36000000000000"
+capacity_mbps = 100
+max_clients = 10
+wg_public_key = "$pub"
+endpoint = "10.250.0.1$i:51820"
+chain_address = "$(acct p$i)"
+[chain]
+rpc_url = "$RPC"
+market_address = "$MARKET"
+key_file = "$work/p$i.key"
+[session]
+client_allowed_ips = ["198.18.99.1/32"]
+redeem_threshold_wei = "1000000000000000"
+redeem_interval_secs = 5
+EOF
+    ip netns exec "${P[$i]}" "$FM" provider --config "$work/p$i.toml" >"$work/p$i.out" 2>"$work/p$i.log" & pids+=($!)
+done
+echo "demo: waiting until both fullnodes index both providers"
+for i in 0 1; do for a in p0 p1; do
+    want=$(acct $a | tr A-F a-f); deadline=$((SECONDS + 60))
+    until ip netns exec "$HUB" curl -s "http://10.250.0.1:810$i/v1/providers" | tr A-F a-f | grep -q "$want"; do
+        [ $SECONDS -lt $deadline ] || { echo "demo: provider $a never indexed by fullnode $i" >&2; exit 1; }
+        sleep 0.2
+    done
+done; done
+
+# ---- origin
+head -c $((16 << 20)) /dev/urandom > "$work/blob"
 want=$(sha256sum "$work/blob" | cut -d' ' -f1)
-ip netns exec "$OR" python3 -m http.server 8080 --bind 198.18.20.2 --directory "$work" >/dev/null 2>&1 &
-ip netns exec "$OR" python3 - <<'PY'
-import socket, time
-deadline = time.time() + 10
-while time.time() < deadline:
-    try:
-        socket.create_connection(("198.18.20.2", 8080), timeout=0.5).close(); break
-    except OSError:
-        time.sleep(0.05)
-PY
+ip netns exec "$OR" python3 -m http.server 8080 --bind 198.18.99.1 --directory "$work" >/dev/null 2>&1 & pids+=($!)
 
-echo "demo: client fetches http://198.18.20.2:8080/blob through the tunnel"
+# ---- client
+cat > "$work/client.toml" <<EOF
+identity_file = "$work/client.p2p"
+fullnodes = ["http://10.250.0.1:8100", "http://10.250.0.1:8101"]
+bootstrap = $boot_list
+interface = "${tag}c"
+escrow_wei = "100000000000000000"
+region = "eu-west"
+voucher_secs = 1
+state_dir = "$work/client-state"
+flowshield_bin = "$FS"
+[chain]
+rpc_url = "$RPC"
+market_address = "$MARKET"
+key_file = "$work/client.key"
+EOF
+status() { ip netns exec "$HUB" "$FM" chain-status --rpc "$RPC" --market "$MARKET" --account "$(acct client)" "$@"; }
+before=$(status --account "$(acct p0)" --account "$(acct p1)")
+echo "demo: client connects (cheapest provider, max 5 ETH/GiB)"
+ip netns exec "$CL" "$FM" client connect --config "$work/client.toml" --max-price 5000000000000000000 \
+    >"$work/client.out" 2>"$work/client.log" & pids+=($!)
+connected=$(wait_line "$work/client.out" '{' 60 | sed 's/^/{/')
+echo "  $connected"
+order=$(echo "$connected" | json "v['order_id']")
+provider_addr=$(echo "$connected" | json "v['provider_chain_address']")
+p2f=$(echo "$connected" | json "v['purchase_to_first_packet_ms']")
+
+echo "demo: client fetches http://198.18.99.1:8080/blob (16 MiB) through the tunnel"
 read -r got secs < <(ip netns exec "$CL" python3 -c '
 import hashlib, time, urllib.request
 t = time.monotonic()
-data = urllib.request.urlopen("http://198.18.20.2:8080/blob", timeout=30).read()
+data = urllib.request.urlopen("http://198.18.99.1:8080/blob", timeout=60).read()
 print(hashlib.sha256(data).hexdigest(), "%.2f" % (time.monotonic() - t))')
 [ "$got" = "$want" ] || { echo "demo: FAILED: checksum mismatch" >&2; exit 1; }
+sleep 2   # two more vouchers cover the transfer
 
+echo "demo: client disconnects (provider redeems the last voucher and settles)"
+summary=$(ip netns exec "$CL" "$FM" client disconnect --config "$work/client.toml")
+after=$(status --account "$(acct p0)" --account "$(acct p1)" --order "$order")
+
+python3 - "$summary" "$before" "$after" "$(acct client)" "$provider_addr" "$p2f" "$secs" <<'PY'
+import json, sys
+s, before, after = (json.loads(x) for x in sys.argv[1:4])
+client, provider, p2f, secs = sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7]
+eth = lambda w: "%.6f ETH" % (int(w) / 1e18)
+acc = lambda d, a: next(v for k, v in d["accounts"].items() if k.lower() == a.lower())
+o = after["order"]
+print()
+print("== FlowShield demo summary")
+print(f"  order {o['id']}: {o['status']}, escrow {eth(o['escrow_wei'])}")
+print(f"  fetched 16 MiB through the tunnel in {secs}s, checksum verified; {s['bytes']} bytes on the wire")
+print(f"  purchase-to-first-packet: {p2f} ms (target < 2000 ms)")
+print(f"  last voucher: {eth(s['voucher_wei'])}; provider paid {eth(s['provider_paid_wei'])}; client refunded {eth(s['client_refunded_wei'])}")
+for name, a in (("client", client), ("provider", provider)):
+    b, n = int(acc(before, a)["balance_wei"]), int(acc(after, a)["balance_wei"])
+    print(f"  {name} {a}: balance {eth(b)} -> {eth(n)} ({'+' if n >= b else '-'}{eth(abs(n - b))}, gas included)")
+assert o["status"] == "Settled" and int(o["redeemed_wei"]) == int(s["provider_paid_wei"])
+assert int(s["provider_paid_wei"]) + int(s["client_refunded_wei"]) == int(o["escrow_wei"])
+PY
+demo_ok=1
 echo
-echo "== client view (flowshield show)"
-ip netns exec "$CL" "$FS" show "${tag}c"
-echo
-echo "== provider view (the real wg show, over FlowShield's UAPI socket)"
-ip netns exec "$PR" wg show "${tag}p"
-echo
-echo "demo: OK — 8 MiB fetched through the tunnel in ${secs}s, checksum verified"
-ip netns exec "$CL" "$FS" down "$work/${tag}c.conf" 2>/dev/null
-ip netns exec "$PR" "$FS" down "$work/${tag}p.conf" 2>/dev/null
+echo "demo: OK"

@@ -14,13 +14,21 @@
 //! - [`dataplane`]: adds and removes WireGuard peers over UAPI.
 //! - [`fullnode`], [`provider`]: the roles; [`api`] and [`metrics`] serve
 //!   the fullnode's HTTP interface.
-//! - [`identity`]: the node's libp2p key file.
+//! - [`identity`]: the node's libp2p key file; [`chain`]: the chain key
+//!   file and market contract.
+//! - [`session`]: the order session protocol between client and provider
+//!   (messages, pricing, the provider's sans-IO session table and its
+//!   driver); [`client`]: the client role (find, buy, tunnel, pay,
+//!   fail over, disconnect).
 //!
-//! Signed message types live in `flowshield-proto`. Not here (yet): the
-//! client role, orders and vouchers on chain, certificates.
+//! Signed message types live in `flowshield-proto`. Not here (yet):
+//! certificates.
 
 pub mod api;
+pub mod chain;
+pub mod client;
 pub mod dataplane;
+pub mod devnet;
 pub mod fullnode;
 pub mod identity;
 pub mod index;
@@ -29,6 +37,7 @@ pub mod metrics;
 pub mod net;
 pub mod pool;
 pub mod provider;
+pub mod session;
 
 /// Milliseconds since the Unix epoch, the clock every signed message uses.
 pub fn unix_ms() -> u64 {

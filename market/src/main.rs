@@ -3,9 +3,11 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use flowshield_market::client::{self, config::ClientFile, control, Overrides};
 use flowshield_market::fullnode::{Fullnode, FullnodeConfig};
 use flowshield_market::identity;
 use flowshield_market::provider::{Provider, ProviderConfig, ProviderFile};
+use flowshield_market::{devnet, session::parse_u256};
 use libp2p::Multiaddr;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -63,6 +65,69 @@ enum Role {
         #[arg(long)]
         heartbeat_secs: Option<u64>,
     },
+    /// Buy bandwidth: `connect` runs in the foreground, `disconnect` settles.
+    Client {
+        #[command(subcommand)]
+        action: ClientAction,
+    },
+    /// Demo/test only: a local chain with the market deployed and funded
+    /// key files, reachable on --listen. Runs until Ctrl-C/SIGTERM.
+    DevChain {
+        /// Where the chain's JSON-RPC is served (forwarded to the node).
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Directory for <name>.key files and chain.json.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Funded accounts to create (comma-separated names).
+        #[arg(long, value_delimiter = ',')]
+        keys: Vec<String>,
+    },
+    /// Print balances, claimable amounts and an order as JSON.
+    ChainStatus {
+        #[arg(long)]
+        rpc: String,
+        #[arg(long)]
+        market: String,
+        /// Account to report (repeatable).
+        #[arg(long)]
+        account: Vec<String>,
+        #[arg(long)]
+        order: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientAction {
+    /// Find a provider, open an order, bring the tunnel up, pay as it flows.
+    Connect {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        region: Option<String>,
+        /// Highest price per GiB, decimal wei.
+        #[arg(long)]
+        max_price: Option<String>,
+    },
+    /// Ask the running client to disconnect; waits for settlement on chain.
+    Disconnect {
+        #[arg(long)]
+        config: PathBuf,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 180)]
+        timeout_secs: u64,
+    },
+}
+
+async fn terminated() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }
 
 fn parse_addrs(texts: &[String], what: &str) -> Result<Vec<Multiaddr>> {
@@ -81,7 +146,11 @@ async fn main() -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log))
         .context("--log")?;
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // stdout carries the client's JSON lines; logs go to stderr.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 
     match cli.role {
         Role::Fullnode {
@@ -105,9 +174,7 @@ async fn main() -> Result<()> {
                 println!("listening {addr}");
             }
             println!("http {}", node.http_addr);
-            tokio::signal::ctrl_c()
-                .await
-                .context("waiting for Ctrl-C")?;
+            terminated().await;
             node.shutdown().await;
         }
         Role::Provider {
@@ -130,7 +197,7 @@ async fn main() -> Result<()> {
             };
             let config = ProviderConfig {
                 keypair,
-                offer,
+                offer: offer.clone(),
                 listen,
                 bootstrap: all_bootstrap,
                 heartbeat_interval: Duration::from_secs(
@@ -138,6 +205,10 @@ async fn main() -> Result<()> {
                 ),
                 dht_refresh_every: 6,
                 tunnel_subnet: file.tunnel_subnet.clone(),
+                sessions: file
+                    .session_host(&path, &offer)
+                    .await
+                    .context("setting up order sessions")?,
             };
             let node = Provider::start(config)
                 .await
@@ -145,11 +216,121 @@ async fn main() -> Result<()> {
             for addr in node.net.listen_addrs() {
                 println!("listening {addr}");
             }
-            tokio::signal::ctrl_c()
-                .await
-                .context("waiting for Ctrl-C")?;
+            terminated().await;
             node.shutdown().await;
         }
+        Role::Client { action } => return client_action(action).await,
+        Role::DevChain { listen, dir, keys } => dev_chain(listen, dir, keys).await?,
+        Role::ChainStatus {
+            rpc,
+            market,
+            account,
+            order,
+        } => chain_status(&rpc, &market, &account, order.as_deref()).await?,
     }
+    Ok(())
+}
+
+async fn client_action(action: ClientAction) -> Result<()> {
+    match action {
+        ClientAction::Connect {
+            config,
+            region,
+            max_price,
+        } => {
+            let file = ClientFile::load(&config)?;
+            let overrides = Overrides {
+                region,
+                max_price_per_gib_wei: max_price,
+            };
+            let summary = client::run(file, overrides, terminated()).await?;
+            if summary["event"] != "disconnected" {
+                anyhow::bail!("disconnect failed: {summary}");
+            }
+        }
+        ClientAction::Disconnect {
+            config,
+            timeout_secs,
+        } => {
+            let file = ClientFile::load(&config)?;
+            let answer = control::request_disconnect(
+                &file.control_socket(),
+                Duration::from_secs(timeout_secs),
+            )
+            .await?;
+            println!("{answer}");
+            if answer["event"] != "disconnected" {
+                anyhow::bail!("the client did not disconnect cleanly");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn dev_chain(listen: SocketAddr, dir: PathBuf, keys: Vec<String>) -> Result<()> {
+    use flowshield_chain::LocalChain;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let chain = LocalChain::start()
+        .await
+        .context("starting the local chain")?;
+    let market = devnet::deploy(&chain, &devnet::demo_params()).await?;
+    let accounts = devnet::funded_key_files(&chain, &dir, &keys).await?;
+    let target = devnet::url_addr(chain.rpc_url()).context("local chain URL")?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let _forward = devnet::forward(listener, target);
+    let info = serde_json::json!({
+        "rpc_url": format!("http://{listen}"),
+        "market_address": market.address().to_string(),
+        "chain_id": chain.chain_id(),
+        "accounts": accounts.iter().map(|(n, a)| (n.clone(), a.to_string())).collect::<std::collections::BTreeMap<_, _>>(),
+    });
+    std::fs::write(dir.join("chain.json"), info.to_string())?;
+    println!("ready {info}");
+    terminated().await;
+    drop(chain);
+    Ok(())
+}
+
+async fn chain_status(
+    rpc: &str,
+    market: &str,
+    accounts: &[String],
+    order: Option<&str>,
+) -> Result<()> {
+    use flowshield_chain::alloy::primitives::Address;
+    use flowshield_chain::alloy::providers::Provider as _;
+    use flowshield_chain::{rpc as chain_rpc, MarketClient, OrderStatus};
+    let reader = chain_rpc::connect_read_only(rpc)?;
+    let market = MarketClient::at(
+        market.parse::<Address>().context("--market")?,
+        reader.clone(),
+    );
+    let mut out = serde_json::json!({"accounts": {}});
+    for account in accounts {
+        let address: Address = account
+            .parse()
+            .with_context(|| format!("--account {account}"))?;
+        let balance = reader.get_balance(address).await?;
+        let claimable = market.claimable(address).await?;
+        out["accounts"][address.to_string()] = serde_json::json!({
+            "balance_wei": balance.to_string(),
+            "claimable_wei": claimable.to_string(),
+        });
+    }
+    if let Some(order) = order {
+        let id = parse_u256("order", order)?;
+        let o = market.order(id).await?;
+        out["order"] = serde_json::json!({
+            "id": id.to_string(),
+            "client": o.client.to_string(),
+            "provider": o.provider.to_string(),
+            "status": format!("{:?}", OrderStatus::from_u8(o.status).unwrap_or(OrderStatus::None)),
+            "escrow_wei": o.escrow.to_string(),
+            "redeemed_wei": o.redeemed.to_string(),
+        });
+    }
+    println!("{out}");
     Ok(())
 }

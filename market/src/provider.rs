@@ -1,4 +1,4 @@
-//! The provider role (so far): announce an offer. Every heartbeat interval
+//! The provider role: announce an offer and serve order sessions. Every heartbeat interval
 //! it signs and gossips a heartbeat, and every few heartbeats it refreshes
 //! its DHT presence (provider record for its region, latest heartbeat under
 //! its PeerId) so clients can find it with no fullnode.
@@ -6,19 +6,30 @@
 //! Sequence numbers are `max(last + 1, now in ms)`, so they keep growing
 //! across restarts without any state on disk.
 //!
-//! Not yet here: accepting orders, handing out tunnel addresses
-//! ([`crate::pool`]) and pushing peers to the data plane
-//! ([`crate::dataplane`]), redeeming vouchers.
+//! With a `[chain]` table the provider also sells: it registers on chain
+//! (stake) if needed and answers session requests through
+//! [`crate::session::host::SessionHost`] — accept the order, allocate a
+//! tunnel address ([`crate::pool`]), push the client's peer to the data
+//! plane ([`crate::dataplane`]), redeem vouchers, settle and remove the peer.
 
+use crate::chain::{ChainFile, ChainSetupError};
+use crate::dataplane::DataPlane;
 use crate::net::{self, MarketRequest, MarketResponse, NetConfig, NetError, NetEvent, NetHandle};
 use crate::pool::{PoolError, TunnelAddressPool};
+use crate::session::host::{HostConfig, SessionHost};
+use crate::session::pricing::Prices;
+use crate::session::table::{SessionError, SessionPolicy};
+use crate::session::{parse_u256, SessionResponse};
 use crate::unix_ms;
+use flowshield_chain::alloy::primitives::{B256, U256};
+use flowshield_chain::ProviderTerms;
 use flowshield_proto::offer::u128_text;
 use flowshield_proto::{
     ChainAddress, Heartbeat, Keypair, Offer, ProtoError, Region, SignedMessage, WgPublicKey,
 };
 use libp2p::Multiaddr;
 use serde::Deserialize;
+use sha2::Digest;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -42,6 +53,12 @@ pub enum ProviderError {
     Proto(#[from] ProtoError),
     #[error(transparent)]
     Pool(#[from] PoolError),
+    #[error(transparent)]
+    Chain(#[from] ChainSetupError),
+    #[error("registering on chain: {0}")]
+    Register(String),
+    #[error("sessions: {0}")]
+    Session(#[from] SessionError),
 }
 
 /// The provider's configuration file (TOML).
@@ -62,7 +79,21 @@ pub enum ProviderError {
 /// max_clients = 50
 /// wg_public_key = "base64 of the data plane's public key"
 /// endpoint = "203.0.113.7:51820"
-/// chain_address = "0x..."
+/// chain_address = "0x..."          # must be chain.key_file's address
+///
+/// [chain]                             # optional: sell (see crate::chain)
+/// rpc_url = "http://10.250.0.1:8545"
+/// market_address = "0x..."
+/// key_file = "/var/lib/flowshield-market/chain.key"
+///
+/// [session]                           # optional, defaults shown
+/// client_allowed_ips = []             # routes behind the provider, e.g. ["198.18.99.0/24"]
+/// min_escrow_wei = "0"
+/// stake_wei = "1000000000000000000"   # staked at start if not yet registered
+/// keepalive_secs = 25
+/// idle_timeout_secs = 30              # no voucher this long: settle, remove the peer
+/// redeem_threshold_wei = "1000000000000000"
+/// redeem_interval_secs = 60
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,6 +109,36 @@ pub struct ProviderFile {
     pub interface: String,
     pub tunnel_subnet: String,
     pub offer: OfferFile,
+    pub chain: Option<ChainFile>,
+    #[serde(default)]
+    pub session: SessionFile,
+}
+
+/// The `[session]` table (see [`ProviderFile`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionFile {
+    pub client_allowed_ips: Vec<String>,
+    pub min_escrow_wei: String,
+    pub stake_wei: String,
+    pub keepalive_secs: u16,
+    pub idle_timeout_secs: u64,
+    pub redeem_threshold_wei: String,
+    pub redeem_interval_secs: u64,
+}
+
+impl Default for SessionFile {
+    fn default() -> Self {
+        Self {
+            client_allowed_ips: Vec::new(),
+            min_escrow_wei: "0".into(),
+            stake_wei: "1000000000000000000".into(),
+            keepalive_secs: 25,
+            idle_timeout_secs: 30,
+            redeem_threshold_wei: "1000000000000000".into(),
+            redeem_interval_secs: 60,
+        }
+    }
 }
 
 fn default_heartbeat_secs() -> u64 {
@@ -154,6 +215,83 @@ impl ProviderFile {
     }
 }
 
+impl ProviderFile {
+    /// With a `[chain]` table: registers on chain if needed and returns the
+    /// session host; without, `None` (the provider only announces).
+    pub async fn session_host(
+        &self,
+        path: &Path,
+        offer: &Offer,
+    ) -> Result<Option<SessionHost>, ProviderError> {
+        let Some(chain) = &self.chain else {
+            return Ok(None);
+        };
+        let field = |field: &'static str, reason: String| ProviderError::ConfigField {
+            path: path.to_path_buf(),
+            field,
+            reason,
+        };
+        let wei = |name: &'static str, text: &str| {
+            parse_u256(name, text).map_err(|e| field(name, e.to_string()))
+        };
+        let s = &self.session;
+        for cidr in &s.client_allowed_ips {
+            flowshield_tunnel::uapi::set::parse_cidr(cidr)
+                .map_err(|e| field("session.client_allowed_ips", e))?;
+        }
+        let (signer, market) = chain.connect()?;
+        if signer.address().0 .0 != offer.chain_address.0 {
+            return Err(field(
+                "offer.chain_address",
+                format!("differs from chain.key_file's address {}", signer.address()),
+            ));
+        }
+        let prices = Prices {
+            per_gib: U256::from(offer.price_per_gib_wei),
+            per_hour: U256::from(offer.price_per_hour_wei),
+        };
+        let record = market
+            .provider_record(signer.address())
+            .await
+            .map_err(|e| ProviderError::Register(e.to_string()))?;
+        if !record.registered {
+            let offer_json = serde_json::to_vec(offer).unwrap_or_default();
+            let terms = ProviderTerms {
+                price_per_gib: prices.per_gib,
+                price_per_hour: prices.per_hour,
+                metadata_hash: B256::from_slice(&sha2::Sha256::digest(&offer_json)),
+                wg_public_key: offer.wg_public_key.0,
+            };
+            market
+                .register(wei("session.stake_wei", &s.stake_wei)?, &terms)
+                .await
+                .map_err(|e| ProviderError::Register(e.to_string()))?;
+            tracing::info!(address = %signer.address(), "registered on chain");
+        }
+        let policy = SessionPolicy {
+            me: signer.address(),
+            min_escrow: wei("session.min_escrow_wei", &s.min_escrow_wei)?,
+            prices,
+            idle_timeout_ms: s.idle_timeout_secs.max(1) * 1000,
+            redeem_threshold: wei("session.redeem_threshold_wei", &s.redeem_threshold_wei)?,
+            redeem_interval_ms: s.redeem_interval_secs.max(1) * 1000,
+        };
+        let host = SessionHost::new(HostConfig {
+            peer_id: offer.provider_peer_id,
+            market,
+            dataplane: DataPlane::new(&self.interface),
+            tunnel_subnet: self.tunnel_subnet.clone(),
+            provider_wg_public_key: offer.wg_public_key,
+            endpoint: offer.endpoint.to_string(),
+            client_allowed_ips: s.client_allowed_ips.clone(),
+            keepalive_secs: s.keepalive_secs,
+            policy,
+        })
+        .await?;
+        Ok(Some(host))
+    }
+}
+
 /// How to run a provider (already parsed and validated).
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
@@ -166,6 +304,8 @@ pub struct ProviderConfig {
     /// heartbeat always does).
     pub dht_refresh_every: u32,
     pub tunnel_subnet: String,
+    /// Sells bandwidth when set (see [`ProviderFile::session_host`]).
+    pub sessions: Option<SessionHost>,
 }
 
 /// What the provider did (for observers such as tests).
@@ -183,7 +323,11 @@ pub struct Provider {
     pub pool: TunnelAddressPool,
     events: broadcast::Sender<ProviderEvent>,
     task: JoinHandle<()>,
+    ticker: Option<JoinHandle<()>>,
 }
+
+/// How often the session host looks for sessions to end.
+const SESSION_TICK: Duration = Duration::from_secs(1);
 
 impl Provider {
     pub async fn start(config: ProviderConfig) -> Result<Self, ProviderError> {
@@ -202,12 +346,22 @@ impl Provider {
         let (net, net_events) = net::spawn(net_config).await?;
         tracing::info!(peer_id = %net.peer_id(), region = %config.offer.region, "provider started");
         let (events, _) = broadcast::channel(256);
+        let ticker = config.sessions.clone().map(|host| {
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(SESSION_TICK);
+                loop {
+                    every.tick().await;
+                    host.tick().await;
+                }
+            })
+        });
         let task = tokio::spawn(run(config, net.clone(), net_events, events.clone()));
         Ok(Self {
             net,
             pool,
             events,
             task,
+            ticker,
         })
     }
 
@@ -217,6 +371,9 @@ impl Provider {
 
     pub async fn shutdown(self) {
         self.task.abort();
+        if let Some(ticker) = self.ticker {
+            ticker.abort();
+        }
         self.net.shutdown().await;
     }
 }
@@ -272,6 +429,21 @@ async fn run(
             event = net_events.recv() => {
                 let Some(event) = event else { break };
                 if let NetEvent::InboundRequest { peer, request, channel } = event {
+                    if let MarketRequest::Session(session) = request {
+                        let net = net.clone();
+                        let host = config.sessions.clone();
+                        tokio::spawn(async move {
+                            let response = match host {
+                                Some(host) => host.handle(peer, session).await,
+                                None => SessionResponse::Rejected {
+                                    kind: "not_selling".into(),
+                                    error: "this provider has no [chain] configuration".into(),
+                                },
+                            };
+                            let _ = net.respond(channel, MarketResponse::Session(response)).await;
+                        });
+                        continue;
+                    }
                     let response = match (request, &latest) {
                         (MarketRequest::GetHeartbeat, Some(signed)) => MarketResponse::Heartbeat(
                             String::from_utf8_lossy(&signed.to_bytes()).into_owned(),
@@ -279,6 +451,7 @@ async fn run(
                         (MarketRequest::GetHeartbeat, None) => {
                             MarketResponse::Error("no heartbeat yet".into())
                         }
+                        (MarketRequest::Session(_), _) => continue,
                     };
                     tracing::debug!(%peer, "answered heartbeat request");
                     let _ = net.respond(channel, response).await;

@@ -85,6 +85,7 @@ async fn start_provider(bootstrap: Vec<Multiaddr>, region: &str, price: u128) ->
         heartbeat_interval: Duration::from_millis(200),
         dht_refresh_every: 2,
         tunnel_subnet: "10.77.0.0/24".into(),
+        sessions: None,
     })
     .await
     .unwrap()

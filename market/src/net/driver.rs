@@ -27,6 +27,11 @@ enum Pending {
         found: HashSet<PeerId>,
         reply: Reply<HashSet<PeerId>>,
     },
+    FindPeer {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        reply: Reply<Vec<Multiaddr>>,
+    },
     GetHeartbeat {
         peer: PeerId,
         reply: Option<Reply<Heartbeat>>,
@@ -187,6 +192,17 @@ impl Driver {
                         peer,
                         reply: Some(reply),
                         last_error: None,
+                    },
+                );
+            }
+            Command::FindPeer { peer, reply } => {
+                let id = behaviour.kad.get_closest_peers(peer);
+                self.queries.insert(
+                    id,
+                    Pending::FindPeer {
+                        peer,
+                        addrs: Vec::new(),
+                        reply,
                     },
                 );
             }
@@ -396,6 +412,24 @@ impl Driver {
                     })
                 }
             },
+            (Pending::FindPeer { peer, addrs, .. }, kad::QueryResult::GetClosestPeers(result)) => {
+                let peers = match result {
+                    Ok(ok) => ok.peers,
+                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                };
+                for info in peers.into_iter().filter(|info| info.peer_id == *peer) {
+                    for addr in info.addrs {
+                        if !addrs.contains(&addr) {
+                            // Known to Kademlia, a later request dials it.
+                            self.swarm
+                                .behaviour_mut()
+                                .kad
+                                .add_address(peer, addr.clone());
+                            addrs.push(addr);
+                        }
+                    }
+                }
+            }
             (Pending::StartProviding(_), kad::QueryResult::StartProviding(result))
             | (Pending::StartProviding(_), kad::QueryResult::RepublishProvider(result)) => {
                 if let Err(e) = result {
@@ -434,6 +468,16 @@ impl Driver {
                 })));
             }
             Pending::GetHeartbeat { reply: None, .. } => {}
+            Pending::FindPeer { peer, addrs, reply } => {
+                let _ = reply.send(if addrs.is_empty() {
+                    Err(NetError::Dht {
+                        what: "find_peer",
+                        reason: format!("no address found for {peer}"),
+                    })
+                } else {
+                    Ok(addrs)
+                });
+            }
         }
     }
 

@@ -57,6 +57,8 @@ pub enum NetError {
 pub enum MarketRequest {
     /// Ask a provider for its latest signed heartbeat.
     GetHeartbeat,
+    /// An order session message from a client to a provider.
+    Session(crate::session::SessionRequest),
 }
 
 /// The answer to a [`MarketRequest`].
@@ -64,6 +66,8 @@ pub enum MarketRequest {
 pub enum MarketResponse {
     /// A signed heartbeat envelope (wire encoding, as text).
     Heartbeat(String),
+    /// A provider's answer to a session message.
+    Session(crate::session::SessionResponse),
     Error(String),
 }
 
@@ -141,6 +145,10 @@ pub(crate) enum Command {
     GetHeartbeat {
         peer: PeerId,
         reply: oneshot::Sender<Result<Heartbeat, NetError>>,
+    },
+    FindPeer {
+        peer: PeerId,
+        reply: oneshot::Sender<Result<Vec<Multiaddr>, NetError>>,
     },
     Request {
         peer: PeerId,
@@ -277,6 +285,12 @@ impl NetHandle {
     pub async fn get_heartbeat(&self, peer: PeerId) -> Result<Heartbeat, NetError> {
         self.call(|reply| Command::GetHeartbeat { peer, reply })
             .await
+    }
+
+    /// Looks `peer` up in the DHT and remembers its addresses, so a later
+    /// [`NetHandle::request`] can dial it. Returns the addresses found.
+    pub async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, NetError> {
+        self.call(|reply| Command::FindPeer { peer, reply }).await
     }
 
     /// Sends a direct request and waits for the answer.

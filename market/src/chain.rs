@@ -1,0 +1,124 @@
+//! The market sidecar's hold on the chain: the `[chain]` table both the
+//! provider and client configuration files carry, secp256k1 key files
+//! (hex, 0600, never logged) and the connected [`MarketClient`].
+
+use flowshield_chain::alloy::primitives::{Address, B256};
+use flowshield_chain::alloy::signers::local::PrivateKeySigner;
+use flowshield_chain::{rpc, MarketClient};
+use serde::Deserialize;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Why the chain could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainSetupError {
+    #[error("{path}: {reason}")]
+    KeyFile { path: PathBuf, reason: String },
+    #[error("chain.{field}: {reason}")]
+    Field { field: &'static str, reason: String },
+    #[error(transparent)]
+    Chain(#[from] flowshield_chain::ChainError),
+}
+
+/// `[chain]` in a configuration file.
+///
+/// ```toml
+/// [chain]
+/// rpc_url = "http://10.250.0.1:8545"
+/// market_address = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+/// key_file = "/var/lib/flowshield-market/chain.key"   # hex secp256k1 key, 0600
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainFile {
+    pub rpc_url: String,
+    pub market_address: String,
+    pub key_file: PathBuf,
+}
+
+impl ChainFile {
+    /// The signer from `key_file` and the market it signs for.
+    pub fn connect(&self) -> Result<(PrivateKeySigner, MarketClient), ChainSetupError> {
+        let signer = read_key_file(&self.key_file)?;
+        let market =
+            self.market_address
+                .trim()
+                .parse::<Address>()
+                .map_err(|_| ChainSetupError::Field {
+                    field: "market_address",
+                    reason: format!("'{}' is not a 0x address", self.market_address),
+                })?;
+        let provider = rpc::connect(&self.rpc_url, signer.clone())?;
+        Ok((signer, MarketClient::at(market, provider)))
+    }
+}
+
+/// Reads a hex secp256k1 key. Refuses files others can read.
+pub fn read_key_file(path: &Path) -> Result<PrivateKeySigner, ChainSetupError> {
+    let err = |reason: String| ChainSetupError::KeyFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(err(format!(
+            "mode {:o} lets others read the key; chmod 600 it",
+            meta.permissions().mode() & 0o777
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let bytes = hex::decode(text.trim().trim_start_matches("0x"))
+        .map_err(|_| err("not a hex key".into()))?;
+    let key: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| err("a key is 32 bytes".into()))?;
+    rpc::signer_from_key(&B256::from(key)).map_err(|e| err(e.to_string()))
+}
+
+/// Writes `signer`'s key as hex, mode 0600 from the start.
+pub fn write_key_file(path: &Path, signer: &PrivateKeySigner) -> Result<(), ChainSetupError> {
+    let err = |e: std::io::Error| ChainSetupError::KeyFile {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(err)?;
+    writeln!(file, "{}", hex::encode(signer.to_bytes())).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_files_round_trip_and_must_be_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let signer = PrivateKeySigner::random();
+        write_key_file(&path, &signer).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(read_key_file(&path).unwrap().address(), signer.address());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = read_key_file(&path).unwrap_err().to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+        std::fs::write(dir.path().join("bad"), "xyz").unwrap();
+        std::fs::set_permissions(
+            dir.path().join("bad"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        let err = read_key_file(&dir.path().join("bad"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a hex key"), "{err}");
+    }
+}

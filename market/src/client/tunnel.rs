@@ -1,0 +1,194 @@
+//! The client's own data plane: a wg-quick file (0600) brought up with
+//! `flowshield up`, read through UAPI (counters, handshakes), taken down
+//! with `flowshield down`.
+
+use crate::session::ConnectedInfo;
+use flowshield_tunnel::key::{PublicKey, SecretKey};
+use std::io::Write;
+use std::net::{Ipv4Addr, UdpSocket};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Why the tunnel could not be set up or read.
+#[derive(Debug, thiserror::Error)]
+pub enum TunnelError {
+    #[error("{path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("`{command}` failed: {reason}")]
+    Command { command: String, reason: String },
+    #[error("provider sent {field} '{value}', which is not valid")]
+    BadInfo { field: &'static str, value: String },
+    #[error("no handshake with the provider within {0:?}")]
+    NoFirstPacket(Duration),
+}
+
+/// The wg-quick text for a session. Only values already validated go in.
+pub fn wg_quick_text(secret: &SecretKey, info: &ConnectedInfo) -> Result<String, TunnelError> {
+    let bad = |field: &'static str, value: &str| TunnelError::BadInfo {
+        field,
+        value: value.chars().take(64).collect(),
+    };
+    flowshield_tunnel::uapi::set::parse_cidr(&info.tunnel_address)
+        .map_err(|_| bad("tunnel_address", &info.tunnel_address))?;
+    flowshield_tunnel::uapi::set::parse_endpoint(&info.endpoint)
+        .map_err(|_| bad("endpoint", &info.endpoint))?;
+    if info.allowed_ips.is_empty() {
+        return Err(bad("allowed_ips", ""));
+    }
+    for cidr in &info.allowed_ips {
+        flowshield_tunnel::uapi::set::parse_cidr(cidr).map_err(|_| bad("allowed_ips", cidr))?;
+    }
+    Ok(format!(
+        "[Interface]\nPrivateKey = {}\nAddress = {}\n\n[Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = {}\nPersistentKeepalive = {}\n",
+        secret.to_base64(),
+        info.tunnel_address,
+        info.provider_wg_public_key,
+        info.endpoint,
+        info.allowed_ips.join(", "),
+        info.persistent_keepalive,
+    ))
+}
+
+/// Writes `text` to `path`, mode 0600 from the start.
+pub fn write_private(path: &Path, text: &str) -> Result<(), TunnelError> {
+    let err = |e: std::io::Error| TunnelError::File {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(err)?;
+    file.write_all(text.as_bytes()).map_err(err)
+}
+
+/// Runs `flowshield <verb> <file>`.
+pub async fn flowshield(bin: &Path, verb: &str, file: &Path) -> Result<(), TunnelError> {
+    let command = format!("{} {verb} {}", bin.display(), file.display());
+    let output = tokio::process::Command::new(bin)
+        .arg(verb)
+        .arg(file)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| TunnelError::Command {
+            command: command.clone(),
+            reason: e.to_string(),
+        })?;
+    if !output.status.success() {
+        return Err(TunnelError::Command {
+            command,
+            reason: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// What UAPI says about the provider peer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerCounters {
+    pub bytes: u64,
+    /// Unix seconds of the last handshake, 0 if none.
+    pub last_handshake: u64,
+}
+
+/// Reads the provider peer's counters (None if the interface or peer is gone).
+pub async fn counters(iface: &str, peer: [u8; 32]) -> Option<PeerCounters> {
+    let iface = iface.to_string();
+    let snapshot =
+        tokio::task::spawn_blocking(move || flowshield_tunnel::uapi::client::get(&iface))
+            .await
+            .ok()?
+            .ok()?;
+    snapshot
+        .peers
+        .iter()
+        .find(|p| p.public_key == PublicKey(peer))
+        .map(|p| PeerCounters {
+            bytes: p.rx_bytes.saturating_add(p.tx_bytes),
+            last_handshake: p.last_handshake.0,
+        })
+}
+
+/// Sends a datagram into the tunnel (to the provider's tunnel address,
+/// discard port) until the first handshake completes.
+pub async fn wait_first_packet(
+    iface: &str,
+    peer: [u8; 32],
+    provider_ip: Ipv4Addr,
+    timeout: Duration,
+) -> Result<(), TunnelError> {
+    let deadline = Instant::now() + timeout;
+    let socket = UdpSocket::bind("0.0.0.0:0").ok();
+    let mut last_poke: Option<Instant> = None;
+    loop {
+        if last_poke.is_none_or(|t| t.elapsed() >= Duration::from_millis(500)) {
+            if let Some(socket) = &socket {
+                let _ = socket.send_to(b"flowshield-first-packet", (provider_ip, 9));
+            }
+            last_poke = Some(Instant::now());
+        }
+        if counters(iface, peer)
+            .await
+            .is_some_and(|c| c.last_handshake != 0)
+        {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(TunnelError::NoFirstPacket(timeout));
+        }
+        // Poll interval of a bounded wait (deadline above).
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowshield_proto::WgPublicKey;
+
+    fn info() -> ConnectedInfo {
+        ConnectedInfo {
+            order_id: "1".into(),
+            tunnel_address: "10.77.0.2/24".into(),
+            provider_wg_public_key: WgPublicKey([7; 32]),
+            endpoint: "10.250.0.11:51820".into(),
+            allowed_ips: vec!["10.77.0.0/24".into(), "198.18.99.0/24".into()],
+            persistent_keepalive: 25,
+            provider_tunnel_ip: "10.77.0.1".into(),
+        }
+    }
+
+    #[test]
+    fn writes_a_wg_quick_file_and_refuses_bad_provider_values() {
+        let secret = SecretKey::generate_private();
+        let text = wg_quick_text(&secret, &info()).unwrap();
+        assert!(
+            text.contains("AllowedIPs = 10.77.0.0/24, 198.18.99.0/24\n"),
+            "{text}"
+        );
+        assert!(text.contains("Endpoint = 10.250.0.11:51820\n"));
+        let mut evil = info();
+        evil.allowed_ips = vec!["0.0.0.0/0\nPostUp = rm -rf /".into()];
+        let err = wg_quick_text(&secret, &evil).unwrap_err();
+        assert!(err.to_string().contains("allowed_ips"), "{err}");
+        let mut evil = info();
+        evil.endpoint = "x".into();
+        assert!(wg_quick_text(&secret, &evil).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s/fsc.conf");
+        write_private(&path, &text).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}

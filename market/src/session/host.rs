@@ -1,0 +1,305 @@
+//! The provider's session driver: feeds [`SessionTable`] with chain reads,
+//! UAPI counters and the clock, and carries out its decisions — accept the
+//! order on chain, hand out a tunnel address, push the peer to the data
+//! plane, redeem vouchers, settle and remove the peer.
+//!
+//! One mutex guards the table and the address pool; chain calls happen
+//! under it, which serialises sessions of one provider (a local chain
+//! answers in milliseconds; a provider has at most 32 open orders).
+
+use super::pricing::Prices;
+use super::table::{EndReason, OrderView, SessionError, SessionPolicy, SessionTable};
+use super::{parse_u256, ConnectRequest, ConnectedInfo, SessionRequest, SessionResponse};
+use crate::dataplane::DataPlane;
+use crate::pool::TunnelAddressPool;
+use crate::unix_ms;
+use flowshield_chain::alloy::primitives::U256;
+use flowshield_chain::{MarketClient, OrderStatus};
+use flowshield_proto::{PeerId, WgPublicKey};
+use flowshield_tunnel::key::PublicKey;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+use tracing::Instrument;
+
+/// Everything the host needs besides the policy.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    pub peer_id: PeerId,
+    pub market: MarketClient,
+    pub dataplane: DataPlane,
+    pub tunnel_subnet: String,
+    pub provider_wg_public_key: WgPublicKey,
+    pub endpoint: String,
+    /// Routes handed to clients besides the provider's subnet.
+    pub client_allowed_ips: Vec<String>,
+    pub keepalive_secs: u16,
+    pub policy: SessionPolicy,
+}
+
+struct State {
+    table: SessionTable,
+    pool: TunnelAddressPool,
+}
+
+/// The provider's sessions. Cheap to clone.
+#[derive(Clone)]
+pub struct SessionHost {
+    config: Arc<HostConfig>,
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for SessionHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionHost")
+            .field("peer_id", &self.config.peer_id)
+            .field("iface", &self.config.dataplane.iface())
+            .finish()
+    }
+}
+
+fn rejected(e: &SessionError) -> SessionResponse {
+    SessionResponse::Rejected {
+        kind: e.kind().to_string(),
+        error: e.to_string(),
+    }
+}
+
+fn chain_error(what: &str, e: impl std::fmt::Display) -> SessionError {
+    SessionError::Unavailable(format!("{what} on chain failed: {e}"))
+}
+
+impl SessionHost {
+    pub async fn new(config: HostConfig) -> Result<Self, SessionError> {
+        let domain = config
+            .market
+            .eip712_domain()
+            .await
+            .map_err(|e| chain_error("reading the EIP-712 domain", e))?;
+        let pool = TunnelAddressPool::new(&config.tunnel_subnet)
+            .map_err(|e| SessionError::Unavailable(e.to_string()))?;
+        Ok(Self {
+            state: Arc::new(Mutex::new(State {
+                table: SessionTable::new(config.policy.clone(), domain),
+                pool,
+            })),
+            config: Arc::new(config),
+        })
+    }
+
+    pub fn prices(&self) -> Prices {
+        self.config.policy.prices
+    }
+
+    /// Open sessions (for observers and tests).
+    pub async fn session_count(&self) -> usize {
+        self.state.lock().await.table.len()
+    }
+
+    /// Answers one session message.
+    pub async fn handle(&self, from: PeerId, request: SessionRequest) -> SessionResponse {
+        let result = match request {
+            SessionRequest::Connect(req) => {
+                let span = tracing::info_span!("connect", order = %req.order_id, %from);
+                self.connect(req).instrument(span).await
+            }
+            SessionRequest::Voucher(v) => {
+                let span = tracing::debug_span!("voucher", order = %v.order_id);
+                self.voucher(&v).instrument(span).await
+            }
+            SessionRequest::Disconnect { order_id } => {
+                let span = tracing::info_span!("disconnect", order = %order_id);
+                async {
+                    let id = parse_u256("order_id", &order_id)?;
+                    let redeemed = self.end(id, "client disconnected").await?;
+                    Ok(SessionResponse::Disconnected {
+                        order_id,
+                        redeemed_wei: redeemed.to_string(),
+                    })
+                }
+                .instrument(span)
+                .await
+            }
+        };
+        result.unwrap_or_else(|e| {
+            tracing::info!(kind = e.kind(), error = %e, "session request refused");
+            rejected(&e)
+        })
+    }
+
+    async fn order_view(&self, id: U256) -> Result<Option<OrderView>, SessionError> {
+        let record = self
+            .config
+            .market
+            .order(id)
+            .await
+            .map_err(|e| chain_error("reading the order", e))?;
+        let status = OrderStatus::from_u8(record.status).unwrap_or(OrderStatus::None);
+        Ok((status != OrderStatus::None).then_some(OrderView {
+            client: record.client,
+            provider: record.provider,
+            status,
+            escrow: record.escrow,
+        }))
+    }
+
+    async fn connect(&self, req: ConnectRequest) -> Result<SessionResponse, SessionError> {
+        let mut state = self.state.lock().await;
+        // Cheap checks first: a bad signature costs no chain read.
+        let (id, _) = req.recover(&self.config.peer_id)?;
+        let order = self.order_view(id).await?;
+        state
+            .table
+            .check_connect(&req, order.as_ref(), &self.config.peer_id, unix_ms())?;
+        let order = order.ok_or(SessionError::UnknownOrder(id))?;
+        let address = state
+            .pool
+            .allocate()
+            .map_err(|e| SessionError::Unavailable(e.to_string()))?;
+        if let Err(e) = self.config.market.accept_order(id).await {
+            let _ = state.pool.release(address);
+            return Err(chain_error("acceptOrder", e));
+        }
+        let wg = req.client_wg_public_key;
+        if let Err(e) = self.config.dataplane.add_peer(&wg, address).await {
+            // Accepted but unusable: settle at once so the client is refunded.
+            let _ = state.pool.release(address);
+            let _ = self.config.market.settle(id).await;
+            return Err(SessionError::Unavailable(format!("data plane: {e}")));
+        }
+        state.table.admit(id, &order, wg, address, unix_ms());
+        tracing::info!(%address, client = %order.client, escrow = %order.escrow, "order accepted, peer added");
+        let subnet = state.pool.subnet();
+        let prefix = subnet.rsplit('/').next().unwrap_or("32");
+        let mut allowed_ips = vec![subnet.clone()];
+        allowed_ips.extend(self.config.client_allowed_ips.iter().cloned());
+        Ok(SessionResponse::Connected(ConnectedInfo {
+            order_id: id.to_string(),
+            tunnel_address: format!("{address}/{prefix}"),
+            provider_wg_public_key: self.config.provider_wg_public_key,
+            endpoint: self.config.endpoint.clone(),
+            allowed_ips,
+            persistent_keepalive: self.config.keepalive_secs,
+            provider_tunnel_ip: state.pool.provider_address().to_string(),
+        }))
+    }
+
+    /// rx + tx bytes of `key` on our data plane (0 if unknown).
+    async fn measured_bytes(&self, key: WgPublicKey) -> u64 {
+        let iface = self.config.dataplane.iface().to_string();
+        let snapshot =
+            tokio::task::spawn_blocking(move || flowshield_tunnel::uapi::client::get(&iface)).await;
+        match snapshot {
+            Ok(Ok(snapshot)) => snapshot
+                .peers
+                .iter()
+                .find(|p| p.public_key == PublicKey(key.0))
+                .map_or(0, |p| p.rx_bytes.saturating_add(p.tx_bytes)),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read peer counters");
+                0
+            }
+            Err(_) => 0,
+        }
+    }
+
+    async fn voucher(
+        &self,
+        message: &super::VoucherMessage,
+    ) -> Result<SessionResponse, SessionError> {
+        let id = parse_u256("order_id", &message.order_id)?;
+        let mut state = self.state.lock().await;
+        let key = state
+            .table
+            .get(&id)
+            .map(|s| s.wg_key)
+            .ok_or(SessionError::NoSession(id))?;
+        let bytes = self.measured_bytes(key).await;
+        let outcome = state.table.offer_voucher(message, bytes, unix_ms())?;
+        if let Some(voucher) = outcome.redeem {
+            match self.config.market.redeem_voucher(&voucher).await {
+                Ok(_) => {
+                    tracing::info!(amount = %voucher.cumulative_amount, "voucher redeemed");
+                    state
+                        .table
+                        .mark_redeemed(id, voucher.cumulative_amount, unix_ms());
+                }
+                // Kept as the best voucher; redeemed at settlement.
+                Err(e) => tracing::warn!(error = %e, "redeeming failed"),
+            }
+        }
+        Ok(SessionResponse::VoucherAccepted {
+            order_id: message.order_id.clone(),
+            cumulative_wei: outcome.cumulative.to_string(),
+        })
+    }
+
+    /// Ends a session: removes the peer, redeems the best voucher and
+    /// settles, frees the address, withdraws. Returns what the order paid.
+    pub async fn end(&self, id: U256, why: &str) -> Result<U256, SessionError> {
+        let mut state = self.state.lock().await;
+        let session = state
+            .table
+            .get(&id)
+            .cloned()
+            .ok_or(SessionError::NoSession(id))?;
+        if let Err(e) = self.config.dataplane.remove_peer(&session.wg_key).await {
+            tracing::warn!(error = %e, "removing the peer failed");
+        }
+        let market = &self.config.market;
+        let status = market
+            .order_status(id)
+            .await
+            .map_err(|e| chain_error("reading the order", e))?;
+        if matches!(status, OrderStatus::Active | OrderStatus::Closing) {
+            let settled = match session.ledger.to_redeem() {
+                Some(best) => market.redeem_and_settle(best).await,
+                None => market.settle(id).await,
+            };
+            settled.map_err(|e| chain_error("settling", e))?;
+            if let Err(e) = market.withdraw().await {
+                tracing::warn!(error = %e, "withdrawing the payment failed");
+            }
+        }
+        let redeemed = market
+            .order(id)
+            .await
+            .map(|o| o.redeemed)
+            .map_err(|e| chain_error("reading the order", e))?;
+        state.table.remove(&id);
+        let _ = state.pool.release(session.address);
+        tracing::info!(order = %id, %redeemed, why, "session ended, order settled");
+        Ok(redeemed)
+    }
+
+    /// Periodic work: end idle or under-paying sessions and those whose
+    /// client asked the chain to close.
+    pub async fn tick(&self) {
+        let (to_end, all) = {
+            let state = self.state.lock().await;
+            (state.table.to_end(unix_ms()), state.table.order_ids())
+        };
+        let mut ending: Vec<(U256, &str)> = to_end
+            .into_iter()
+            .map(|(id, why)| {
+                let why = match why {
+                    EndReason::Idle => "no voucher within the idle timeout",
+                    EndReason::Underpaying => "repeated under-paying vouchers",
+                };
+                (id, why)
+            })
+            .collect();
+        for id in all {
+            if ending.iter().any(|(e, _)| *e == id) {
+                continue;
+            }
+            if let Ok(OrderStatus::Closing) = self.config.market.order_status(id).await {
+                ending.push((id, "client requested close on chain"));
+            }
+        }
+        for (id, why) in ending {
+            if let Err(e) = self.end(id, why).await {
+                tracing::warn!(order = %id, error = %e, "ending the session failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,252 @@
+use super::*;
+use crate::session::pricing::Prices;
+use flowshield_chain::alloy::signers::local::PrivateKeySigner;
+use flowshield_chain::voucher::{market_domain, sign_voucher};
+
+const NOW: u64 = 1_000_000;
+
+struct Fixture {
+    table: SessionTable,
+    provider_peer: PeerId,
+    client: PrivateKeySigner,
+    order: OrderView,
+    domain: Eip712Domain,
+}
+
+fn fixture() -> Fixture {
+    let me = Address::repeat_byte(0xaa);
+    let domain = market_domain(31337, Address::repeat_byte(0x11));
+    let policy = SessionPolicy {
+        me,
+        min_escrow: U256::from(1000),
+        // 1 wei per byte, free time.
+        prices: Prices {
+            per_gib: U256::from(1u64 << 30),
+            per_hour: U256::ZERO,
+        },
+        idle_timeout_ms: 30_000,
+        redeem_threshold: U256::from(500),
+        redeem_interval_ms: 60_000,
+    };
+    let client = PrivateKeySigner::random();
+    let order = OrderView {
+        client: client.address(),
+        provider: me,
+        status: OrderStatus::Pending,
+        escrow: U256::from(10_000),
+    };
+    Fixture {
+        table: SessionTable::new(policy, domain.clone()),
+        provider_peer: flowshield_proto::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id(),
+        client,
+        order,
+        domain,
+    }
+}
+
+fn connect(f: &Fixture, signer: &PrivateKeySigner, order: u64, ts: u64) -> ConnectRequest {
+    ConnectRequest::sign(
+        signer,
+        U256::from(order),
+        WgPublicKey([order as u8; 32]),
+        &f.provider_peer,
+        ts,
+    )
+    .unwrap()
+}
+
+fn voucher(f: &Fixture, signer: &PrivateKeySigner, order: u64, amount: u64) -> VoucherMessage {
+    VoucherMessage::from_signed(
+        &sign_voucher(signer, &f.domain, U256::from(order), U256::from(amount)).unwrap(),
+    )
+}
+
+#[test]
+fn accepts_a_pending_order_signed_by_its_client() {
+    let f = fixture();
+    let req = connect(&f, &f.client, 1, NOW);
+    let id = f
+        .table
+        .check_connect(&req, Some(&f.order), &f.provider_peer, NOW + 5)
+        .unwrap();
+    assert_eq!(id, U256::from(1));
+}
+
+#[test]
+fn refuses_bad_connects_with_a_clear_reason() {
+    let f = fixture();
+    let check = |req: &ConnectRequest, order: Option<&OrderView>| {
+        f.table
+            .check_connect(req, order, &f.provider_peer, NOW)
+            .unwrap_err()
+    };
+    let good = connect(&f, &f.client, 1, NOW);
+    assert_eq!(check(&good, None).kind(), "unknown_order");
+
+    let mut other = f.order.clone();
+    other.provider = Address::repeat_byte(0xbb);
+    let err = check(&good, Some(&other));
+    assert_eq!(err.kind(), "not_our_order");
+    assert!(err.to_string().contains("not with this provider"), "{err}");
+
+    let mut accepted = f.order.clone();
+    accepted.status = OrderStatus::Active;
+    assert_eq!(check(&good, Some(&accepted)).kind(), "not_pending");
+
+    let mut poor = f.order.clone();
+    poor.escrow = U256::from(999);
+    assert_eq!(check(&good, Some(&poor)).kind(), "escrow_too_small");
+
+    let intruder = PrivateKeySigner::random();
+    let err = check(&connect(&f, &intruder, 1, NOW), Some(&f.order));
+    assert_eq!(err.kind(), "wrong_client");
+    assert!(err.to_string().contains("signed by"), "{err}");
+
+    let stale = connect(&f, &f.client, 1, NOW - CONNECT_MAX_SKEW_MS - 1);
+    assert_eq!(check(&stale, Some(&f.order)).kind(), "stale_connect");
+
+    // A Connect signed for another provider does not verify here.
+    let mut forged = good.clone();
+    forged.client_chain_address = intruder.address().to_string();
+    assert_eq!(check(&forged, Some(&f.order)).kind(), "malformed");
+}
+
+#[test]
+fn a_second_connect_for_the_same_order_or_key_is_refused() {
+    let mut f = fixture();
+    let order = f.order.clone();
+    f.table.admit(
+        U256::from(1),
+        &order,
+        WgPublicKey([1; 32]),
+        Ipv4Addr::new(10, 77, 0, 2),
+        NOW,
+    );
+    let again = connect(&f, &f.client, 1, NOW);
+    let err = f
+        .table
+        .check_connect(&again, Some(&order), &f.provider_peer, NOW)
+        .unwrap_err();
+    assert_eq!(err.kind(), "already_connected");
+    // Order 2 reusing order 1's key ([1; 32]) is refused too.
+    let mut same_key = connect(&f, &f.client, 2, NOW);
+    same_key.client_wg_public_key = WgPublicKey([1; 32]);
+    let same_key = ConnectRequest::sign(
+        &f.client,
+        U256::from(2),
+        WgPublicKey([1; 32]),
+        &f.provider_peer,
+        NOW,
+    )
+    .unwrap();
+    let err = f
+        .table
+        .check_connect(&same_key, Some(&order), &f.provider_peer, NOW)
+        .unwrap_err();
+    assert_eq!(err.kind(), "key_in_use");
+}
+
+fn admitted() -> Fixture {
+    let mut f = fixture();
+    let order = f.order.clone();
+    f.table.admit(
+        U256::from(1),
+        &order,
+        WgPublicKey([1; 32]),
+        Ipv4Addr::new(10, 77, 0, 2),
+        NOW,
+    );
+    f
+}
+
+#[test]
+fn vouchers_must_grow_stay_under_escrow_and_be_signed_by_the_client() {
+    let mut f = admitted();
+    let v = voucher(&f, &f.client, 1, 100);
+    let out = f.table.offer_voucher(&v, 100, NOW + 1000).unwrap();
+    assert_eq!(out.cumulative, U256::from(100));
+    assert_eq!(out.redeem, None, "below threshold and interval");
+
+    // Replay and lower vouchers.
+    let err = f.table.offer_voucher(&v, 100, NOW + 2000).unwrap_err();
+    assert_eq!(err.kind(), "voucher_not_increasing");
+    let lower = voucher(&f, &f.client, 1, 50);
+    assert_eq!(
+        f.table
+            .offer_voucher(&lower, 100, NOW + 2000)
+            .unwrap_err()
+            .kind(),
+        "voucher_not_increasing"
+    );
+    let huge = voucher(&f, &f.client, 1, 10_001);
+    assert_eq!(
+        f.table
+            .offer_voucher(&huge, 100, NOW + 2000)
+            .unwrap_err()
+            .kind(),
+        "voucher_exceeds_escrow"
+    );
+    let intruder = PrivateKeySigner::random();
+    let forged = voucher(&f, &intruder, 1, 200);
+    let err = f.table.offer_voucher(&forged, 100, NOW + 2000).unwrap_err();
+    assert_eq!(err.kind(), "voucher_bad_signature");
+    let unknown = voucher(&f, &f.client, 9, 200);
+    assert_eq!(
+        f.table
+            .offer_voucher(&unknown, 100, NOW + 2000)
+            .unwrap_err()
+            .kind(),
+        "no_session"
+    );
+    let mut garbage = voucher(&f, &f.client, 1, 200);
+    garbage.cumulative_wei = "lots".into();
+    let err = f.table.offer_voucher(&garbage, 100, NOW).unwrap_err();
+    assert_eq!(err.kind(), "malformed");
+    assert!(err.to_string().contains("cumulative_wei"), "{err}");
+}
+
+#[test]
+fn underpaying_vouchers_are_refused_then_the_session_ends() {
+    let mut f = admitted();
+    // The provider measured 1000 bytes (= 1000 wei) when this voucher arrived.
+    let first = voucher(&f, &f.client, 1, 100);
+    f.table.offer_voucher(&first, 1000, NOW + 1000).unwrap();
+    // Next voucher must carry at least 90 % of 1000.
+    for (i, amount) in [800u64, 850, 899].into_iter().enumerate() {
+        let v = voucher(&f, &f.client, 1, amount);
+        let err = f.table.offer_voucher(&v, 5000, NOW + 2000).unwrap_err();
+        assert_eq!(err.kind(), "underpaid", "{err}");
+        assert_eq!(f.table.get(&U256::from(1)).unwrap().strikes, i as u32 + 1);
+    }
+    assert_eq!(
+        f.table.to_end(NOW + 2000),
+        vec![(U256::from(1), EndReason::Underpaying)]
+    );
+    let ok = voucher(&f, &f.client, 1, 900);
+    f.table.offer_voucher(&ok, 5000, NOW + 3000).unwrap();
+    assert!(f.table.to_end(NOW + 3000).is_empty());
+}
+
+#[test]
+fn redeems_past_the_threshold_and_ends_idle_sessions() {
+    let mut f = admitted();
+    let v = voucher(&f, &f.client, 1, 600);
+    let out = f.table.offer_voucher(&v, 0, NOW + 1000).unwrap();
+    let redeem = out.redeem.expect("600 ≥ threshold 500");
+    assert_eq!(redeem.cumulative_amount, U256::from(600));
+    f.table
+        .mark_redeemed(U256::from(1), U256::from(600), NOW + 1100);
+    let v = voucher(&f, &f.client, 1, 700);
+    let out = f.table.offer_voucher(&v, 0, NOW + 2000).unwrap();
+    assert_eq!(out.redeem, None, "only 100 unredeemed");
+    assert!(f.table.to_end(NOW + 2000 + 30_000).is_empty());
+    assert_eq!(
+        f.table.to_end(NOW + 2000 + 30_001),
+        vec![(U256::from(1), EndReason::Idle)]
+    );
+    let session = f.table.remove(&U256::from(1)).unwrap();
+    assert_eq!(session.ledger.owed(), U256::from(700));
+    assert!(f.table.is_empty());
+}
