@@ -1,14 +1,26 @@
 //! Order sessions end to end, in network namespaces: a dev chain, two
 //! fullnodes, providers with real `flowshield` data planes and a client
-//! (see `common`). Needs root; run with
-//! `cargo build -p flowshield-tunnel && cargo test -p flowshield-market --test sessions -- --test-threads=1`.
+//! (see `common`). Needs root and `cargo build -p flowshield-tunnel`.
+//! The tests take turns (one whole market at a time): on a small machine
+//! three markets at once would trip their timeouts.
 
 mod common;
 
 use common::{wei, World, WAIT};
+use std::sync::{Mutex, MutexGuard};
+
+static ONE_MARKET_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn take_turn() -> MutexGuard<'static, ()> {
+    // A panicking test poisons the lock; the next one may still run.
+    ONE_MARKET_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 #[test]
 fn demo_flow_pays_the_provider_and_refunds_the_client() {
+    let _turn = take_turn();
     let mut world = World::start(1).expect("world");
     let provider = world.account("p0");
     let client = world.account("client");
@@ -66,6 +78,7 @@ fn demo_flow_pays_the_provider_and_refunds_the_client() {
 
 #[test]
 fn client_fails_over_when_its_provider_dies() {
+    let _turn = take_turn();
     let mut world = World::start(2).expect("world");
     let config = world.client_config(&World::fullnode_urls()).unwrap();
     let connected = world.connect_client(&config).unwrap();
@@ -107,6 +120,7 @@ fn client_fails_over_when_its_provider_dies() {
 
 #[test]
 fn client_uses_the_other_fullnode_when_one_is_down() {
+    let _turn = take_turn();
     let mut world = World::start(1).expect("world");
     world.fullnodes[0].take(); // killed
     let config = world.client_config(&World::fullnode_urls()).unwrap();
