@@ -244,14 +244,21 @@ impl VerifierRegistry {
                 yes
             }
             _ => {
-                let yes =
-                    self.market
-                        .is_verifier(verifier)
-                        .await
-                        .map_err(|e| ReportError::Chain {
-                            verifier,
-                            reason: e.to_string(),
-                        })?;
+                // One retry: a pooled HTTP connection the node closed fails
+                // the first request on it.
+                let yes = match self.market.is_verifier(verifier).await {
+                    Ok(yes) => yes,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        self.market
+                            .is_verifier(verifier)
+                            .await
+                            .map_err(|e| ReportError::Chain {
+                                verifier,
+                                reason: e.to_string(),
+                            })?
+                    }
+                };
                 if let Ok(mut cache) = self.cache.lock() {
                     cache.insert(verifier, (yes, Instant::now()));
                 }
