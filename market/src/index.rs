@@ -211,10 +211,36 @@ impl ProviderIndex {
     /// provider) in one transaction, a few hundred rows per statement: how
     /// the fullnode writes thousands of heartbeats a second.
     pub async fn upsert_batch(&self, records: &[IndexedProvider]) -> Result<(), IndexError> {
-        if records.is_empty() {
+        self.write_batch(records, &[]).await
+    }
+
+    /// One transaction: `changed` rows are upserted whole; `bumps` (same
+    /// offer as the stored row, newer heartbeat) only update seq,
+    /// timestamps and the signed heartbeat in place, which touches no
+    /// price or region index.
+    pub async fn write_batch(
+        &self,
+        changed: &[IndexedProvider],
+        bumps: &[IndexedProvider],
+    ) -> Result<(), IndexError> {
+        if changed.is_empty() && bumps.is_empty() {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
+        for record in bumps {
+            sqlx::query(
+                "UPDATE providers SET seq = $1, timestamp_ms = $2, last_seen_ms = $3, \
+                 signed_heartbeat = $4 WHERE peer_id = $5 AND timestamp_ms <= $2",
+            )
+            .bind(record.seq.to_string())
+            .bind(to_i64(record.timestamp_ms))
+            .bind(to_i64(record.last_seen_ms))
+            .bind(record.signed_heartbeat.clone())
+            .bind(record.offer.provider_peer_id.to_base58())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let records = changed;
         for chunk in records.chunks(UPSERT_CHUNK) {
             let sql = upsert_sql(chunk.len());
             let mut q = sqlx::query(&sql);

@@ -7,8 +7,13 @@
 //! per heartbeat does not keep up on a small machine; so each accepted
 //! heartbeat goes straight into the in-memory [`LiveOffers`] (what matching
 //! reads) and into a pending map (newest per provider), which is written
-//! in one transaction of multi-row upserts every `flush_interval`.
-//! [`FullnodeEvent::Indexed`] is sent once a heartbeat is in SQL.
+//! in one transaction every `flush_interval`: new or changed offers as
+//! multi-row upserts, unchanged ones as in-place updates of seq and times.
+//! An unchanged offer is written at most once per `touch_interval` (a third
+//! of the expiry time): memory has every heartbeat at once, SQL lags by at
+//! most that much, which keeps the rows alive across a restart without
+//! writing 2000 rows a second. [`FullnodeEvent::Indexed`] is sent once a
+//! heartbeat is in SQL.
 
 use crate::certgate::{self, CertGate, Decision, VerifyJob};
 use crate::fullnode::FullnodeEvent;
@@ -47,8 +52,17 @@ pub(crate) struct Ingest {
     pub reports: Option<Arc<ReportService>>,
 }
 
+/// A heartbeat waiting for the next batch write.
+struct Pending {
+    record: IndexedProvider,
+    /// The offer differs from the stored row (or there is none).
+    changed: bool,
+}
+
 struct State {
-    pending: HashMap<PeerId, IndexedProvider>,
+    pending: HashMap<PeerId, Pending>,
+    /// When each provider's row was last written.
+    written: HashMap<PeerId, u64>,
     held: HashMap<PeerId, (Box<Heartbeat>, Box<SignedMessage<Heartbeat>>)>,
     verdicts_tx: mpsc::Sender<Verdict>,
 }
@@ -62,6 +76,7 @@ impl Ingest {
         let (verdicts_tx, mut verdicts_rx) = mpsc::channel(1024);
         let mut state = State {
             pending: HashMap::new(),
+            written: HashMap::new(),
             held: HashMap::new(),
             verdicts_tx,
         };
@@ -75,7 +90,7 @@ impl Ingest {
                     self.handle_verdict(job, outcome, &mut state).await;
                 }
                 _ = flush.tick() => self.flush(&mut state).await,
-                _ = expiry.tick() => self.expire().await,
+                _ = expiry.tick() => self.expire(&mut state).await,
             }
         }
     }
@@ -180,19 +195,27 @@ impl Ingest {
         now: u64,
         state: &mut State,
     ) {
+        let provider = heartbeat.offer.provider_peer_id;
         let record = IndexedProvider::new(heartbeat, signed, now);
-        let stored = match self.live.write() {
+        let (stored, changed) = match self.live.write() {
             Ok(mut live) => {
+                let changed = live
+                    .get(&provider)
+                    .is_none_or(|old| old.offer != heartbeat.offer);
                 let stored = live.upsert(LiveEntry::from(record.clone()));
                 self.metrics.providers_indexed.set(live.len() as i64);
-                stored
+                (stored, changed)
             }
-            Err(_) => false,
+            Err(_) => (false, true),
         };
         if stored {
-            state
-                .pending
-                .insert(heartbeat.offer.provider_peer_id, record);
+            let changed = changed || state.pending.get(&provider).is_some_and(|p| p.changed);
+            let due = state.written.get(&provider).is_none_or(|&at| {
+                now.saturating_sub(at) >= self.touch_interval().as_millis() as u64
+            });
+            if changed || due || state.pending.contains_key(&provider) {
+                state.pending.insert(provider, Pending { record, changed });
+            }
         }
         self.metrics
             .heartbeats
@@ -220,10 +243,21 @@ impl Ingest {
         if state.pending.is_empty() {
             return;
         }
-        let batch: Vec<IndexedProvider> = state.pending.drain().map(|(_, r)| r).collect();
+        let (changed, bumps): (Vec<Pending>, Vec<Pending>) = state
+            .pending
+            .drain()
+            .map(|(_, p)| p)
+            .partition(|p| p.changed);
+        let changed: Vec<IndexedProvider> = changed.into_iter().map(|p| p.record).collect();
+        let bumps: Vec<IndexedProvider> = bumps.into_iter().map(|p| p.record).collect();
         let started = Instant::now();
-        match self.index.upsert_batch(&batch).await {
+        match self.index.write_batch(&changed, &bumps).await {
             Ok(()) => {
+                let now = unix_ms();
+                let batch: Vec<&IndexedProvider> = changed.iter().chain(&bumps).collect();
+                for record in &batch {
+                    state.written.insert(record.offer.provider_peer_id, now);
+                }
                 self.metrics
                     .index_flush
                     .observe(started.elapsed().as_secs_f64());
@@ -239,11 +273,20 @@ impl Ingest {
             }
             // The providers stay live in memory and are written with their
             // next heartbeat.
-            Err(e) => tracing::error!(rows = batch.len(), error = %e, "writing heartbeats"),
+            Err(e) => tracing::error!(
+                rows = changed.len() + bumps.len(),
+                error = %e,
+                "writing heartbeats"
+            ),
         }
     }
 
-    async fn expire(&mut self) {
+    /// How often an unchanged offer's row is refreshed in SQL.
+    fn touch_interval(&self) -> Duration {
+        self.expire_after / 3
+    }
+
+    async fn expire(&mut self, state: &mut State) {
         let cutoff = unix_ms().saturating_sub(self.expire_after.as_millis() as u64);
         let silent = match self.live.write() {
             Ok(mut live) => {
@@ -253,8 +296,9 @@ impl Ingest {
             }
             Err(_) => Vec::new(),
         };
-        if let Some(deca) = &mut self.deca {
-            for provider in &silent {
+        for provider in &silent {
+            state.written.remove(provider);
+            if let Some(deca) = &mut self.deca {
                 deca.gate.forget(provider);
             }
         }
