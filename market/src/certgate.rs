@@ -60,7 +60,7 @@ pub enum Decision {
     /// Hold it: a check of this provider's certificate is running.
     Hold,
     /// Hold it and run [`verify`] on this chain for this binding.
-    Verify(VerifyJob),
+    Verify(Box<VerifyJob>),
 }
 
 /// A certificate check to run.
@@ -176,12 +176,12 @@ impl CertGate {
         if !self.running.insert(provider) {
             return Decision::Hold;
         }
-        Decision::Verify(VerifyJob {
+        Decision::Verify(Box::new(VerifyJob {
             provider,
             hash: announced.hash,
             chain: announced.chain.clone(),
             expected,
-        })
+        }))
     }
 
     /// Records the outcome of a [`VerifyJob`] (`Ok(not_after in seconds)`)

@@ -120,8 +120,9 @@ impl Fullnode {
             .set(live.read().map(|l| l.len() as i64).unwrap_or(0));
         let store = ReportStore::new(index.clone());
         let reputation: SharedReputation = Arc::new(RwLock::new(ReputationBook::default()));
+        let tallies = store.tallies().await?;
         if let Ok(mut book) = reputation.write() {
-            for (provider, period, passed) in store.tallies().await? {
+            for (provider, period, passed) in tallies {
                 book.record(provider, period, passed);
             }
         }

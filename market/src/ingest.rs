@@ -161,7 +161,7 @@ impl Ingest {
                     let verdicts = state.verdicts_tx.clone();
                     tokio::spawn(async move {
                         let outcome = certgate::verify(registry.as_ref(), &job).await;
-                        let _ = verdicts.send((job, outcome)).await;
+                        let _ = verdicts.send((*job, outcome)).await;
                     });
                 }
             }
