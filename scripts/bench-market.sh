@@ -67,7 +67,7 @@ P2P=$(awk '/^listening .*\/tcp\//{print $2; exit}' "$WORK/fullnode.out")
 echo "fullnode pid $FULLNODE http $HTTP p2p $P2P"
 
 TOTAL=$((WARMUP + CPU_SECONDS + MATCHES / MATCH_RATE + 30))
-"$BENCH_BIN" --log warn simulate --providers "$PROVIDERS" --interval-secs "$INTERVAL" \
+"$BENCH_BIN" --log info simulate --providers "$PROVIDERS" --interval-secs "$INTERVAL" \
     --bootstrap "$P2P" --duration-secs "$TOTAL" >"$WORK/sim.out" 2>"$WORK/sim.err" &
 PIDS+=("$!")
 
@@ -112,7 +112,7 @@ FLUSH_P=$(curl -fsS "http://$HTTP/metrics" | awk '
 
 kill "${PIDS[1]}" 2>/dev/null || true
 wait "${PIDS[1]}" 2>/dev/null || true
-SIM_RATE=$(awk -F= '$1 == "rate_per_s" {print $2}' "$WORK/sim.out")
+SIM_RATE=$(sed 's/\x1b\[[0-9;]*m//g' "$WORK/sim.err" | grep -o 'rate="*[0-9]*/s' | tail -1 | tr -dc '0-9' || true)
 
 cat <<EOF
 
