@@ -5,9 +5,15 @@
 //! refusal is a 4xx JSON body `{"error": "...", "field": "..."}` naming the
 //! offending field; nothing on this path can panic on client input.
 
+use crate::api_reports::{
+    list_reports, post_report, ReportAccepted, ReportBody, ReportFields, ReportView,
+};
 use crate::index::{IndexedProvider, ProviderIndex, ProviderQuery};
-use crate::matching::{self, MatchRequest, NeutralReputation};
+use crate::live::SharedLive;
+use crate::matching::{self, MatchRequest};
 use crate::metrics::Metrics;
+use crate::reports::{ReportService, ReportStore};
+use crate::reputation::SharedReputation;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
@@ -19,14 +25,13 @@ use flowshield_proto::{Offer, Region};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 use utoipa::{OpenApi, ToSchema};
 
 /// Most providers one listing returns.
 pub const MAX_LIST_LIMIT: u32 = 1000;
 const DEFAULT_LIST_LIMIT: u32 = 100;
-/// Most candidates a match considers.
-const MATCH_CANDIDATES: u32 = 10_000;
 /// Largest match body accepted.
 const MAX_MATCH_BODY: usize = 4096;
 
@@ -34,6 +39,12 @@ const MAX_MATCH_BODY: usize = 4096;
 pub struct ApiState {
     pub index: ProviderIndex,
     pub metrics: Metrics,
+    /// What `/v1/match` ranks.
+    pub live: SharedLive,
+    pub reputation: SharedReputation,
+    /// `None` when the fullnode has no market contract configured.
+    pub reports: Option<Arc<ReportService>>,
+    pub store: ReportStore,
 }
 
 /// The API's routes.
@@ -41,6 +52,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/providers", get(list_providers))
         .route("/v1/match", post(match_offer))
+        .route("/v1/reports", post(post_report).get(list_reports))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
@@ -53,8 +65,24 @@ pub fn router(state: ApiState) -> Router {
         title = "FlowShield fullnode API",
         description = "Provider index and order matching"
     ),
-    paths(list_providers, match_offer, healthz, metrics),
-    components(schemas(ProviderView, MatchBody, MatchView, ErrorBody))
+    paths(
+        list_providers,
+        match_offer,
+        crate::api_reports::post_report,
+        crate::api_reports::list_reports,
+        healthz,
+        metrics
+    ),
+    components(schemas(
+        ProviderView,
+        MatchBody,
+        MatchView,
+        ErrorBody,
+        ReportBody,
+        ReportFields,
+        ReportAccepted,
+        ReportView
+    ))
 )]
 pub struct ApiDoc;
 
@@ -81,7 +109,7 @@ impl ApiError {
             field: Some(field),
         }
     }
-    fn internal(error: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "API request failed");
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -304,30 +332,29 @@ async fn match_offer(
 ) -> Result<Json<MatchView>, ApiError> {
     let started = Instant::now();
     let request = parse_match_body(&body)?;
-    let candidates = state
-        .index
-        .query(&ProviderQuery {
-            region: request.region.clone(),
-            max_price_per_gib_wei: Some(request.max_price_per_gib_wei),
-            min_capacity_mbps: Some(request.min_capacity_mbps),
-            limit: MATCH_CANDIDATES,
+    // Ranked in memory: one pass over the live offers under read locks.
+    let best = {
+        let live = state
+            .live
+            .read()
+            .map_err(|_| ApiError::internal("live offers lock poisoned"))?;
+        let reputation = state
+            .reputation
+            .read()
+            .map_err(|_| ApiError::internal("reputation lock poisoned"))?;
+        matching::best(live.offers(), &request, &*reputation).map(|ranked| {
+            let signed = live
+                .get(&ranked.offer.provider_peer_id)
+                .map(|e| e.signed_heartbeat.to_string())
+                .unwrap_or_default();
+            MatchView {
+                offer: ranked.offer.clone(),
+                score: ranked.score,
+                reputation: ranked.reputation,
+                signed_heartbeat: signed,
+            }
         })
-        .await
-        .map_err(ApiError::internal)?;
-    let offers: Vec<Offer> = candidates.iter().map(|p| p.offer.clone()).collect();
-    let best = matching::best(&offers, &request, &NeutralReputation).map(|ranked| {
-        let signed = candidates
-            .iter()
-            .find(|p| p.offer.provider_peer_id == ranked.offer.provider_peer_id)
-            .map(|p| p.signed_heartbeat.clone())
-            .unwrap_or_default();
-        MatchView {
-            offer: ranked.offer.clone(),
-            score: ranked.score,
-            reputation: ranked.reputation,
-            signed_heartbeat: signed,
-        }
-    });
+    };
     state
         .metrics
         .match_latency
@@ -426,7 +453,13 @@ mod tests {
     #[test]
     fn openapi_lists_every_route() {
         let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
-        for path in ["/v1/providers", "/v1/match", "/healthz", "/metrics"] {
+        for path in [
+            "/v1/providers",
+            "/v1/match",
+            "/v1/reports",
+            "/healthz",
+            "/metrics",
+        ] {
             assert!(doc["paths"].get(path).is_some(), "{path}");
         }
     }

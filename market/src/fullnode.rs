@@ -1,19 +1,28 @@
 //! The fullnode role: listens to gossiped heartbeats, keeps the provider
-//! index, expires silent providers and serves the HTTP API.
+//! index (SQL, written in batches) and the live offers (memory), expires
+//! silent providers, optionally admits providers by DeCA certificate,
+//! takes verifier reports and serves the HTTP API.
 //!
 //! Two fullnodes stay in sync without talking to each other directly: both
-//! subscribe to the same gossip topic and index what they verify.
+//! subscribe to the same gossip topics and index what they verify.
 
 use crate::api::{self, ApiState};
-use crate::index::{IndexError, ProviderIndex};
+use crate::certgate::{CertGate, CertPolicy};
+use crate::index::{IndexError, ProviderIndex, ProviderQuery};
+use crate::ingest::{Deca, Ingest};
+use crate::live::{LiveEntry, LiveOffers, SharedLive};
 use crate::metrics::Metrics;
-use crate::net::{self, MarketResponse, NetConfig, NetError, NetEvent, NetHandle};
-use crate::unix_ms;
+use crate::net::{self, NetConfig, NetError, NetHandle};
+use crate::reports::{ReportError, ReportService, ReportStore, VerifierRegistry};
+use crate::reputation::{ReputationBook, SharedReputation};
+use flowshield_ca::registry::ChainRegistry;
+use flowshield_chain::MarketClient;
 use flowshield_proto::{Keypair, PeerId, ReplayPolicy};
 use libp2p::Multiaddr;
 use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 /// Why the fullnode could not start.
@@ -30,6 +39,17 @@ pub enum FullnodeError {
     },
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("market contract: {0}")]
+    Market(#[from] flowshield_chain::ChainError),
+    #[error("loading verifier reports: {0}")]
+    Reports(#[from] ReportError),
+}
+
+/// DeCA admission settings: the registry on chain and the policy.
+#[derive(Debug, Clone)]
+pub struct DecaConfig {
+    pub registry: ChainRegistry,
+    pub policy: CertPolicy,
 }
 
 /// How to run a fullnode.
@@ -44,6 +64,13 @@ pub struct FullnodeConfig {
     /// A provider silent this long is dropped from the index.
     pub expire_after: Duration,
     pub replay_policy: ReplayPolicy,
+    /// How often accepted heartbeats are written to SQL, in one batch.
+    pub flush_interval: Duration,
+    /// Admit providers by DeCA certificate (off: certificates are ignored).
+    pub deca: Option<DecaConfig>,
+    /// The market contract: enables `/v1/reports` (its EIP-712 domain and
+    /// `isVerifier`). Without it reports are refused with 503.
+    pub market: Option<MarketClient>,
 }
 
 impl FullnodeConfig {
@@ -56,6 +83,9 @@ impl FullnodeConfig {
             db_url: db_url.into(),
             expire_after: Duration::from_secs(30),
             replay_policy: ReplayPolicy::default(),
+            flush_interval: Duration::from_millis(200),
+            deca: None,
+            market: None,
         }
     }
 }
@@ -73,6 +103,8 @@ pub struct Fullnode {
     pub net: NetHandle,
     pub http_addr: SocketAddr,
     pub metrics: Metrics,
+    pub live: SharedLive,
+    pub reputation: SharedReputation,
     events: broadcast::Sender<FullnodeEvent>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -82,14 +114,39 @@ impl Fullnode {
     pub async fn start(config: FullnodeConfig) -> Result<Self, FullnodeError> {
         let index = ProviderIndex::connect(&config.db_url).await?;
         let metrics = Metrics::new()?;
-        metrics.providers_indexed.set(index.count().await? as i64);
+        let live = load_live(&index).await?;
+        metrics
+            .providers_indexed
+            .set(live.read().map(|l| l.len() as i64).unwrap_or(0));
+        let store = ReportStore::new(index.clone());
+        let reputation: SharedReputation = Arc::new(RwLock::new(ReputationBook::default()));
+        let tallies = store.tallies().await?;
+        if let Ok(mut book) = reputation.write() {
+            for (provider, period, passed) in tallies {
+                book.record(provider, period, passed);
+            }
+        }
+        let verifiers = match config.market.clone() {
+            Some(market) => Some(VerifierRegistry::connect(market).await?),
+            None => None,
+        };
 
         let mut net_config = NetConfig::new(config.keypair.clone());
         net_config.listen = config.listen.clone();
         net_config.bootstrap = config.bootstrap.clone();
         net_config.replay_policy = config.replay_policy;
+        net_config.fullnode_topics = true;
         let (net, net_events) = net::spawn(net_config).await?;
 
+        let reports = verifiers.map(|registry| {
+            Arc::new(ReportService {
+                registry,
+                store: store.clone(),
+                reputation: reputation.clone(),
+                metrics: metrics.clone(),
+                net: net.clone(),
+            })
+        });
         let listener = tokio::net::TcpListener::bind(config.http)
             .await
             .map_err(|source| FullnodeError::Http {
@@ -106,6 +163,10 @@ impl Fullnode {
         let app = api::router(ApiState {
             index: index.clone(),
             metrics: metrics.clone(),
+            live: live.clone(),
+            reputation: reputation.clone(),
+            reports: reports.clone(),
+            store,
         });
         let http = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -113,19 +174,29 @@ impl Fullnode {
             }
         });
 
-        let (events, _) = broadcast::channel(1024);
-        let ingest = tokio::spawn(ingest(
-            net_events,
-            net.clone(),
+        let (events, _) = broadcast::channel(4096);
+        let deca = config.deca.map(|deca| Deca {
+            gate: CertGate::new(deca.policy),
+            registry: Arc::new(deca.registry),
+        });
+        let ingest = Ingest {
+            net: net.clone(),
             index,
-            metrics.clone(),
-            events.clone(),
-            config.expire_after,
-        ));
+            live: live.clone(),
+            metrics: metrics.clone(),
+            events: events.clone(),
+            expire_after: config.expire_after,
+            flush_interval: config.flush_interval,
+            deca,
+            reports,
+        };
+        let ingest = tokio::spawn(ingest.run(net_events));
         Ok(Self {
             net,
             http_addr,
             metrics,
+            live,
+            reputation,
             events,
             tasks: vec![http, ingest],
         })
@@ -145,77 +216,18 @@ impl Fullnode {
     }
 }
 
-async fn ingest(
-    mut net_events: mpsc::Receiver<NetEvent>,
-    net: NetHandle,
-    index: ProviderIndex,
-    metrics: Metrics,
-    events: broadcast::Sender<FullnodeEvent>,
-    expire_after: Duration,
-) {
-    let mut expiry = tokio::time::interval((expire_after / 2).max(Duration::from_millis(100)));
-    loop {
-        tokio::select! {
-            event = net_events.recv() => {
-                let Some(event) = event else { break };
-                handle_event(event, &net, &index, &metrics, &events).await;
-            }
-            _ = expiry.tick() => {
-                let cutoff = unix_ms().saturating_sub(expire_after.as_millis() as u64);
-                match index.expire(cutoff).await {
-                    Ok(0) => {}
-                    Ok(count) => {
-                        tracing::info!(count, "expired silent providers");
-                        let _ = events.send(FullnodeEvent::Expired { count });
-                    }
-                    Err(e) => tracing::error!(error = %e, "expiring providers"),
-                }
-                if let Ok(count) = index.count().await {
-                    metrics.providers_indexed.set(count as i64);
-                }
-            }
-        }
+/// The live offers as the index holds them at start (expiry then drops the
+/// silent ones on its first round).
+async fn load_live(index: &ProviderIndex) -> Result<SharedLive, IndexError> {
+    let rows = index
+        .query(&ProviderQuery {
+            limit: u32::MAX,
+            ..ProviderQuery::default()
+        })
+        .await?;
+    let mut live = LiveOffers::default();
+    for row in rows {
+        live.upsert(LiveEntry::from(row));
     }
-}
-
-async fn handle_event(
-    event: NetEvent,
-    net: &NetHandle,
-    index: &ProviderIndex,
-    metrics: &Metrics,
-    events: &broadcast::Sender<FullnodeEvent>,
-) {
-    match event {
-        NetEvent::HeartbeatAccepted {
-            heartbeat, signed, ..
-        } => {
-            let provider = heartbeat.offer.provider_peer_id;
-            if let Err(e) = index.upsert(&heartbeat, &signed, unix_ms()).await {
-                tracing::error!(%provider, error = %e, "indexing heartbeat");
-                return;
-            }
-            metrics.heartbeats.with_label_values(&["accepted"]).inc();
-            if let Ok(count) = index.count().await {
-                metrics.providers_indexed.set(count as i64);
-            }
-            let _ = events.send(FullnodeEvent::Indexed {
-                provider,
-                seq: heartbeat.seq,
-            });
-        }
-        NetEvent::HeartbeatRejected { error, .. } => {
-            metrics
-                .heartbeats
-                .with_label_values(&[error.reason()])
-                .inc();
-            let _ = events.send(FullnodeEvent::Rejected {
-                reason: error.reason(),
-            });
-        }
-        NetEvent::InboundRequest { channel, .. } => {
-            let response = MarketResponse::Error("a fullnode answers over HTTP".into());
-            let _ = net.respond(channel, response).await;
-        }
-        NetEvent::PeerSubscribed { .. } | NetEvent::Connected { .. } => {}
-    }
+    Ok(Arc::new(RwLock::new(live)))
 }

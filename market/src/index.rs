@@ -16,7 +16,7 @@
 //! `FLOWSHIELD_TEST_POSTGRES_URL` is set (`scripts/test-market-postgres.sh`
 //! installs and starts a local server and sets it).
 
-use flowshield_proto::{Heartbeat, Offer, Region, SignedMessage};
+use flowshield_proto::{Heartbeat, Offer, PeerId, Region, SignedMessage};
 use futures::future::BoxFuture;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
@@ -50,6 +50,19 @@ pub struct IndexedProvider {
     pub signed_heartbeat: String,
 }
 
+impl IndexedProvider {
+    /// The entry for a verified heartbeat accepted at `now_ms`.
+    pub fn new(heartbeat: &Heartbeat, signed: &SignedMessage<Heartbeat>, now_ms: u64) -> Self {
+        Self {
+            offer: heartbeat.offer.clone(),
+            seq: heartbeat.seq,
+            timestamp_ms: heartbeat.timestamp_ms,
+            last_seen_ms: now_ms,
+            signed_heartbeat: String::from_utf8_lossy(&signed.to_bytes()).into_owned(),
+        }
+    }
+}
+
 /// Filters for [`ProviderIndex::query`]; `None` means any.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProviderQuery {
@@ -65,26 +78,49 @@ enum Backend {
     Postgres,
 }
 
-const SQLITE_SCHEMA: &str = include_str!("../migrations/sqlite/0001_providers.sql");
-const POSTGRES_SCHEMA: &str = include_str!("../migrations/postgres/0001_providers.sql");
+/// (version, name, SQLite, Postgres), in order.
+const MIGRATIONS: [(i64, &str, &str, &str); 2] = [
+    (
+        1,
+        "providers",
+        include_str!("../migrations/sqlite/0001_providers.sql"),
+        include_str!("../migrations/postgres/0001_providers.sql"),
+    ),
+    (
+        2,
+        "reports",
+        include_str!("../migrations/sqlite/0002_reports.sql"),
+        include_str!("../migrations/postgres/0002_reports.sql"),
+    ),
+];
+
+/// Rows per multi-row upsert statement: 11 parameters a row stays far
+/// below both SQLite's (32766) and Postgres' (65535) parameter limits.
+const UPSERT_CHUNK: usize = 500;
 
 #[derive(Debug)]
 struct EmbeddedMigrations(Backend);
 
 impl MigrationSource<'static> for EmbeddedMigrations {
     fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, sqlx::error::BoxDynError>> {
-        let sql = match self.0 {
-            Backend::Sqlite => SQLITE_SCHEMA,
-            Backend::Postgres => POSTGRES_SCHEMA,
-        };
+        let backend = self.0;
         Box::pin(async move {
-            Ok(vec![Migration::new(
-                1,
-                Cow::Borrowed("providers"),
-                MigrationType::Simple,
-                Cow::Borrowed(sql),
-                false,
-            )])
+            Ok(MIGRATIONS
+                .iter()
+                .map(|(version, name, sqlite, postgres)| {
+                    let sql = match backend {
+                        Backend::Sqlite => sqlite,
+                        Backend::Postgres => postgres,
+                    };
+                    Migration::new(
+                        *version,
+                        Cow::Borrowed(*name),
+                        MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
+                })
+                .collect())
         })
     }
 }
@@ -128,6 +164,23 @@ impl ProviderIndex {
         let max_connections = if backend == Backend::Sqlite { 1 } else { 8 };
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL with NORMAL sync: a batch commit costs no
+                        // fsync of the main file, and a crash loses at most
+                        // the last batches, never consistency. Heartbeats
+                        // are re-sent every few seconds anyway.
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(&connect_url)
             .await
             .map_err(|source| IndexError::Connect {
@@ -150,39 +203,79 @@ impl ProviderIndex {
         signed: &SignedMessage<Heartbeat>,
         now_ms: u64,
     ) -> Result<(), IndexError> {
-        let offer = &heartbeat.offer;
-        let offer_json = serde_json::to_string(offer).map_err(|e| IndexError::Corrupt {
-            peer_id: offer.provider_peer_id.to_base58(),
-            reason: e.to_string(),
-        })?;
-        let signed_text = String::from_utf8_lossy(&signed.to_bytes()).into_owned();
-        sqlx::query(
-            "INSERT INTO providers (peer_id, region, price_per_gib_key, price_per_hour_key, \
-             capacity_mbps, max_clients, seq, timestamp_ms, last_seen_ms, offer_json, signed_heartbeat) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             ON CONFLICT (peer_id) DO UPDATE SET region = excluded.region, \
-             price_per_gib_key = excluded.price_per_gib_key, \
-             price_per_hour_key = excluded.price_per_hour_key, \
-             capacity_mbps = excluded.capacity_mbps, max_clients = excluded.max_clients, \
-             seq = excluded.seq, timestamp_ms = excluded.timestamp_ms, \
-             last_seen_ms = excluded.last_seen_ms, offer_json = excluded.offer_json, \
-             signed_heartbeat = excluded.signed_heartbeat \
-             WHERE providers.timestamp_ms <= excluded.timestamp_ms",
-        )
-        .bind(offer.provider_peer_id.to_base58())
-        .bind(offer.region.as_str().to_string())
-        .bind(price_key(offer.price_per_gib_wei))
-        .bind(price_key(offer.price_per_hour_wei))
-        .bind(i64::from(offer.capacity_mbps))
-        .bind(i64::from(offer.max_clients))
-        .bind(heartbeat.seq.to_string())
-        .bind(to_i64(heartbeat.timestamp_ms))
-        .bind(to_i64(now_ms))
-        .bind(offer_json)
-        .bind(signed_text)
-        .execute(&self.pool)
-        .await?;
+        let record = IndexedProvider::new(heartbeat, signed, now_ms);
+        self.upsert_batch(std::slice::from_ref(&record)).await
+    }
+
+    /// [`ProviderIndex::upsert`] for many providers (at most one record per
+    /// provider) in one transaction, a few hundred rows per statement: how
+    /// the fullnode writes thousands of heartbeats a second.
+    pub async fn upsert_batch(&self, records: &[IndexedProvider]) -> Result<(), IndexError> {
+        self.write_batch(records, &[]).await
+    }
+
+    /// One transaction: `changed` rows are upserted whole; `bumps` (same
+    /// offer as the stored row, newer heartbeat) only update seq,
+    /// timestamps and the signed heartbeat in place, which touches no
+    /// price or region index.
+    pub async fn write_batch(
+        &self,
+        changed: &[IndexedProvider],
+        bumps: &[IndexedProvider],
+    ) -> Result<(), IndexError> {
+        if changed.is_empty() && bumps.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for record in bumps {
+            sqlx::query(
+                "UPDATE providers SET seq = $1, timestamp_ms = $2, last_seen_ms = $3, \
+                 signed_heartbeat = $4 WHERE peer_id = $5 AND timestamp_ms <= $2",
+            )
+            .bind(record.seq.to_string())
+            .bind(to_i64(record.timestamp_ms))
+            .bind(to_i64(record.last_seen_ms))
+            .bind(record.signed_heartbeat.clone())
+            .bind(record.offer.provider_peer_id.to_base58())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let records = changed;
+        for chunk in records.chunks(UPSERT_CHUNK) {
+            let sql = upsert_sql(chunk.len());
+            let mut q = sqlx::query(&sql);
+            for record in chunk {
+                let offer = &record.offer;
+                let offer_json = serde_json::to_string(offer).map_err(|e| IndexError::Corrupt {
+                    peer_id: offer.provider_peer_id.to_base58(),
+                    reason: e.to_string(),
+                })?;
+                q = q
+                    .bind(offer.provider_peer_id.to_base58())
+                    .bind(offer.region.as_str().to_string())
+                    .bind(price_key(offer.price_per_gib_wei))
+                    .bind(price_key(offer.price_per_hour_wei))
+                    .bind(i64::from(offer.capacity_mbps))
+                    .bind(i64::from(offer.max_clients))
+                    .bind(record.seq.to_string())
+                    .bind(to_i64(record.timestamp_ms))
+                    .bind(to_i64(record.last_seen_ms))
+                    .bind(offer_json)
+                    .bind(record.signed_heartbeat.clone());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// Removes one provider (e.g. whose certificate stopped matching).
+    pub async fn remove(&self, peer_id: &PeerId) -> Result<bool, IndexError> {
+        let done = sqlx::query("DELETE FROM providers WHERE peer_id = $1")
+            .bind(peer_id.to_base58())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// Removes providers not heard from since `cutoff_ms`; returns how many.
@@ -236,9 +329,48 @@ impl ProviderIndex {
         Ok(count.max(0) as u64)
     }
 
+    /// The connection pool, for other tables in the same database.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// `INSERT ... VALUES (...), (...) ON CONFLICT DO UPDATE` for `rows` rows;
+/// a row only replaces an entry that is not newer.
+fn upsert_sql(rows: usize) -> String {
+    const COLS: usize = 11;
+    let mut sql = String::from(
+        "INSERT INTO providers (peer_id, region, price_per_gib_key, price_per_hour_key, \
+         capacity_mbps, max_clients, seq, timestamp_ms, last_seen_ms, offer_json, signed_heartbeat) VALUES ",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for col in 0..COLS {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", row * COLS + col + 1));
+        }
+        sql.push(')');
+    }
+    sql.push_str(
+        " ON CONFLICT (peer_id) DO UPDATE SET region = excluded.region, \
+         price_per_gib_key = excluded.price_per_gib_key, \
+         price_per_hour_key = excluded.price_per_hour_key, \
+         capacity_mbps = excluded.capacity_mbps, max_clients = excluded.max_clients, \
+         seq = excluded.seq, timestamp_ms = excluded.timestamp_ms, \
+         last_seen_ms = excluded.last_seen_ms, offer_json = excluded.offer_json, \
+         signed_heartbeat = excluded.signed_heartbeat \
+         WHERE providers.timestamp_ms <= excluded.timestamp_ms",
+    );
+    sql
 }
 
 fn decode_row(row: &AnyRow) -> Result<IndexedProvider, IndexError> {
@@ -376,6 +508,44 @@ mod tests {
         assert_eq!(limited.len(), 2);
     }
 
+    async fn check_batch_upsert_crosses_chunks_and_keeps_newest(index: &ProviderIndex) {
+        let keys: Vec<Keypair> = (0..UPSERT_CHUNK + 7)
+            .map(|_| Keypair::generate_ed25519())
+            .collect();
+        let batch = |seq: u64, price: u128| -> Vec<IndexedProvider> {
+            keys.iter()
+                .map(|k| {
+                    let hb = heartbeat(k, "eu", price, 100, seq);
+                    IndexedProvider::new(&hb, &SignedMessage::sign(&hb, k).unwrap(), 10 + seq)
+                })
+                .collect()
+        };
+        index.upsert_batch(&batch(5, 50)).await.unwrap();
+        assert_eq!(index.count().await.unwrap(), keys.len() as u64);
+        // An older batch changes nothing; a newer one replaces every row.
+        index.upsert_batch(&batch(4, 40)).await.unwrap();
+        index.upsert_batch(&batch(6, 60)).await.unwrap();
+        let all = index
+            .query(&ProviderQuery {
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.len(), keys.len());
+        assert!(all
+            .iter()
+            .all(|p| p.seq == 6 && p.offer.price_per_gib_wei == 60));
+        assert!(index.remove(&keys[0].public().to_peer_id()).await.unwrap());
+        assert_eq!(index.count().await.unwrap(), keys.len() as u64 - 1);
+    }
+
+    #[tokio::test]
+    async fn sqlite_batch_upsert_crosses_chunks_and_keeps_newest() {
+        let (_dir, index) = temp_index().await;
+        check_batch_upsert_crosses_chunks_and_keeps_newest(&index).await;
+    }
+
     async fn check_expires_silent_providers_and_persists(url: &str) {
         let index = ProviderIndex::connect(url).await.unwrap();
         let old = Keypair::generate_ed25519();
@@ -428,6 +598,8 @@ mod tests {
         check_upsert_replaces_only_with_newer(&index).await;
         wipe().await;
         check_queries_by_region_price_capacity(&index).await;
+        wipe().await;
+        check_batch_upsert_crosses_chunks_and_keeps_newest(&index).await;
         wipe().await;
         check_expires_silent_providers_and_persists(&url).await;
         wipe().await;

@@ -8,8 +8,12 @@
 //! - [`net`]: the libp2p swarm (Kademlia, gossipsub, identify,
 //!   request-response over TCP and QUIC) behind a command channel and an
 //!   event stream.
-//! - [`index`]: the fullnode's provider index in SQL (SQLite or Postgres).
-//! - [`matching`]: ranks offers for a request (sans-IO).
+//! - [`index`]: the fullnode's provider index in SQL (SQLite or Postgres),
+//!   written in batches; [`live`]: the in-memory live offers matching reads.
+//! - [`matching`]: ranks offers for a request (sans-IO); [`reputation`]:
+//!   scores from verifier [`reports`] (checked, stored, gossiped).
+//! - [`certgate`]: DeCA admission (a provider's certificate must bind the
+//!   keys its heartbeats name).
 //! - [`pool`]: tunnel addresses a provider hands out (sans-IO).
 //! - [`dataplane`]: adds and removes WireGuard peers over UAPI.
 //! - [`fullnode`], [`provider`]: the roles; [`api`] and [`metrics`] serve
@@ -20,11 +24,13 @@
 //!   (messages, pricing, the provider's sans-IO session table and its
 //!   driver); [`client`]: the client role (find, buy, tunnel, pay,
 //!   fail over, disconnect).
+//! - [`simulate`]: load generation for the fullnode benchmark.
 //!
-//! Signed message types live in `flowshield-proto`. Not here (yet):
-//! certificates.
+//! Signed message types live in `flowshield-proto`.
 
 pub mod api;
+mod api_reports;
+pub mod certgate;
 pub mod chain;
 pub mod client;
 pub mod dataplane;
@@ -32,12 +38,17 @@ pub mod devnet;
 pub mod fullnode;
 pub mod identity;
 pub mod index;
+mod ingest;
+pub mod live;
 pub mod matching;
 pub mod metrics;
 pub mod net;
 pub mod pool;
 pub mod provider;
+pub mod reports;
+pub mod reputation;
 pub mod session;
+pub mod simulate;
 
 /// Milliseconds since the Unix epoch, the clock every signed message uses.
 pub fn unix_ms() -> u64 {

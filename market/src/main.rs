@@ -52,6 +52,25 @@ enum Role {
         /// Drop providers silent for this many seconds.
         #[arg(long, default_value_t = 30)]
         expire_secs: u64,
+        /// JSON-RPC of the chain holding the DeCA registry: turns on
+        /// certificate checks of providers.
+        #[arg(long, requires = "deca_registry")]
+        deca_rpc: Option<String>,
+        /// DecaRegistry contract address.
+        #[arg(long, requires = "deca_rpc")]
+        deca_registry: Option<String>,
+        /// Refuse providers that announce no certificate.
+        #[arg(long, requires = "deca_rpc")]
+        require_cert: bool,
+        /// Re-check a valid certificate on chain after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        cert_ttl_secs: u64,
+        /// JSON-RPC of the chain holding the market: turns on /v1/reports.
+        #[arg(long, requires = "market")]
+        chain_rpc: Option<String>,
+        /// BandwidthMarket contract address (EIP-712 domain, isVerifier).
+        #[arg(long, requires = "chain_rpc")]
+        market: Option<String>,
     },
     /// Announce an offer: signed heartbeats on gossip, presence in the DHT.
     Provider {
@@ -64,6 +83,9 @@ enum Role {
         /// Overrides heartbeat_secs from the file.
         #[arg(long)]
         heartbeat_secs: Option<u64>,
+        /// DeCA chain.pem (leaf, then operator root) to announce to fullnodes.
+        #[arg(long)]
+        certificate: Option<PathBuf>,
     },
     /// Buy bandwidth: `connect` runs in the foreground, `disconnect` settles.
     Client {
@@ -130,6 +152,69 @@ async fn terminated() {
     }
 }
 
+/// How often a provider gossips its certificate (fullnodes cache verdicts
+/// for longer; a new fullnode hears it within this long).
+const CERT_ANNOUNCE_EVERY: Duration = Duration::from_secs(60);
+
+/// Chain-backed trust settings from the command line.
+mod trust {
+    use anyhow::{Context, Result};
+    use flowshield_chain::alloy::primitives::Address;
+    use flowshield_chain::alloy::signers::local::PrivateKeySigner;
+    use flowshield_chain::MarketClient;
+    use flowshield_market::certgate::CertPolicy;
+    use flowshield_market::fullnode::DecaConfig;
+    use std::path::Path;
+    use std::time::Duration;
+
+    pub fn deca(rpc: &str, registry: &str, require: bool, ttl_secs: u64) -> Result<DecaConfig> {
+        let address: Address = registry
+            .parse()
+            .with_context(|| format!("--deca-registry: '{registry}' is not a 0x address"))?;
+        // Reads only: any key will do.
+        let registry = flowshield_ca::registry::ChainRegistry::connect(
+            rpc,
+            address,
+            PrivateKeySigner::random(),
+        )
+        .context("--deca-rpc")?;
+        Ok(DecaConfig {
+            registry,
+            policy: CertPolicy {
+                require,
+                ttl: Duration::from_secs(ttl_secs.max(1)),
+            },
+        })
+    }
+
+    pub fn market(rpc: &str, market: &str) -> Result<MarketClient> {
+        let address: Address = market
+            .parse()
+            .with_context(|| format!("--market: '{market}' is not a 0x address"))?;
+        let provider = flowshield_chain::rpc::connect_read_only(rpc).context("--chain-rpc")?;
+        Ok(MarketClient::at(address, provider))
+    }
+
+    /// A PEM chain file: the leaf, then the operator root.
+    pub fn read_chain(path: &Path) -> Result<Vec<Vec<u8>>> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--certificate {}", path.display()))?;
+        let chain: Vec<Vec<u8>> = text
+            .split_inclusive("-----END CERTIFICATE-----")
+            .filter(|block| block.contains("-----BEGIN CERTIFICATE-----"))
+            .map(flowshield_ca::authority::pem_decode)
+            .collect::<Option<_>>()
+            .with_context(|| format!("{}: not PEM certificates", path.display()))?;
+        anyhow::ensure!(
+            chain.len() == 2,
+            "{}: expected 2 certificates (leaf, operator root), found {}",
+            path.display(),
+            chain.len()
+        );
+        Ok(chain)
+    }
+}
+
 fn parse_addrs(texts: &[String], what: &str) -> Result<Vec<Multiaddr>> {
     texts
         .iter()
@@ -160,6 +245,12 @@ async fn main() -> Result<()> {
             bootstrap,
             identity: key_file,
             expire_secs,
+            deca_rpc,
+            deca_registry,
+            require_cert,
+            cert_ttl_secs,
+            chain_rpc,
+            market,
         } => {
             let keypair = identity::load_or_create(&key_file)?;
             let mut config = FullnodeConfig::new(keypair, db);
@@ -167,6 +258,12 @@ async fn main() -> Result<()> {
             config.bootstrap = bootstrap;
             config.http = http;
             config.expire_after = Duration::from_secs(expire_secs.max(1));
+            if let (Some(rpc), Some(registry)) = (deca_rpc, deca_registry) {
+                config.deca = Some(trust::deca(&rpc, &registry, require_cert, cert_ttl_secs)?);
+            }
+            if let (Some(rpc), Some(market)) = (chain_rpc, market) {
+                config.market = Some(trust::market(&rpc, &market)?);
+            }
             let node = Fullnode::start(config)
                 .await
                 .context("starting the fullnode")?;
@@ -181,6 +278,7 @@ async fn main() -> Result<()> {
             config: path,
             bootstrap,
             heartbeat_secs,
+            certificate,
         } => {
             let file = ProviderFile::load(&path)?;
             let keypair = identity::load_or_create(&file.identity_file)?;
@@ -195,6 +293,7 @@ async fn main() -> Result<()> {
             } else {
                 parse_addrs(&file.listen, "listen")?
             };
+            let keypair_for_cert = keypair.clone();
             let config = ProviderConfig {
                 keypair,
                 offer: offer.clone(),
@@ -210,9 +309,18 @@ async fn main() -> Result<()> {
                     .await
                     .context("setting up order sessions")?,
             };
+            let chain = certificate.as_deref().map(trust::read_chain).transpose()?;
             let node = Provider::start(config)
                 .await
                 .context("starting the provider")?;
+            if let Some(chain) = chain {
+                flowshield_market::certgate::spawn_announcer(
+                    node.net.clone(),
+                    keypair_for_cert,
+                    chain,
+                    CERT_ANNOUNCE_EVERY,
+                );
+            }
             for addr in node.net.listen_addrs() {
                 println!("listening {addr}");
             }

@@ -33,7 +33,7 @@ pub struct MatchRequest {
 
 /// Reputation scores in [0, 1] by provider.
 pub trait Reputation {
-    fn score(&self, provider: &PeerId) -> f64;
+    fn score(&self, offer: &Offer) -> f64;
 }
 
 /// Every provider is [`NEUTRAL_REPUTATION`] (until verifier reports exist).
@@ -41,14 +41,16 @@ pub trait Reputation {
 pub struct NeutralReputation;
 
 impl Reputation for NeutralReputation {
-    fn score(&self, _: &PeerId) -> f64 {
+    fn score(&self, _: &Offer) -> f64 {
         NEUTRAL_REPUTATION
     }
 }
 
 impl Reputation for HashMap<PeerId, f64> {
-    fn score(&self, provider: &PeerId) -> f64 {
-        self.get(provider).copied().unwrap_or(NEUTRAL_REPUTATION)
+    fn score(&self, offer: &Offer) -> f64 {
+        self.get(&offer.provider_peer_id)
+            .copied()
+            .unwrap_or(NEUTRAL_REPUTATION)
     }
 }
 
@@ -68,18 +70,18 @@ fn clamp_unit(x: f64) -> f64 {
     }
 }
 
-/// Eligible offers, best first.
-pub fn rank<'a>(
-    candidates: &'a [Offer],
+/// Eligible offers and their scores, in no particular order.
+fn score_eligible<'a>(
+    candidates: impl IntoIterator<Item = &'a Offer>,
     request: &MatchRequest,
     reputation: &impl Reputation,
-) -> Vec<Ranked<'a>> {
+) -> impl Iterator<Item = Ranked<'a>> {
     let eligible: Vec<(&Offer, f64)> = candidates
-        .iter()
+        .into_iter()
         .filter(|o| request.region.as_ref().is_none_or(|r| &o.region == r))
         .filter(|o| o.price_per_gib_wei <= request.max_price_per_gib_wei)
         .filter(|o| o.capacity_mbps >= request.min_capacity_mbps)
-        .map(|o| (o, clamp_unit(reputation.score(&o.provider_peer_id))))
+        .map(|o| (o, clamp_unit(reputation.score(o))))
         .filter(|(_, rep)| *rep >= request.min_reputation)
         .collect();
     let max_capacity = eligible
@@ -89,35 +91,42 @@ pub fn rank<'a>(
         .unwrap_or(1)
         .max(1) as f64;
     let max_price = request.max_price_per_gib_wei as f64;
-    let mut ranked: Vec<Ranked<'a>> = eligible
-        .into_iter()
-        .map(|(offer, rep)| {
-            let price = if max_price > 0.0 {
-                1.0 - offer.price_per_gib_wei as f64 / max_price
-            } else {
-                1.0
-            };
-            let capacity = offer.capacity_mbps as f64 / max_capacity;
-            Ranked {
-                offer,
-                score: PRICE_WEIGHT * clamp_unit(price)
-                    + REPUTATION_WEIGHT * rep
-                    + CAPACITY_WEIGHT * clamp_unit(capacity),
-                reputation: rep,
-            }
-        })
-        .collect();
+    eligible.into_iter().map(move |(offer, rep)| {
+        let price = if max_price > 0.0 {
+            1.0 - offer.price_per_gib_wei as f64 / max_price
+        } else {
+            1.0
+        };
+        let capacity = offer.capacity_mbps as f64 / max_capacity;
+        Ranked {
+            offer,
+            score: PRICE_WEIGHT * clamp_unit(price)
+                + REPUTATION_WEIGHT * rep
+                + CAPACITY_WEIGHT * clamp_unit(capacity),
+            reputation: rep,
+        }
+    })
+}
+
+/// Eligible offers, best first.
+pub fn rank<'a>(
+    candidates: impl IntoIterator<Item = &'a Offer>,
+    request: &MatchRequest,
+    reputation: &impl Reputation,
+) -> Vec<Ranked<'a>> {
+    let mut ranked: Vec<Ranked<'a>> = score_eligible(candidates, request, reputation).collect();
     ranked.sort_by(compare);
     ranked
 }
 
-/// The single best offer, if any is eligible.
+/// The single best offer, if any is eligible: the first of [`rank`], found
+/// in one pass without sorting (what `/v1/match` runs over every live offer).
 pub fn best<'a>(
-    candidates: &'a [Offer],
+    candidates: impl IntoIterator<Item = &'a Offer>,
     request: &MatchRequest,
     reputation: &impl Reputation,
 ) -> Option<Ranked<'a>> {
-    rank(candidates, request, reputation).into_iter().next()
+    score_eligible(candidates, request, reputation).min_by(compare)
 }
 
 fn compare(a: &Ranked<'_>, b: &Ranked<'_>) -> Ordering {

@@ -1,7 +1,8 @@
 //! The fullnode's Prometheus metrics.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// Every metric the fullnode exports, in one registry of its own (so two
@@ -14,6 +15,14 @@ pub struct Metrics {
     pub heartbeats: IntCounterVec,
     pub providers_indexed: IntGauge,
     pub match_latency: Histogram,
+    /// Certificate checks by `result`: `valid` or a refusal reason.
+    pub cert_checks: IntCounterVec,
+    /// Verifier reports by `source` (`http`, `gossip`) and `result`.
+    pub reports: IntCounterVec,
+    /// Time to write one batch of heartbeats to SQL.
+    pub index_flush: Histogram,
+    /// Provider rows written to SQL.
+    pub index_rows: IntCounter,
 }
 
 impl Metrics {
@@ -37,6 +46,47 @@ impl Metrics {
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
             ]),
         )?;
+        let cert_checks = IntCounterVec::new(
+            Opts::new(
+                "flowshield_cert_checks_total",
+                "Provider certificate checks by result: valid or the reason for refusal",
+            ),
+            &["result"],
+        )?;
+        let reports = IntCounterVec::new(
+            Opts::new(
+                "flowshield_reports_total",
+                "Verifier reports by source (http, gossip) and result",
+            ),
+            &["source", "result"],
+        )?;
+        let index_flush = Histogram::with_opts(
+            HistogramOpts::new(
+                "flowshield_index_flush_seconds",
+                "Time to write one batch of heartbeats to the provider index",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+        )?;
+        let index_rows = IntCounter::new(
+            "flowshield_index_rows_written_total",
+            "Provider rows written to the index",
+        )?;
+        registry.register(Box::new(cert_checks.clone()))?;
+        registry.register(Box::new(reports.clone()))?;
+        registry.register(Box::new(index_flush.clone()))?;
+        registry.register(Box::new(index_rows.clone()))?;
+        cert_checks.with_label_values(&["valid"]);
+        for reason in crate::certgate::REFUSAL_REASONS {
+            cert_checks.with_label_values(&[reason]);
+            heartbeats.with_label_values(&[reason]);
+        }
+        for source in ["http", "gossip"] {
+            for result in crate::reports::ReportError::RESULTS {
+                reports.with_label_values(&[source, result]);
+            }
+        }
         registry.register(Box::new(heartbeats.clone()))?;
         registry.register(Box::new(providers_indexed.clone()))?;
         registry.register(Box::new(match_latency.clone()))?;
@@ -50,6 +100,10 @@ impl Metrics {
             heartbeats,
             providers_indexed,
             match_latency,
+            cert_checks,
+            reports,
+            index_flush,
+            index_rows,
         })
     }
 

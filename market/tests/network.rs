@@ -366,8 +366,14 @@ async fn forged_and_replayed_heartbeats_are_rejected_and_counted() {
     })
     .await;
 
-    // The genuine heartbeat again: replayed.
-    attacker.publish_raw(genuine_bytes).await.unwrap();
+    // The genuine heartbeat again, byte for byte: gossip identifies messages
+    // by content, so it is a duplicate before any node looks at it.
+    assert!(attacker.publish_raw(genuine_bytes).await.is_err());
+    // Its sequence number again, freshly signed: replayed.
+    let mut again = genuine.clone();
+    again.timestamp_ms += 1;
+    let again_bytes = SignedMessage::sign(&again, &provider).unwrap().to_bytes();
+    attacker.publish_raw(again_bytes).await.unwrap();
     wait_fullnode(&mut events, "replay refused", |e| {
         matches!(e, FullnodeEvent::Rejected { reason: "replayed" })
     })

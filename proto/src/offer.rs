@@ -244,7 +244,7 @@ pub mod u128_text {
     }
 }
 
-mod peer_id_text {
+pub(crate) mod peer_id_text {
     use libp2p_identity::PeerId;
     use serde::{Deserialize, Deserializer, Serializer};
 

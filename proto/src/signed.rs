@@ -24,9 +24,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
 
-/// Largest encoded envelope [`SignedMessage::from_bytes`] reads.
+/// Largest encoded envelope [`SignedMessage::from_bytes`] reads for a
+/// payload type with the default limit (see [`max_envelope_for`]).
 pub const MAX_ENVELOPE_BYTES: usize = 4096;
-/// Largest payload inside an envelope.
+/// Largest payload inside an envelope, unless the type sets its own
+/// [`Signable::MAX_PAYLOAD`].
 pub const MAX_PAYLOAD_BYTES: usize = 2048;
 /// Largest encoded public key (an Ed25519 key is 36 bytes in protobuf).
 const MAX_SIGNER_BYTES: usize = 128;
@@ -41,6 +43,19 @@ pub trait Signable: Serialize + DeserializeOwned {
     fn expected_signer(&self) -> PeerId;
     /// Semantic checks beyond what decoding enforces.
     fn validate(&self) -> Result<(), ProtoError>;
+    /// Largest payload of this type; the envelope limit follows from it
+    /// (base64 grows by 4/3, plus room for the key and signature).
+    const MAX_PAYLOAD: usize = MAX_PAYLOAD_BYTES;
+}
+
+/// Largest envelope carrying a payload of at most `max_payload` bytes.
+pub const fn max_envelope_for(max_payload: usize) -> usize {
+    let grown = max_payload.div_ceil(3) * 4;
+    if grown + 1024 > MAX_ENVELOPE_BYTES {
+        grown + 1024
+    } else {
+        MAX_ENVELOPE_BYTES
+    }
 }
 
 /// A payload of type `T`, its author's public key and signature.
@@ -115,11 +130,11 @@ impl<T: Signable> SignedMessage<T> {
     pub fn encode_payload(value: &T) -> Result<Vec<u8>, ProtoError> {
         let payload =
             serde_json::to_vec(value).map_err(|e| ProtoError::invalid("payload", e.to_string()))?;
-        if payload.len() > MAX_PAYLOAD_BYTES {
+        if payload.len() > T::MAX_PAYLOAD {
             return Err(ProtoError::TooLarge {
                 what: "payload",
                 len: payload.len(),
-                max: MAX_PAYLOAD_BYTES,
+                max: T::MAX_PAYLOAD,
             });
         }
         Ok(payload)
@@ -159,11 +174,12 @@ impl<T: Signable> SignedMessage<T> {
     /// Decodes the wire encoding, refusing oversized input before parsing.
     /// Does not verify: call [`SignedMessage::verify`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ProtoError> {
-        if bytes.len() > MAX_ENVELOPE_BYTES {
+        let max_envelope = max_envelope_for(T::MAX_PAYLOAD);
+        if bytes.len() > max_envelope {
             return Err(ProtoError::TooLarge {
                 what: "envelope",
                 len: bytes.len(),
-                max: MAX_ENVELOPE_BYTES,
+                max: max_envelope,
             });
         }
         let envelope: Envelope = serde_json::from_slice(bytes)
@@ -182,7 +198,7 @@ impl<T: Signable> SignedMessage<T> {
             Ok(bytes)
         };
         Ok(Self::from_parts(
-            decode("payload", &envelope.payload, MAX_PAYLOAD_BYTES)?,
+            decode("payload", &envelope.payload, T::MAX_PAYLOAD)?,
             decode("signer", &envelope.signer, MAX_SIGNER_BYTES)?,
             decode("signature", &envelope.signature, MAX_SIGNATURE_BYTES)?,
         ))

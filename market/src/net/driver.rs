@@ -3,11 +3,14 @@
 //! the way in.
 
 use super::behaviour::{
-    heartbeat_record_key, region_key, MarketBehaviour, MarketBehaviourEvent, HEARTBEAT_TOPIC,
+    heartbeat_record_key, region_key, MarketBehaviour, MarketBehaviourEvent, CERT_TOPIC,
+    HEARTBEAT_TOPIC, REPORT_TOPIC,
 };
 use super::{Command, MarketResponse, NetError, NetEvent};
 use crate::unix_ms;
-use flowshield_proto::{Heartbeat, PeerId, ProtoError, ReplayGuard, ReplayPolicy, SignedMessage};
+use flowshield_proto::{
+    CertAnnouncement, Heartbeat, PeerId, ProtoError, ReplayGuard, ReplayPolicy, SignedMessage,
+};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::request_response::{self, OutboundRequestId};
@@ -44,6 +47,8 @@ pub(crate) struct Driver {
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetEvent>,
     topic: IdentTopic,
+    cert_topic: IdentTopic,
+    report_topic: IdentTopic,
     replay: ReplayGuard,
     queries: HashMap<kad::QueryId, Pending>,
     requests: HashMap<OutboundRequestId, Reply<MarketResponse>>,
@@ -67,6 +72,8 @@ impl Driver {
             commands,
             events,
             topic: IdentTopic::new(HEARTBEAT_TOPIC),
+            cert_topic: IdentTopic::new(CERT_TOPIC),
+            report_topic: IdentTopic::new(REPORT_TOPIC),
             replay: ReplayGuard::new(policy),
             queries: HashMap::new(),
             requests: HashMap::new(),
@@ -112,10 +119,14 @@ impl Driver {
     fn handle_command(&mut self, command: Command) {
         let behaviour = self.swarm.behaviour_mut();
         match command {
-            Command::Publish { payload, reply } => {
+            Command::Publish {
+                topic,
+                payload,
+                reply,
+            } => {
                 let result = behaviour
                     .gossipsub
-                    .publish(self.topic.clone(), payload)
+                    .publish(IdentTopic::new(topic), payload)
                     .map(|_| ())
                     .map_err(|e| NetError::Publish(e.to_string()));
                 let _ = reply.send(result);
@@ -219,6 +230,15 @@ impl Driver {
                     tracing::debug!("response not sent: the requester went away");
                 }
             }
+            Command::ValidateReport {
+                message_id,
+                via,
+                acceptance,
+            } => {
+                behaviour
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &via, acceptance);
+            }
             Command::ConnectedPeers { reply } => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
             }
@@ -276,7 +296,29 @@ impl Driver {
                 propagation_source,
                 message_id,
                 message,
-            } => {
+            } if message.topic == self.cert_topic.hash() => {
+                self.handle_cert(propagation_source, message_id, &message.data)
+                    .await
+            }
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } if message.topic == self.report_topic.hash() => {
+                // Checked by the fullnode (it needs the chain), which then
+                // calls `validate_report`.
+                let event = NetEvent::Report {
+                    data: message.data,
+                    message_id,
+                    via: propagation_source,
+                };
+                emit(&self.events, event).await;
+            }
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } if message.topic == self.topic.hash() => {
                 let verdict =
                     SignedMessage::<Heartbeat>::from_bytes(&message.data).and_then(|signed| {
                         let heartbeat = signed.verify()?;
@@ -322,6 +364,47 @@ impl Driver {
             }
             _ => {}
         }
+    }
+
+    async fn handle_cert(&mut self, via: PeerId, message_id: gossipsub::MessageId, data: &[u8]) {
+        let now = unix_ms();
+        let policy = self.replay.policy();
+        let verdict = SignedMessage::<CertAnnouncement>::from_bytes(data)
+            .and_then(|signed| signed.verify())
+            .and_then(|ann| {
+                if ann.timestamp_ms > now.saturating_add(policy.max_future_ms) {
+                    return Err(ProtoError::FromFuture {
+                        ahead_ms: ann.timestamp_ms - now,
+                    });
+                }
+                let age_ms = now.saturating_sub(ann.timestamp_ms);
+                if age_ms > policy.max_age_ms {
+                    return Err(ProtoError::Stale { age_ms });
+                }
+                Ok(ann)
+            });
+        let acceptance = match &verdict {
+            Ok(_) => MessageAcceptance::Accept,
+            Err(ProtoError::Stale { .. } | ProtoError::FromFuture { .. }) => {
+                MessageAcceptance::Ignore
+            }
+            Err(_) => MessageAcceptance::Reject,
+        };
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&message_id, &via, acceptance);
+        let event = match verdict {
+            Ok(announcement) => NetEvent::CertAnnounced {
+                announcement: Box::new(announcement),
+                via,
+            },
+            Err(error) => {
+                tracing::info!(%via, %error, "certificate announcement refused");
+                NetEvent::CertRejected { error, via }
+            }
+        };
+        emit(&self.events, event).await;
     }
 
     fn handle_kad(&mut self, event: kad::Event) {

@@ -19,11 +19,14 @@ mod behaviour;
 mod driver;
 
 use behaviour::build_swarm;
-pub use behaviour::{heartbeat_record_key, region_key, HEARTBEAT_TOPIC, MARKET_PROTOCOL};
+pub use behaviour::{
+    heartbeat_record_key, region_key, CERT_TOPIC, HEARTBEAT_TOPIC, MARKET_PROTOCOL, REPORT_TOPIC,
+};
 
 use flowshield_proto::{
-    Heartbeat, Keypair, PeerId, ProtoError, Region, ReplayPolicy, SignedMessage,
+    CertAnnouncement, Heartbeat, Keypair, PeerId, ProtoError, Region, ReplayPolicy, SignedMessage,
 };
+use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::request_response::ResponseChannel;
 use libp2p::Multiaddr;
 use serde::{Deserialize, Serialize};
@@ -83,6 +86,21 @@ pub enum NetEvent {
     },
     /// A gossiped heartbeat was refused.
     HeartbeatRejected { error: ProtoError, via: PeerId },
+    /// A gossiped certificate announcement passed its signature and
+    /// timestamp checks (the certificate itself is not yet checked).
+    CertAnnounced {
+        announcement: Box<CertAnnouncement>,
+        via: PeerId,
+    },
+    /// A gossiped certificate announcement was refused.
+    CertRejected { error: ProtoError, via: PeerId },
+    /// A gossiped verifier report, not yet validated: answer with
+    /// [`NetHandle::validate_report`] so gossip forwards it or not.
+    Report {
+        data: Vec<u8>,
+        message_id: MessageId,
+        via: PeerId,
+    },
     /// A peer subscribed to the heartbeat topic.
     PeerSubscribed { peer: PeerId },
     /// A connection to a peer is up.
@@ -107,6 +125,8 @@ pub struct NetConfig {
     pub replay_policy: ReplayPolicy,
     /// How long published DHT records live on other nodes.
     pub record_ttl: Duration,
+    /// Also subscribe to the certificate and report topics (fullnodes).
+    pub fullnode_topics: bool,
 }
 
 impl NetConfig {
@@ -117,14 +137,21 @@ impl NetConfig {
             bootstrap: Vec::new(),
             replay_policy: ReplayPolicy::default(),
             record_ttl: Duration::from_secs(120),
+            fullnode_topics: false,
         }
     }
 }
 
 pub(crate) enum Command {
     Publish {
+        topic: &'static str,
         payload: Vec<u8>,
         reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    ValidateReport {
+        message_id: MessageId,
+        via: PeerId,
+        acceptance: MessageAcceptance,
     },
     Dial {
         addr: Multiaddr,
@@ -255,7 +282,47 @@ impl NetHandle {
     /// [`NetHandle::publish_heartbeat`]; this exists to test that peers
     /// refuse what a dishonest node can send.
     pub async fn publish_raw(&self, payload: Vec<u8>) -> Result<(), NetError> {
-        self.call(|reply| Command::Publish { payload, reply }).await
+        self.publish_on(HEARTBEAT_TOPIC, payload).await
+    }
+
+    /// Gossips a signed certificate announcement.
+    pub async fn publish_cert(
+        &self,
+        signed: &SignedMessage<CertAnnouncement>,
+    ) -> Result<(), NetError> {
+        self.publish_on(CERT_TOPIC, signed.to_bytes()).await
+    }
+
+    /// Gossips a verifier report (its JSON body as received).
+    pub async fn publish_report(&self, body: Vec<u8>) -> Result<(), NetError> {
+        self.publish_on(REPORT_TOPIC, body).await
+    }
+
+    async fn publish_on(&self, topic: &'static str, payload: Vec<u8>) -> Result<(), NetError> {
+        self.call(|reply| Command::Publish {
+            topic,
+            payload,
+            reply,
+        })
+        .await
+    }
+
+    /// Tells gossip what a [`NetEvent::Report`] turned out to be: `Accept`
+    /// forwards it, `Ignore` drops it, `Reject` also penalizes the sender.
+    pub async fn validate_report(
+        &self,
+        message_id: MessageId,
+        via: PeerId,
+        acceptance: MessageAcceptance,
+    ) -> Result<(), NetError> {
+        self.commands
+            .send(Command::ValidateReport {
+                message_id,
+                via,
+                acceptance,
+            })
+            .await
+            .map_err(|_| NetError::Stopped)
     }
 
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetError> {

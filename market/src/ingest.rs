@@ -1,0 +1,314 @@
+//! The fullnode's event loop: verified heartbeats in, live offers and
+//! batched SQL writes out; certificate verdicts, verifier reports from
+//! gossip, expiry.
+//!
+//! Why batched: at 10k providers heartbeating every 5 s a fullnode takes
+//! 2000 heartbeats a second. One SQL statement (and, in SQLite, one commit)
+//! per heartbeat does not keep up on a small machine; so each accepted
+//! heartbeat goes straight into the in-memory [`LiveOffers`] (what matching
+//! reads) and into a pending map (newest per provider), which is written
+//! in one transaction every `flush_interval`: new or changed offers as
+//! multi-row upserts, unchanged ones as in-place updates of seq and times.
+//! An unchanged offer is written at most once per `touch_interval` (a third
+//! of the expiry time): memory has every heartbeat at once, SQL lags by at
+//! most that much, which keeps the rows alive across a restart without
+//! writing 2000 rows a second. [`FullnodeEvent::Indexed`] is sent once a
+//! heartbeat is in SQL.
+
+use crate::certgate::{self, CertGate, Decision, VerifyJob};
+use crate::fullnode::FullnodeEvent;
+use crate::index::{IndexedProvider, ProviderIndex};
+use crate::live::{LiveEntry, SharedLive};
+use crate::metrics::Metrics;
+use crate::net::{MarketResponse, NetEvent, NetHandle};
+use crate::reports::ReportService;
+use crate::unix_ms;
+use flowshield_ca::registry::Registry;
+use flowshield_ca::VerifyError;
+use flowshield_proto::{Heartbeat, PeerId, SignedMessage};
+use libp2p::gossipsub::MessageAcceptance;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc};
+
+type Verdict = (VerifyJob, Result<u64, VerifyError>);
+
+/// DeCA admission: the gate and the registry it checks against.
+pub(crate) struct Deca {
+    pub gate: CertGate,
+    pub registry: Arc<dyn Registry>,
+}
+
+pub(crate) struct Ingest {
+    pub net: NetHandle,
+    pub index: ProviderIndex,
+    pub live: SharedLive,
+    pub metrics: Metrics,
+    pub events: broadcast::Sender<FullnodeEvent>,
+    pub expire_after: Duration,
+    pub flush_interval: Duration,
+    pub deca: Option<Deca>,
+    pub reports: Option<Arc<ReportService>>,
+}
+
+/// A heartbeat waiting for the next batch write.
+struct Pending {
+    record: IndexedProvider,
+    /// The offer differs from the stored row (or there is none).
+    changed: bool,
+}
+
+struct State {
+    pending: HashMap<PeerId, Pending>,
+    /// When each provider's row was last written.
+    written: HashMap<PeerId, u64>,
+    held: HashMap<PeerId, (Box<Heartbeat>, Box<SignedMessage<Heartbeat>>)>,
+    verdicts_tx: mpsc::Sender<Verdict>,
+}
+
+impl Ingest {
+    pub async fn run(mut self, mut net_events: mpsc::Receiver<NetEvent>) {
+        let mut expiry =
+            tokio::time::interval((self.expire_after / 2).max(Duration::from_millis(100)));
+        let mut flush = tokio::time::interval(self.flush_interval.max(Duration::from_millis(10)));
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (verdicts_tx, mut verdicts_rx) = mpsc::channel(1024);
+        let mut state = State {
+            pending: HashMap::new(),
+            written: HashMap::new(),
+            held: HashMap::new(),
+            verdicts_tx,
+        };
+        loop {
+            tokio::select! {
+                event = net_events.recv() => {
+                    let Some(event) = event else { break };
+                    self.handle_event(event, &mut state).await;
+                }
+                Some((job, outcome)) = verdicts_rx.recv() => {
+                    self.handle_verdict(job, outcome, &mut state).await;
+                }
+                _ = flush.tick() => self.flush(&mut state).await,
+                _ = expiry.tick() => self.expire(&mut state).await,
+            }
+        }
+    }
+
+    async fn handle_event(&mut self, event: NetEvent, state: &mut State) {
+        match event {
+            NetEvent::HeartbeatAccepted {
+                heartbeat, signed, ..
+            } => self.gate_heartbeat(heartbeat, signed, state).await,
+            NetEvent::HeartbeatRejected { error, .. } => self.count_refusal(error.reason()),
+            NetEvent::CertAnnounced { announcement, .. } => {
+                if let Some(deca) = &mut self.deca {
+                    deca.gate.announce(&announcement);
+                }
+            }
+            NetEvent::CertRejected { error, .. } => {
+                self.metrics
+                    .cert_checks
+                    .with_label_values(&[error.reason()])
+                    .inc();
+            }
+            NetEvent::Report {
+                data,
+                message_id,
+                via,
+            } => {
+                let acceptance = match &self.reports {
+                    Some(reports) => reports.accept_gossip(&data).await,
+                    None => MessageAcceptance::Ignore,
+                };
+                let _ = self.net.validate_report(message_id, via, acceptance).await;
+            }
+            NetEvent::InboundRequest { channel, .. } => {
+                let response = MarketResponse::Error("a fullnode answers over HTTP".into());
+                let _ = self.net.respond(channel, response).await;
+            }
+            NetEvent::PeerSubscribed { .. } | NetEvent::Connected { .. } => {}
+        }
+    }
+
+    fn count_refusal(&self, reason: &'static str) {
+        self.metrics.heartbeats.with_label_values(&[reason]).inc();
+        let _ = self.events.send(FullnodeEvent::Rejected { reason });
+    }
+
+    async fn gate_heartbeat(
+        &mut self,
+        heartbeat: Box<Heartbeat>,
+        signed: Box<SignedMessage<Heartbeat>>,
+        state: &mut State,
+    ) {
+        let now = unix_ms();
+        let provider = heartbeat.offer.provider_peer_id;
+        let decision = match &mut self.deca {
+            Some(deca) => deca.gate.check(&heartbeat, now),
+            None => Decision::Accept,
+        };
+        match decision {
+            Decision::Accept => self.admit(&heartbeat, &signed, now, state),
+            Decision::Refuse(reason) => self.refuse(&provider, reason, state).await,
+            Decision::Hold => {
+                state.held.insert(provider, (heartbeat, signed));
+            }
+            Decision::Verify(job) => {
+                state.held.insert(provider, (heartbeat, signed));
+                if let Some(deca) = &self.deca {
+                    let registry = deca.registry.clone();
+                    let verdicts = state.verdicts_tx.clone();
+                    tokio::spawn(async move {
+                        let outcome = certgate::verify(registry.as_ref(), &job).await;
+                        let _ = verdicts.send((*job, outcome)).await;
+                    });
+                }
+            }
+        }
+    }
+
+    async fn handle_verdict(
+        &mut self,
+        job: VerifyJob,
+        outcome: Result<u64, VerifyError>,
+        state: &mut State,
+    ) {
+        let Some(deca) = &mut self.deca else { return };
+        if let Err(e) = &outcome {
+            tracing::info!(provider = %job.provider, error = %e, "provider certificate refused");
+        }
+        let label = match deca.gate.record(&job, outcome, unix_ms()) {
+            Ok(()) => "valid",
+            Err(reason) => reason,
+        };
+        self.metrics.cert_checks.with_label_values(&[label]).inc();
+        if let Some((heartbeat, signed)) = state.held.remove(&job.provider) {
+            Box::pin(self.gate_heartbeat(heartbeat, signed, state)).await;
+        }
+    }
+
+    fn admit(
+        &self,
+        heartbeat: &Heartbeat,
+        signed: &SignedMessage<Heartbeat>,
+        now: u64,
+        state: &mut State,
+    ) {
+        let provider = heartbeat.offer.provider_peer_id;
+        let record = IndexedProvider::new(heartbeat, signed, now);
+        let (stored, changed) = match self.live.write() {
+            Ok(mut live) => {
+                let changed = live
+                    .get(&provider)
+                    .is_none_or(|old| old.offer != heartbeat.offer);
+                let stored = live.upsert(LiveEntry::from(record.clone()));
+                self.metrics.providers_indexed.set(live.len() as i64);
+                (stored, changed)
+            }
+            Err(_) => (false, true),
+        };
+        if stored {
+            let changed = changed || state.pending.get(&provider).is_some_and(|p| p.changed);
+            let due = state.written.get(&provider).is_none_or(|&at| {
+                now.saturating_sub(at) >= self.touch_interval().as_millis() as u64
+            });
+            if changed || due || state.pending.contains_key(&provider) {
+                state.pending.insert(provider, Pending { record, changed });
+            }
+        }
+        self.metrics
+            .heartbeats
+            .with_label_values(&["accepted"])
+            .inc();
+    }
+
+    /// Refuses a heartbeat; a provider that was indexed is dropped at once.
+    async fn refuse(&self, provider: &PeerId, reason: &'static str, state: &mut State) {
+        self.count_refusal(reason);
+        state.pending.remove(provider);
+        let was_live = self
+            .live
+            .write()
+            .map(|mut live| live.remove(provider))
+            .unwrap_or(false);
+        if was_live {
+            if let Err(e) = self.index.remove(provider).await {
+                tracing::error!(%provider, error = %e, "removing a refused provider");
+            }
+        }
+    }
+
+    async fn flush(&self, state: &mut State) {
+        if state.pending.is_empty() {
+            return;
+        }
+        let (changed, bumps): (Vec<Pending>, Vec<Pending>) = state
+            .pending
+            .drain()
+            .map(|(_, p)| p)
+            .partition(|p| p.changed);
+        let changed: Vec<IndexedProvider> = changed.into_iter().map(|p| p.record).collect();
+        let bumps: Vec<IndexedProvider> = bumps.into_iter().map(|p| p.record).collect();
+        let started = Instant::now();
+        match self.index.write_batch(&changed, &bumps).await {
+            Ok(()) => {
+                let now = unix_ms();
+                let batch: Vec<&IndexedProvider> = changed.iter().chain(&bumps).collect();
+                for record in &batch {
+                    state.written.insert(record.offer.provider_peer_id, now);
+                }
+                self.metrics
+                    .index_flush
+                    .observe(started.elapsed().as_secs_f64());
+                self.metrics.index_rows.inc_by(batch.len() as u64);
+                if self.events.receiver_count() > 0 {
+                    for record in &batch {
+                        let _ = self.events.send(FullnodeEvent::Indexed {
+                            provider: record.offer.provider_peer_id,
+                            seq: record.seq,
+                        });
+                    }
+                }
+            }
+            // The providers stay live in memory and are written with their
+            // next heartbeat.
+            Err(e) => tracing::error!(
+                rows = changed.len() + bumps.len(),
+                error = %e,
+                "writing heartbeats"
+            ),
+        }
+    }
+
+    /// How often an unchanged offer's row is refreshed in SQL.
+    fn touch_interval(&self) -> Duration {
+        self.expire_after / 3
+    }
+
+    async fn expire(&mut self, state: &mut State) {
+        let cutoff = unix_ms().saturating_sub(self.expire_after.as_millis() as u64);
+        let silent = match self.live.write() {
+            Ok(mut live) => {
+                let silent = live.expire(cutoff);
+                self.metrics.providers_indexed.set(live.len() as i64);
+                silent
+            }
+            Err(_) => Vec::new(),
+        };
+        for provider in &silent {
+            state.written.remove(provider);
+            if let Some(deca) = &mut self.deca {
+                deca.gate.forget(provider);
+            }
+        }
+        match self.index.expire(cutoff).await {
+            Ok(0) => {}
+            Ok(count) => {
+                tracing::info!(count, "expired silent providers");
+                let _ = self.events.send(FullnodeEvent::Expired { count });
+            }
+            Err(e) => tracing::error!(error = %e, "expiring providers"),
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! Verifier reports: what `POST /v1/reports` accepts, how it is checked,
+//! stored and turned into reputation.
+//!
+//! The body is the verifier's `SignedReport` JSON (field names as below;
+//! unknown fields are ignored, e.g. `reasons`):
+//! ```json
+//! {"verifier": "0x<40 hex>", "market": "0x<40 hex>", "chain_id": 31337,
+//!  "report": {"provider": "0x<40 hex>", "period": 7, "passed": true,
+//!             "metrics_hash": "0x<64 hex>"},
+//!  "metrics": {...}, "reasons": [], "signature": "0x<130 hex>"}
+//! ```
+//! Checks, in order, each failure naming its field: the shape; `chain_id`
+//! and `market` are this fullnode's market; `metrics_hash` is keccak256 of
+//! the `metrics` object's bytes exactly as sent (the verifier hashes its
+//! compact JSON); `signature` is a strict (low-s, v ∈ {27, 28}) EIP-712
+//! signature over `flowshield-chain`'s `report_digest` that recovers to
+//! `verifier`. Parsing and recovery ([`parse_report`]) are sans-IO; whether
+//! `verifier` is admitted on chain (`isVerifier`) is asked by
+//! [`VerifierRegistry`], cached.
+
+use crate::index::ProviderIndex;
+use crate::metrics::Metrics;
+use crate::net::NetHandle;
+use crate::reputation::SharedReputation;
+use crate::unix_ms;
+use flowshield_chain::alloy::primitives::{keccak256, Address, B256};
+use flowshield_chain::alloy::sol_types::Eip712Domain;
+use flowshield_chain::voucher::{self, Report};
+use flowshield_chain::MarketClient;
+use flowshield_proto::ChainAddress;
+use libp2p::gossipsub::MessageAcceptance;
+use serde_json::value::RawValue;
+use sqlx::Row;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Largest report body accepted.
+pub const MAX_REPORT_BODY: usize = 8192;
+/// Largest `metrics` object.
+const MAX_METRICS_BYTES: usize = 4096;
+
+/// Why a report was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("verifier {0} is not registered with the market")]
+    NotVerifier(Address),
+    #[error("asking the chain whether {verifier} is a verifier: {reason}")]
+    Chain { verifier: Address, reason: String },
+    #[error("report store: {0}")]
+    Store(#[from] sqlx::Error),
+}
+
+impl ReportError {
+    fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// A short stable label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Invalid {
+                field: "signature", ..
+            } => "bad_signature",
+            Self::Invalid { .. } => "invalid",
+            Self::NotVerifier(_) => "not_verifier",
+            Self::Chain { .. } => "chain_unavailable",
+            Self::Store(_) => "store_error",
+        }
+    }
+
+    /// Every label [`ReportError::reason`] returns, plus `accepted` and
+    /// `duplicate`.
+    pub const RESULTS: [&'static str; 7] = [
+        "accepted",
+        "duplicate",
+        "bad_signature",
+        "invalid",
+        "not_verifier",
+        "chain_unavailable",
+        "store_error",
+    ];
+}
+
+/// A report whose signature checked out (the verifier is not yet known to
+/// be registered).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedReport {
+    pub provider: Address,
+    pub period: u64,
+    pub passed: bool,
+    pub verifier: Address,
+    /// The body exactly as received, for storage, listing and gossip.
+    pub body: String,
+}
+
+impl VerifiedReport {
+    pub fn provider_key(&self) -> ChainAddress {
+        ChainAddress(self.provider.into_array())
+    }
+}
+
+fn field<'a, T: serde::Deserialize<'a>>(
+    fields: &HashMap<&'a str, &'a RawValue>,
+    name: &'static str,
+    what: &str,
+) -> Result<T, ReportError> {
+    let raw = fields
+        .get(name)
+        .ok_or_else(|| ReportError::invalid(name, "is required"))?;
+    serde_json::from_str(raw.get())
+        .map_err(|_| ReportError::invalid(name, format!("must be {what}")))
+}
+
+fn address(fields: &HashMap<&str, &RawValue>, name: &'static str) -> Result<Address, ReportError> {
+    let text: &str = field(fields, name, "a 0x address")?;
+    text.parse()
+        .map_err(|_| ReportError::invalid(name, "must be 0x and 40 hex digits"))
+}
+
+/// Parses a report body and checks its domain, metrics hash and signature.
+pub fn parse_report(body: &[u8], domain: &Eip712Domain) -> Result<VerifiedReport, ReportError> {
+    if body.len() > MAX_REPORT_BODY {
+        return Err(ReportError::invalid(
+            "body",
+            format!("{} bytes, more than {MAX_REPORT_BODY}", body.len()),
+        ));
+    }
+    let text = std::str::from_utf8(body).map_err(|_| ReportError::invalid("body", "not UTF-8"))?;
+    let top: HashMap<&str, &RawValue> = serde_json::from_str(text)
+        .map_err(|e| ReportError::invalid("body", format!("not a JSON object: {e}")))?;
+    let verifier = address(&top, "verifier")?;
+    let market = address(&top, "market")?;
+    let chain_id: u64 = field(&top, "chain_id", "a whole number")?;
+    let report: HashMap<&str, &RawValue> = field(&top, "report", "an object")?;
+    let provider = address(&report, "provider")?;
+    let period: u64 = field(&report, "period", "a whole number")?;
+    let passed: bool = field(&report, "passed", "true or false")?;
+    let metrics_hash: &str = field(&report, "metrics_hash", "a 0x hash")?;
+    let metrics_hash: B256 = metrics_hash
+        .parse()
+        .map_err(|_| ReportError::invalid("metrics_hash", "must be 0x and 64 hex digits"))?;
+    let metrics = top
+        .get("metrics")
+        .ok_or_else(|| ReportError::invalid("metrics", "is required"))?;
+    if !metrics.get().starts_with('{') || metrics.get().len() > MAX_METRICS_BYTES {
+        return Err(ReportError::invalid(
+            "metrics",
+            format!("must be a JSON object of at most {MAX_METRICS_BYTES} bytes"),
+        ));
+    }
+    let signature: &str = field(&top, "signature", "0x and 130 hex digits")?;
+    let signature = signature
+        .strip_prefix("0x")
+        .and_then(|h| hex::decode(h).ok())
+        .filter(|b| b.len() == 65)
+        .ok_or_else(|| ReportError::invalid("signature", "must be 0x and 130 hex digits"))?;
+
+    if domain.chain_id.map(|c| c.saturating_to::<u64>()) != Some(chain_id) {
+        return Err(ReportError::invalid(
+            "chain_id",
+            "is not the chain of this fullnode's market",
+        ));
+    }
+    if domain.verifying_contract != Some(market) {
+        return Err(ReportError::invalid(
+            "market",
+            "is not this fullnode's market contract",
+        ));
+    }
+    if keccak256(metrics.get().as_bytes()) != metrics_hash {
+        return Err(ReportError::invalid(
+            "metrics_hash",
+            "is not keccak256 of the metrics JSON as sent",
+        ));
+    }
+    let digest = voucher::report_digest(
+        domain,
+        &Report {
+            provider,
+            period,
+            passed,
+            metricsHash: metrics_hash,
+        },
+    );
+    let signer = voucher::recover_signer(&digest, &signature)
+        .map_err(|e| ReportError::invalid("signature", e.to_string()))?;
+    if signer != verifier {
+        return Err(ReportError::invalid(
+            "signature",
+            format!("signed by {signer:#x}, not by the verifier {verifier:#x}"),
+        ));
+    }
+    Ok(VerifiedReport {
+        provider,
+        period,
+        passed,
+        verifier,
+        body: text.to_string(),
+    })
+}
+
+/// Whether an address is an admitted verifier, asked of the market contract
+/// and cached (positive answers longer than negative ones, so a newly
+/// admitted verifier is heard soon).
+pub struct VerifierRegistry {
+    market: MarketClient,
+    domain: Eip712Domain,
+    cache: Mutex<HashMap<Address, (bool, Instant)>>,
+}
+
+const VERIFIER_TTL: Duration = Duration::from_secs(300);
+const NON_VERIFIER_TTL: Duration = Duration::from_secs(15);
+
+impl VerifierRegistry {
+    /// Reads the market's EIP-712 domain (chain id from the RPC).
+    pub async fn connect(market: MarketClient) -> Result<Self, flowshield_chain::ChainError> {
+        let domain = market.eip712_domain().await?;
+        Ok(Self {
+            market,
+            domain,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn domain(&self) -> &Eip712Domain {
+        &self.domain
+    }
+
+    /// Fails with [`ReportError::NotVerifier`] unless `verifier` is admitted.
+    pub async fn check(&self, verifier: Address) -> Result<(), ReportError> {
+        let cached = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&verifier).copied());
+        let known = match cached {
+            Some((yes, at)) if at.elapsed() < if yes { VERIFIER_TTL } else { NON_VERIFIER_TTL } => {
+                yes
+            }
+            _ => {
+                // One retry: a pooled HTTP connection the node closed fails
+                // the first request on it.
+                let yes = match self.market.is_verifier(verifier).await {
+                    Ok(yes) => yes,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        self.market
+                            .is_verifier(verifier)
+                            .await
+                            .map_err(|e| ReportError::Chain {
+                                verifier,
+                                reason: e.to_string(),
+                            })?
+                    }
+                };
+                if let Ok(mut cache) = self.cache.lock() {
+                    cache.insert(verifier, (yes, Instant::now()));
+                }
+                yes
+            }
+        };
+        if known {
+            Ok(())
+        } else {
+            Err(ReportError::NotVerifier(verifier))
+        }
+    }
+}
+
+/// Everything that handles reports: checks, storage, reputation, gossip.
+pub struct ReportService {
+    pub registry: VerifierRegistry,
+    pub store: ReportStore,
+    pub reputation: SharedReputation,
+    pub metrics: Metrics,
+    pub net: NetHandle,
+}
+
+impl ReportService {
+    /// Checks and stores a report; `Ok(true)` if it was new (and now counts
+    /// towards reputation), `Ok(false)` if it was already stored.
+    async fn accept(&self, body: &[u8]) -> Result<(VerifiedReport, bool), ReportError> {
+        let report = parse_report(body, self.registry.domain())?;
+        self.registry.check(report.verifier).await?;
+        let new = self.store.insert(&report, unix_ms()).await?;
+        if new {
+            if let Ok(mut book) = self.reputation.write() {
+                book.record(report.provider_key(), report.period, report.passed);
+            }
+        }
+        Ok((report, new))
+    }
+
+    fn count(&self, source: &str, result: &Result<(VerifiedReport, bool), ReportError>) {
+        let label = match result {
+            Ok((_, true)) => "accepted",
+            Ok((_, false)) => "duplicate",
+            Err(e) => e.reason(),
+        };
+        self.metrics
+            .reports
+            .with_label_values(&[source, label])
+            .inc();
+    }
+
+    /// `POST /v1/reports`: a new report is also gossiped to other fullnodes.
+    pub async fn accept_http(&self, body: &[u8]) -> Result<(VerifiedReport, bool), ReportError> {
+        let result = self.accept(body).await;
+        self.count("http", &result);
+        if let Ok((report, true)) = &result {
+            tracing::info!(provider = %report.provider, period = report.period,
+                verifier = %report.verifier, passed = report.passed, "report accepted");
+            if let Err(e) = self.net.publish_report(body.to_vec()).await {
+                tracing::debug!(error = %e, "report not gossiped (no other fullnode?)");
+            }
+        }
+        result
+    }
+
+    /// A report from gossip: forwarded only if it is new and valid.
+    pub async fn accept_gossip(&self, data: &[u8]) -> MessageAcceptance {
+        let result = self.accept(data).await;
+        self.count("gossip", &result);
+        match result {
+            Ok((_, true)) => MessageAcceptance::Accept,
+            Ok((_, false)) | Err(ReportError::Chain { .. } | ReportError::Store(_)) => {
+                MessageAcceptance::Ignore
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "gossiped report refused");
+                MessageAcceptance::Reject
+            }
+        }
+    }
+}
+
+/// Reports in SQL, next to the provider index.
+#[derive(Debug, Clone)]
+pub struct ReportStore {
+    index: ProviderIndex,
+}
+
+/// One stored report, as listed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredReport {
+    pub provider: String,
+    pub period: u64,
+    pub verifier: String,
+    pub passed: bool,
+    pub received_ms: u64,
+    pub body: String,
+}
+
+impl ReportStore {
+    pub fn new(index: ProviderIndex) -> Self {
+        Self { index }
+    }
+
+    /// Stores a report; `false` if this (provider, period, verifier) was
+    /// already stored.
+    pub async fn insert(&self, report: &VerifiedReport, now_ms: u64) -> Result<bool, ReportError> {
+        let done = sqlx::query(
+            "INSERT INTO reports (provider, period, verifier, passed, received_ms, body) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (provider, period, verifier) DO NOTHING",
+        )
+        .bind(format!("{:#x}", report.provider))
+        .bind(i64::try_from(report.period).unwrap_or(i64::MAX))
+        .bind(format!("{:#x}", report.verifier))
+        .bind(i64::from(report.passed))
+        .bind(i64::try_from(now_ms).unwrap_or(i64::MAX))
+        .bind(report.body.clone())
+        .execute(self.index.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The newest reports on `provider` (lowercase 0x address), newest
+    /// period first.
+    pub async fn list(
+        &self,
+        provider: &Address,
+        limit: u32,
+    ) -> Result<Vec<StoredReport>, ReportError> {
+        let rows = sqlx::query(
+            "SELECT provider, period, verifier, passed, received_ms, body FROM reports \
+             WHERE provider = $1 ORDER BY period DESC, verifier LIMIT $2",
+        )
+        .bind(format!("{provider:#x}"))
+        .bind(i64::from(limit))
+        .fetch_all(self.index.pool())
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Every stored (provider, period, passed), to rebuild reputation at start.
+    pub async fn tallies(&self) -> Result<Vec<(ChainAddress, u64, bool)>, ReportError> {
+        let rows = sqlx::query(
+            "SELECT provider, period, verifier, passed, received_ms, body FROM reports",
+        )
+        .fetch_all(self.index.pool())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let report = decode(row)?;
+            if let Ok(provider) = report.provider.parse::<ChainAddress>() {
+                out.push((provider, report.period, report.passed));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn decode(row: &sqlx::any::AnyRow) -> Result<StoredReport, ReportError> {
+    let period: i64 = row.try_get("period")?;
+    let passed: i64 = row.try_get("passed")?;
+    let received_ms: i64 = row.try_get("received_ms")?;
+    Ok(StoredReport {
+        provider: row.try_get("provider")?,
+        period: period.max(0) as u64,
+        verifier: row.try_get("verifier")?,
+        passed: passed != 0,
+        received_ms: received_ms.max(0) as u64,
+        body: row.try_get("body")?,
+    })
+}

@@ -1,0 +1,131 @@
+//! Provider reputation from verifier reports (sans-IO).
+//!
+//! Reports name a provider by chain address and a report period. Per
+//! period, the score input is the share of verifiers that passed the
+//! provider; the reputation is an exponentially weighted moving average of
+//! those shares over the periods in ascending order, starting from
+//! [`NEUTRAL_REPUTATION`]:
+//! `r ← (1 − α)·r + α·passed_share`, α = [`ALPHA`].
+//!
+//! It is a function of the set of reports only, not of the order they
+//! arrived in, so two fullnodes that hold the same reports (they gossip
+//! them) rank providers the same way. Only the last [`MAX_PERIODS`] periods
+//! count: old behaviour fades out.
+
+use crate::matching::{Reputation, NEUTRAL_REPUTATION};
+use flowshield_proto::{ChainAddress, Offer};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+/// Weight of the newest period.
+pub const ALPHA: f64 = 0.3;
+/// Periods remembered per provider.
+pub const MAX_PERIODS: usize = 64;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Tally {
+    passed: u32,
+    total: u32,
+}
+
+/// Report tallies and the scores they give.
+#[derive(Debug, Default)]
+pub struct ReputationBook {
+    tallies: HashMap<ChainAddress, BTreeMap<u64, Tally>>,
+    scores: HashMap<ChainAddress, f64>,
+}
+
+/// The book shared between the report handler and `/v1/match`.
+pub type SharedReputation = Arc<RwLock<ReputationBook>>;
+
+impl ReputationBook {
+    /// Counts one (new, not duplicate) report.
+    pub fn record(&mut self, provider: ChainAddress, period: u64, passed: bool) {
+        let periods = self.tallies.entry(provider).or_default();
+        let tally = periods.entry(period).or_default();
+        tally.total = tally.total.saturating_add(1);
+        if passed {
+            tally.passed = tally.passed.saturating_add(1);
+        }
+        while periods.len() > MAX_PERIODS {
+            periods.pop_first();
+        }
+        let score = periods.values().fold(NEUTRAL_REPUTATION, |r, t| {
+            let share = f64::from(t.passed) / f64::from(t.total.max(1));
+            (1.0 - ALPHA) * r + ALPHA * share
+        });
+        self.scores.insert(provider, score);
+    }
+
+    /// The provider's reputation, neutral without reports.
+    pub fn score_of(&self, provider: &ChainAddress) -> f64 {
+        self.scores
+            .get(provider)
+            .copied()
+            .unwrap_or(NEUTRAL_REPUTATION)
+    }
+
+    /// Providers with at least one report.
+    pub fn len(&self) -> usize {
+        self.scores.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.scores.is_empty()
+    }
+}
+
+impl Reputation for ReputationBook {
+    fn score(&self, offer: &Offer) -> f64 {
+        self.score_of(&offer.chain_address)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: ChainAddress = ChainAddress([1; 20]);
+    const B: ChainAddress = ChainAddress([2; 20]);
+
+    #[test]
+    fn passing_raises_failing_lowers_unknown_is_neutral() {
+        let mut book = ReputationBook::default();
+        book.record(A, 1, true);
+        book.record(B, 1, false);
+        assert!((book.score_of(&A) - 0.65).abs() < 1e-9);
+        assert!((book.score_of(&B) - 0.35).abs() < 1e-9);
+        assert_eq!(book.score_of(&ChainAddress([3; 20])), NEUTRAL_REPUTATION);
+        for period in 2..40 {
+            book.record(A, period, true);
+        }
+        assert!(book.score_of(&A) > 0.99);
+    }
+
+    #[test]
+    fn arrival_order_does_not_matter() {
+        let reports = [(3, true), (1, false), (2, true), (1, true), (3, false)];
+        let mut forward = ReputationBook::default();
+        let mut backward = ReputationBook::default();
+        for (period, passed) in reports {
+            forward.record(A, period, passed);
+        }
+        for (period, passed) in reports.iter().rev() {
+            backward.record(A, *period, *passed);
+        }
+        assert_eq!(forward.score_of(&A), backward.score_of(&A));
+    }
+
+    #[test]
+    fn old_periods_fade_out() {
+        let mut book = ReputationBook::default();
+        for period in 0..10 {
+            book.record(A, period, false);
+        }
+        for period in 10..(10 + MAX_PERIODS as u64) {
+            book.record(A, period, true);
+        }
+        assert_eq!(book.tallies[&A].len(), MAX_PERIODS);
+        assert!(book.score_of(&A) > 0.99);
+    }
+}

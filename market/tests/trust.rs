@@ -1,0 +1,476 @@
+//! Trust on a real local chain (`LocalChain`, hardhat; run
+//! `bash contracts/scripts/setup.sh` once): DeCA admission of providers by
+//! certificate (a real CA service issuing through its HTTP API, a real
+//! `DecaRegistry`), and verifier reports (a real `BandwidthMarket` with an
+//! admitted verifier) feeding reputation into `/v1/match`.
+
+use flowshield_ca::authority::Authority;
+use flowshield_ca::client::CaClient;
+use flowshield_ca::node::NodeKeys;
+use flowshield_ca::registry::{ChainRegistry, Registry};
+use flowshield_ca::service::{api, CaService, ServiceConfig};
+use flowshield_ca::store::Store;
+use flowshield_ca::unix_now;
+use flowshield_chain::alloy::primitives::{keccak256, Address, B256};
+use flowshield_chain::alloy::signers::local::PrivateKeySigner;
+use flowshield_chain::alloy::sol_types::Eip712Domain;
+use flowshield_chain::voucher::{sign_report, Report};
+use flowshield_chain::{DecaRegistryClient, LocalChain, MarketClient, MarketParams};
+use flowshield_market::certgate::{spawn_announcer, CertPolicy};
+use flowshield_market::fullnode::{DecaConfig, Fullnode, FullnodeConfig, FullnodeEvent};
+use flowshield_market::provider::{Provider, ProviderConfig};
+use flowshield_proto::{ChainAddress, Keypair, Offer, Region, WgPublicKey};
+use libp2p::Multiaddr;
+use serde_json::Value;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::broadcast;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+fn listen() -> Vec<Multiaddr> {
+    vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]
+}
+
+async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    within("HTTP response", stream.read_to_end(&mut response))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&response);
+    let status = text[9..12].parse().unwrap();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+async fn wait_event(
+    events: &mut broadcast::Receiver<FullnodeEvent>,
+    what: &str,
+    pred: impl Fn(&FullnodeEvent) -> bool,
+) {
+    within(what, async {
+        loop {
+            match events.recv().await {
+                Ok(event) if pred(&event) => return,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("fullnode events closed: {e}"),
+            }
+        }
+    })
+    .await
+}
+
+fn offer(keypair: &Keypair, wg: [u8; 32], chain: ChainAddress, price: u128) -> Offer {
+    Offer {
+        provider_peer_id: keypair.public().to_peer_id(),
+        chain_address: chain,
+        wg_public_key: WgPublicKey(wg),
+        endpoint: "127.0.0.1:51820".parse().unwrap(),
+        region: Region::new("eu").unwrap(),
+        price_per_gib_wei: price,
+        price_per_hour_wei: 0,
+        capacity_mbps: 100,
+        max_clients: 8,
+    }
+}
+
+async fn start_provider(keypair: Keypair, offer: Offer, bootstrap: Vec<Multiaddr>) -> Provider {
+    Provider::start(ProviderConfig {
+        offer,
+        keypair,
+        listen: listen(),
+        bootstrap,
+        heartbeat_interval: Duration::from_millis(300),
+        dht_refresh_every: 100,
+        tunnel_subnet: "10.78.0.0/24".into(),
+    })
+    .await
+    .unwrap()
+}
+
+async fn start_fullnode(config: impl FnOnce(&mut FullnodeConfig)) -> (tempfile::TempDir, Fullnode) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("index.db").display());
+    let mut c = FullnodeConfig::new(Keypair::generate_ed25519(), url);
+    c.listen = listen();
+    config(&mut c);
+    (dir, Fullnode::start(c).await.unwrap())
+}
+
+/// A node's libp2p key as the market's keypair type.
+fn market_keypair(keys: &NodeKeys) -> Keypair {
+    let mut seed = hex::decode(keys.to_file().libp2p_secret).unwrap();
+    Keypair::ed25519_from_bytes(&mut seed).unwrap()
+}
+
+#[tokio::test]
+async fn providers_are_admitted_only_with_a_matching_certificate() {
+    let chain = LocalChain::start()
+        .await
+        .expect("local chain (run contracts/scripts/setup.sh)");
+    let owner =
+        DecaRegistryClient::deploy(chain.provider_for(chain.dev_signer(0).unwrap()).unwrap())
+            .await
+            .unwrap();
+    let operator = chain.funded_signer().await.unwrap();
+    let operator_registry: Arc<dyn Registry> = Arc::new(
+        ChainRegistry::connect(chain.rpc_url(), owner.address(), operator.clone()).unwrap(),
+    );
+    let authority = Authority::create(operator.address(), unix_now()).unwrap();
+    let ca_hash = B256::from(authority.ca_cert_hash());
+    let store = Store::open(":memory:").await.unwrap();
+    let svc = CaService::new(
+        authority,
+        store,
+        Some(operator_registry),
+        ServiceConfig::default(),
+    )
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ca_url = format!("http://{}", listener.local_addr().unwrap());
+    let ca_server = tokio::spawn(async move {
+        axum::serve(listener, api::router(svc)).await.unwrap();
+    });
+    owner
+        .register_operator(operator.address(), ca_hash, &ca_url)
+        .await
+        .unwrap();
+    let ca = CaClient::new(&ca_url);
+
+    let registry =
+        ChainRegistry::connect(chain.rpc_url(), owner.address(), PrivateKeySigner::random())
+            .unwrap();
+    let (_dir, fullnode) = start_fullnode(|c| {
+        c.deca = Some(DecaConfig {
+            registry,
+            policy: CertPolicy {
+                require: true,
+                ttl: Duration::from_secs(600),
+            },
+        });
+    })
+    .await;
+    let mut events = fullnode.subscribe();
+    let bootstrap = fullnode.net.listen_addrs().to_vec();
+
+    // Honest: the certificate binds exactly the heartbeat's keys.
+    let honest = NodeKeys::generate();
+    let honest_chain = ca
+        .request_certificate(&honest)
+        .await
+        .unwrap()
+        .chain()
+        .unwrap();
+    let binding = honest.binding();
+    let honest_key = market_keypair(&honest);
+    let honest_offer = offer(
+        &honest_key,
+        binding.wg_pubkey,
+        ChainAddress(binding.chain_address.into_array()),
+        10,
+    );
+    // Liar: a genuine certificate, but its heartbeats name another wg key.
+    let liar = NodeKeys::generate();
+    let liar_chain = ca
+        .request_certificate(&liar)
+        .await
+        .unwrap()
+        .chain()
+        .unwrap();
+    let liar_key = market_keypair(&liar);
+    let liar_offer = offer(
+        &liar_key,
+        [0x42; 32],
+        ChainAddress(liar.binding().chain_address.into_array()),
+        5,
+    );
+    // No certificate at all.
+    let bare_key = Keypair::generate_ed25519();
+    let bare_offer = offer(&bare_key, [7; 32], ChainAddress([7; 20]), 1);
+
+    let mut nodes = Vec::new();
+    for (key, offer, chain) in [
+        (honest_key.clone(), honest_offer, Some(honest_chain)),
+        (liar_key.clone(), liar_offer, Some(liar_chain)),
+        (bare_key.clone(), bare_offer, None),
+    ] {
+        let provider = start_provider(key.clone(), offer, bootstrap.clone()).await;
+        if let Some(chain) = chain {
+            spawn_announcer(provider.net.clone(), key, chain, Duration::from_millis(300));
+        }
+        nodes.push(provider);
+    }
+
+    let honest_id = honest_key.public().to_peer_id();
+    wait_event(
+        &mut events,
+        "the certified provider indexed",
+        |e| matches!(e, FullnodeEvent::Indexed { provider, .. } if *provider == honest_id),
+    )
+    .await;
+    wait_event(&mut events, "the mismatching certificate refused", |e| {
+        matches!(
+            e,
+            FullnodeEvent::Rejected {
+                reason: "cert_binding_mismatch"
+            }
+        )
+    })
+    .await;
+    wait_event(
+        &mut events,
+        "the provider without certificate refused",
+        |e| {
+            matches!(
+                e,
+                FullnodeEvent::Rejected {
+                    reason: "no_certificate"
+                }
+            )
+        },
+    )
+    .await;
+
+    let (status, listed) = http(fullnode.http_addr, "GET", "/v1/providers", "").await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["offer"]["provider_peer_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![honest_id.to_base58().as_str()],
+        "only the certified one"
+    );
+    let metrics = fullnode.metrics.render();
+    assert!(metrics.contains("flowshield_cert_checks_total{result=\"valid\"} 1"));
+    assert!(!metrics.contains("flowshield_cert_checks_total{result=\"cert_binding_mismatch\"} 0"));
+    assert!(!metrics.contains("flowshield_heartbeats_total{result=\"no_certificate\"} 0"));
+
+    for node in nodes {
+        node.shutdown().await;
+    }
+    fullnode.shutdown().await;
+    ca_server.abort();
+}
+
+/// A report body exactly as the verifier publishes it.
+fn report_body(
+    signer: &PrivateKeySigner,
+    domain: &Eip712Domain,
+    provider: Address,
+    period: u64,
+    passed: bool,
+) -> String {
+    let metrics = format!(
+        r#"{{"handshake_ms":12.5,"loss_pct":{},"rtt_p50_ms":3.1}}"#,
+        if passed { 0.0 } else { 40.0 }
+    );
+    let metrics_hash = keccak256(metrics.as_bytes());
+    let report = Report {
+        provider,
+        period,
+        passed,
+        metricsHash: metrics_hash,
+    };
+    let signature = sign_report(signer, domain, &report).unwrap();
+    format!(
+        r#"{{"verifier":"{:#x}","market":"{:#x}","chain_id":{},"report":{{"provider":"{provider:#x}","period":{period},"passed":{passed},"metrics_hash":"{metrics_hash}"}},"metrics":{metrics},"reasons":[],"signature":"{signature}"}}"#,
+        signer.address(),
+        domain.verifying_contract.unwrap(),
+        domain.chain_id.unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn verifier_reports_are_checked_gossiped_and_move_reputation() {
+    let chain = LocalChain::start()
+        .await
+        .expect("local chain (run contracts/scripts/setup.sh)");
+    let owner = MarketClient::deploy(
+        chain.provider_for(chain.dev_signer(0).unwrap()).unwrap(),
+        &MarketParams::default(),
+    )
+    .await
+    .unwrap();
+    let verifier = PrivateKeySigner::random();
+    owner.register_verifier(verifier.address()).await.unwrap();
+    let domain = owner.eip712_domain().await.unwrap();
+    let market = MarketClient::at(owner.address(), chain.reader().clone());
+
+    let (_d1, one) = start_fullnode(|c| c.market = Some(market.clone())).await;
+    let one_addrs = one.net.listen_addrs().to_vec();
+    let (_d2, two) = start_fullnode(|c| {
+        c.market = Some(market.clone());
+        c.bootstrap = one_addrs.clone();
+    })
+    .await;
+    let mut events = one.subscribe();
+
+    // Two providers; the cheaper one wins while reputations are neutral.
+    let cheap_key = Keypair::generate_ed25519();
+    let good_key = Keypair::generate_ed25519();
+    let cheap_addr = Address::repeat_byte(0xc1);
+    let good_addr = Address::repeat_byte(0xc2);
+    let cheap = start_provider(
+        cheap_key.clone(),
+        offer(
+            &cheap_key,
+            [1; 32],
+            ChainAddress(cheap_addr.into_array()),
+            50,
+        ),
+        one_addrs.clone(),
+    )
+    .await;
+    let good = start_provider(
+        good_key.clone(),
+        offer(&good_key, [2; 32], ChainAddress(good_addr.into_array()), 55),
+        one_addrs.clone(),
+    )
+    .await;
+    for id in [
+        cheap_key.public().to_peer_id(),
+        good_key.public().to_peer_id(),
+    ] {
+        wait_event(
+            &mut events,
+            "provider indexed",
+            |e| matches!(e, FullnodeEvent::Indexed { provider, .. } if *provider == id),
+        )
+        .await;
+    }
+    let best = |addr| async move {
+        let (status, body) = http(
+            addr,
+            "POST",
+            "/v1/match",
+            r#"{"max_price_per_gib_wei":"100"}"#,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        body["offer"]["chain_address"].as_str().unwrap().to_string()
+    };
+    assert_eq!(best(one.http_addr).await, format!("{cheap_addr:#x}"));
+
+    // Three periods: the cheap one fails, the other passes.
+    for period in 1..=3 {
+        for (provider, passed) in [(cheap_addr, false), (good_addr, true)] {
+            let body = report_body(&verifier, &domain, provider, period, passed);
+            let (status, answer) = http(one.http_addr, "POST", "/v1/reports", &body).await;
+            assert_eq!(status, 201, "{answer}");
+            assert_eq!(answer["new"], true);
+        }
+    }
+    let again = report_body(&verifier, &domain, good_addr, 3, true);
+    let (status, answer) = http(one.http_addr, "POST", "/v1/reports", &again).await;
+    assert_eq!((status, &answer["new"]), (200, &Value::Bool(false)));
+    assert_eq!(best(one.http_addr).await, format!("{good_addr:#x}"));
+
+    let (status, listed) = http(
+        one.http_addr,
+        "GET",
+        &format!("/v1/reports?provider={good_addr:#x}"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(listed.as_array().unwrap().len(), 3);
+    assert_eq!(listed[0]["period"], 3);
+    assert_eq!(listed[0]["report"]["report"]["passed"], true);
+
+    // The second fullnode got them through gossip.
+    within("reports gossiped to the second fullnode", async {
+        loop {
+            let (_, listed) = http(
+                two.http_addr,
+                "GET",
+                &format!("/v1/reports?provider={cheap_addr:#x}"),
+                "",
+            )
+            .await;
+            if listed.as_array().map(|a| a.len()) == Some(3) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+
+    // Refusals name the field.
+    let stranger = PrivateKeySigner::random();
+    let good_body = report_body(&verifier, &domain, good_addr, 9, true);
+    let mut bad_sig: Value = serde_json::from_str(&good_body).unwrap();
+    bad_sig["signature"] = Value::String(format!("0x{}", "11".repeat(65)));
+    let other_domain = flowshield_chain::voucher::market_domain(1, owner.address());
+    let cases: Vec<(String, u16, &str)> = vec![
+        (
+            report_body(&stranger, &domain, good_addr, 9, true),
+            403,
+            "verifier",
+        ),
+        (bad_sig.to_string(), 400, "signature"),
+        (
+            good_body.replace(r#""passed":true"#, r#""passed":false"#),
+            400,
+            "signature",
+        ),
+        (
+            good_body.replace("\"loss_pct\":0", "\"loss_pct\":1"),
+            400,
+            "metrics_hash",
+        ),
+        (
+            report_body(&verifier, &other_domain, good_addr, 9, true),
+            400,
+            "chain_id",
+        ),
+        (good_body.replace(r#""period":9,"#, ""), 400, "period"),
+        ("{not json".into(), 400, "body"),
+        (
+            good_body.replace(&format!("{good_addr:#x}"), "0x12"),
+            400,
+            "provider",
+        ),
+    ];
+    for (body, status, field) in cases {
+        let (got, answer) = http(one.http_addr, "POST", "/v1/reports", &body).await;
+        assert_eq!(
+            (got, answer["field"].as_str()),
+            (status, Some(field)),
+            "{body}\n{answer}"
+        );
+    }
+    let (status, answer) = http(one.http_addr, "GET", "/v1/reports", "").await;
+    assert_eq!((status, answer["field"].as_str()), (400, Some("provider")));
+    let metrics = one.metrics.render();
+    assert!(
+        metrics.contains("flowshield_reports_total{result=\"accepted\",source=\"http\"} 6"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("flowshield_reports_total{result=\"not_verifier\",source=\"http\"} 1"));
+
+    cheap.shutdown().await;
+    good.shutdown().await;
+    one.shutdown().await;
+    two.shutdown().await;
+}
