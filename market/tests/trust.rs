@@ -99,6 +99,7 @@ async fn start_provider(keypair: Keypair, offer: Offer, bootstrap: Vec<Multiaddr
         heartbeat_interval: Duration::from_millis(300),
         dht_refresh_every: 100,
         tunnel_subnet: "10.78.0.0/24".into(),
+        sessions: None,
     })
     .await
     .unwrap()
