@@ -6,8 +6,7 @@ use flowshield_chain::alloy::primitives::{Address, B256};
 use flowshield_chain::alloy::signers::local::PrivateKeySigner;
 use flowshield_chain::{rpc, MarketClient};
 use serde::Deserialize;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Why the chain could not be set up.
@@ -82,14 +81,8 @@ pub fn write_key_file(path: &Path, signer: &PrivateKeySigner) -> Result<(), Chai
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
-    let _ = std::fs::remove_file(path);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(err)?;
-    writeln!(file, "{}", hex::encode(signer.to_bytes())).map_err(err)
+    let text = format!("{}\n", hex::encode(signer.to_bytes()));
+    crate::identity::write_private_file(path, text.as_bytes()).map_err(err)
 }
 
 #[cfg(test)]

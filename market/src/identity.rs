@@ -23,6 +23,25 @@ pub enum IdentityError {
 }
 
 /// Reads the key at `path`, or creates a new one there if absent.
+/// Replaces `path` with `contents` in a file created with mode 0600, so a
+/// secret never sits in a file with wider permissions (not even briefly).
+pub fn write_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)?;
+    }
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err),
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents)
+}
+
 pub fn load_or_create(path: &Path) -> Result<Keypair, IdentityError> {
     let io_err = |source| IdentityError::Io {
         path: path.to_path_buf(),
@@ -82,6 +101,19 @@ pub fn load_or_create(path: &Path) -> Result<Keypair, IdentityError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_file_replaces_a_wider_file_with_a_0600_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("secret");
+        write_private_file(&path, b"first").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"first");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        write_private_file(&path, b"second").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"second");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
 
     #[test]
     fn creates_0600_then_loads_the_same_key() {

@@ -4,9 +4,7 @@
 
 use crate::session::ConnectedInfo;
 use flowshield_tunnel::key::{PublicKey, SecretKey};
-use std::io::Write;
 use std::net::{Ipv4Addr, UdpSocket};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -56,17 +54,7 @@ pub fn write_private(path: &Path, text: &str) -> Result<(), TunnelError> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    let _ = std::fs::remove_file(path);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(err)?;
-    file.write_all(text.as_bytes()).map_err(err)
+    crate::identity::write_private_file(path, text.as_bytes()).map_err(err)
 }
 
 /// Runs `flowshield <verb> <file>`.
