@@ -158,18 +158,7 @@ pub fn route_commands(cfg: &WgQuickConfig, iface: &str, listen_port: u16) -> Vec
             cmds.push(Cmd::ip(&[
                 f, "route", "add", &text, "dev", iface, "table", &mark,
             ]));
-            cmds.push(Cmd::ip(&[
-                f, "rule", "add", "not", "fwmark", &mark, "table", &mark,
-            ]));
-            cmds.push(Cmd::ip(&[
-                f,
-                "rule",
-                "add",
-                "table",
-                "main",
-                "suppress_prefixlength",
-                "0",
-            ]));
+            cmds.extend(policy_rules(f, "add", &mark));
         } else {
             let mut args = vec![family(net), "route", "replace", &text, "dev", iface];
             if let Some(t) = &table {
@@ -191,6 +180,25 @@ pub fn has_default_route(cfg: &WgQuickConfig) -> bool {
             .any(is_default)
 }
 
+/// wg-quick's two policy rules for a default route through the tunnel:
+/// unmarked traffic uses the tunnel's table, and the main table keeps every
+/// route but its default. `verb` is "add" or "delete", so both directions
+/// name exactly the same rules.
+fn policy_rules(family: &str, verb: &str, mark: &str) -> [Cmd; 2] {
+    [
+        Cmd::ip(&[family, "rule", verb, "not", "fwmark", mark, "table", mark]),
+        Cmd::ip(&[
+            family,
+            "rule",
+            verb,
+            "table",
+            "main",
+            "suppress_prefixlength",
+            "0",
+        ]),
+    ]
+}
+
 /// Removes the policy rules `route_commands` added for default routes.
 pub fn teardown_commands(cfg: &WgQuickConfig, listen_port: u16) -> Vec<Cmd> {
     if !has_default_route(cfg) {
@@ -199,18 +207,7 @@ pub fn teardown_commands(cfg: &WgQuickConfig, listen_port: u16) -> Vec<Cmd> {
     let mark = default_route_table(cfg, listen_port).to_string();
     let mut cmds = Vec::new();
     for f in ["-4", "-6"] {
-        cmds.push(Cmd::ip(&[
-            f, "rule", "delete", "not", "fwmark", &mark, "table", &mark,
-        ]));
-        cmds.push(Cmd::ip(&[
-            f,
-            "rule",
-            "delete",
-            "table",
-            "main",
-            "suppress_prefixlength",
-            "0",
-        ]));
+        cmds.extend(policy_rules(f, "delete", &mark));
     }
     cmds
 }
@@ -315,7 +312,15 @@ mod tests {
                 "ip -4 rule add table main suppress_prefixlength 0"
             ]
         );
-        assert_eq!(teardown_commands(&c, 51000).len(), 4);
+        let teardown = shown(&teardown_commands(&c, 51000));
+        assert_eq!(teardown.len(), 4);
+        // `down` deletes exactly the rules `up` added.
+        for added in &shown(&route_commands(&c, "fs0", 51000))[1..] {
+            assert!(
+                teardown.contains(&added.replace(" add ", " delete ")),
+                "{added}"
+            );
+        }
     }
 
     #[test]
