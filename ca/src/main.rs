@@ -27,6 +27,8 @@ use flowshield_ca::{unix_now, verify, NodeBinding};
     about = "FlowShield decentralized certificate authority"
 )]
 struct Cli {
+    #[command(flatten)]
+    log: flowshield_logging::LogArgs,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -131,14 +133,9 @@ fn default_validity() -> u64 {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    match Cli::parse().cmd {
+    let cli = Cli::parse();
+    cli.log.init()?;
+    match cli.cmd {
         Cmd::Serve { config } => serve(&config).await,
         Cmd::Init { dir, operator_key } => init(&dir, operator_key.as_deref()),
         Cmd::RegisterOperator {

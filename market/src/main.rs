@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use flowshield_logging::LogArgs;
 use flowshield_market::client::{self, config::ClientFile, control, Overrides};
 use flowshield_market::fullnode::{Fullnode, FullnodeConfig};
 use flowshield_market::identity;
@@ -20,9 +21,8 @@ use std::time::Duration;
     about = "FlowShield bandwidth market sidecar"
 )]
 struct Cli {
-    /// Log filter (also RUST_LOG), e.g. info or flowshield_market=debug.
-    #[arg(long, global = true, default_value = "info")]
-    log: String,
+    #[command(flatten)]
+    log: LogArgs,
     #[command(subcommand)]
     role: Role,
 }
@@ -228,14 +228,8 @@ fn parse_addrs(texts: &[String], what: &str) -> Result<Vec<Multiaddr>> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log))
-        .context("--log")?;
     // stdout carries the client's JSON lines; logs go to stderr.
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    cli.log.init()?;
 
     match cli.role {
         Role::Fullnode {

@@ -181,3 +181,42 @@ chain_address = "0x00000000000000000000000000000000000000bb"
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("offer.price_per_gib_wei"), "{stderr}");
 }
+
+/// `--log-format json` (what the packaged units can use for journald/Loki):
+/// the fullnode's standard error is one JSON object per line, with its own
+/// events at info; standard output keeps its plain readiness lines.
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("index.db").display());
+    let key = dir.path().join("fullnode.key");
+    let log = dir.path().join("stderr.log");
+    let mut child = Command::new(BIN)
+        .args(["--log-format", "json", "fullnode", "--listen"])
+        .args(["/ip4/127.0.0.1/tcp/0", "--http", "127.0.0.1:0", "--db", &db])
+        .arg("--identity")
+        .arg(&key)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn fullnode");
+    let out = lines(child.stdout.take().expect("stdout"));
+    let process = Process(child);
+    wait_line(&out, "http ");
+    drop(process);
+    let text = std::fs::read_to_string(&log).expect("read log");
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        events.iter().any(|e| e["level"] == "INFO"
+            && e["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("flowshield_market"))),
+        "no info event from flowshield_market in:\n{text}"
+    );
+    assert!(events.iter().all(|e| e["level"] != "DEBUG"), "{text}");
+}

@@ -188,6 +188,11 @@ pub fn quick_log_path(iface: &str) -> PathBuf {
 impl QuickUp {
     /// Runs `flowshield up config` in `ns`; `config`'s stem is the interface.
     pub fn up(ns: &Netns, config: &Path) -> anyhow::Result<Self> {
+        Self::up_with_flags(ns, config, &[])
+    }
+
+    /// [`QuickUp::up`] with global flags before `up`, e.g. `--log-format json`.
+    pub fn up_with_flags(ns: &Netns, config: &Path, flags: &[&str]) -> anyhow::Result<Self> {
         let iface = config
             .file_stem()
             .and_then(|s| s.to_str())
@@ -200,7 +205,7 @@ impl QuickUp {
             down: false,
         };
         let mut cmd = ns.command(crate::flowshield_bin()?);
-        cmd.arg("up").arg(config);
+        cmd.args(flags).arg("up").arg(config);
         let out = run_with_timeout(&mut cmd, Duration::from_secs(30))?;
         if !out.status.success() {
             bail!(

@@ -225,3 +225,53 @@ fn routes_by_allowed_ips_between_three_namespaces() -> anyhow::Result<()> {
     assert!(json_u64(peer_b, "latest_handshake")? > 0 && json_u64(peer_c, "latest_handshake")? > 0);
     Ok(())
 }
+
+/// `flowshield -v --log-format json up` hands its log flags to the daemon:
+/// its log file holds one JSON object per line, debug events included, and
+/// never the private key; without flags the daemon logs human lines at info.
+#[test]
+fn up_passes_log_flags_to_the_daemon() -> anyhow::Result<()> {
+    use flowshield_e2e::daemon::{quick_log_path, QuickUp};
+    let (mut a, mut b) = two_sites()?;
+    a.write_quick(&[PeerSpec::new(&b)], "")?;
+    b.write_quick(&[PeerSpec::new(&a)], "")?;
+    let _ = std::fs::remove_file(quick_log_path(&a.iface));
+    let _ = std::fs::remove_file(quick_log_path(&b.iface));
+    a.quick = Some(QuickUp::up_with_flags(
+        &a.ns,
+        &a.quick_path(),
+        &["-v", "--log-format", "json"],
+    )?);
+    b.quick_up()?;
+    ping_first(&a.ns, &b.tunnel, 3)?;
+
+    let json_log = std::fs::read_to_string(quick_log_path(&a.iface))?;
+    let events: Vec<serde_json::Value> = json_log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).map_err(|e| anyhow::anyhow!("not JSON ({e}): {l}")))
+        .collect::<anyhow::Result<_>>()?;
+    let find = |level: &str, message: &str| {
+        events
+            .iter()
+            .find(|e| e["level"] == level && e["fields"]["message"] == message)
+    };
+    let ready = find("INFO", "daemon ready").ok_or_else(|| anyhow::anyhow!("{json_log}"))?;
+    assert_eq!(ready["fields"]["iface"], a.iface.as_str(), "{ready}");
+    let set = find("DEBUG", "UAPI set").ok_or_else(|| anyhow::anyhow!("{json_log}"))?;
+    assert_eq!(set["fields"]["private_key"], true, "{set}");
+    assert!(!json_log.contains(&a.keys.private), "private key logged");
+
+    let human_log = std::fs::read_to_string(quick_log_path(&b.iface))?;
+    assert!(human_log.contains("daemon ready"), "{human_log}");
+    assert!(
+        !human_log.contains("DEBUG"),
+        "debug at default level: {human_log}"
+    );
+    assert!(
+        human_log.lines().all(|l| !l.trim_start().starts_with('{')),
+        "{human_log}"
+    );
+    assert!(!human_log.contains(&b.keys.private), "private key logged");
+    Ok(())
+}

@@ -4,7 +4,8 @@
 
 mod cli;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+use flowshield_logging::LogArgs;
 
 #[derive(Parser)]
 #[command(
@@ -13,20 +14,10 @@ use clap::{Parser, Subcommand, ValueEnum};
     about = "FlowShield userspace WireGuard data plane"
 )]
 struct Args {
-    /// Debug-level logs (overridden by RUST_LOG).
-    #[arg(short, long, global = true)]
-    verbose: bool,
-    /// Log format on standard error.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
-    log_format: LogFormat,
+    #[command(flatten)]
+    log: LogArgs,
     #[command(subcommand)]
     command: Cmd,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Human,
-    Json,
 }
 
 #[derive(Subcommand)]
@@ -58,25 +49,14 @@ enum Cmd {
     Daemon { iface: String },
 }
 
-fn init_logging(args: &Args) {
-    use tracing_subscriber::EnvFilter;
-    let default = if args.verbose { "debug" } else { "info" };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match args.log_format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    init_logging(&args);
+    if let Err(err) = args.log.init() {
+        eprintln!("flowshield: {err}");
+        return std::process::ExitCode::FAILURE;
+    }
     let result = match args.command {
-        Cmd::Up { config } => cli::quick::up(&config),
+        Cmd::Up { config } => cli::quick::up(&config, &args.log),
         Cmd::Down { config } => cli::quick::down(&config),
         Cmd::Show { target, json } => cli::show::show(target.as_deref(), json),
         Cmd::Set { iface, args } => cli::keys::set(&iface, &args),

@@ -57,4 +57,4 @@ pub use config::{Config, ProbeSettings, SourceKind};
 pub use error::{ConfigError, ProbeError, Result, VerifierError};
 pub use stats::{AdvertisedQuality, Metrics, Verdict};
 pub use target::{ChainSource, ProbeTarget, StaticSource, TargetSource};
-pub use verifier::{ChainOutcome, ProbeResult, Verifier};
+pub use verifier::{ChainOutcome, ProbeResult, RoundReport, Verifier};

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use flowshield_logging::LogArgs;
 use flowshield_verifier::{display, Config, Verifier};
 
 #[derive(Parser)]
@@ -13,20 +14,23 @@ use flowshield_verifier::{display, Config, Verifier};
     about = "Probe FlowShield providers and report on their quality"
 )]
 struct Cli {
-    /// More logging (-v debug, -vv trace).
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    verbose: u8,
+    #[command(flatten)]
+    log: LogArgs,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Probe every target on the configured schedule, forever.
+    /// Probe every target on the configured schedule, forever (or once).
     Run {
         /// Configuration file (TOML).
         #[arg(long)]
         config: PathBuf,
+        /// One round now, then exit (for a systemd timer or cron); no
+        /// [schedule] needed. Exits 1 if a target could not be probed.
+        #[arg(long)]
+        once: bool,
     },
     /// Probe one provider now and print the result.
     Probe {
@@ -51,20 +55,27 @@ fn load(path: &std::path::Path) -> anyhow::Result<Config> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let level = match cli.verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    cli.log.init()?;
     match cli.command {
-        Command::Run { config } => {
+        Command::Run { config, once: true } => {
+            let verifier = Verifier::new(load(&config)?).await?;
+            let report = verifier.round_report().await?;
+            let failed = report.results.iter().filter(|r| !r.verdict.passed).count();
+            tracing::info!(
+                probed = report.results.len(),
+                failed,
+                not_run = report.not_run.len(),
+                "round finished"
+            );
+            if !report.not_run.is_empty() {
+                let names: Vec<&str> = report.not_run.iter().map(|(n, _)| n.as_str()).collect();
+                anyhow::bail!("could not probe: {}", names.join(", "));
+            }
+        }
+        Command::Run {
+            config,
+            once: false,
+        } => {
             let verifier = Verifier::new(load(&config)?).await?;
             tokio::select! {
                 r = verifier.run_forever() => r?,

@@ -151,21 +151,30 @@ impl Verifier {
     /// Probe every target once (one after the other: a verifier has one probe
     /// interface). A target whose probe cannot run is logged and skipped.
     pub async fn round(&self) -> Result<Vec<ProbeResult>> {
+        Ok(self.round_report().await?.results)
+    }
+
+    /// [`Verifier::round`], also saying which targets could not be probed
+    /// (`run --once` fails on those, so a timer unit shows the failure).
+    pub async fn round_report(&self) -> Result<RoundReport> {
         let targets = self.targets().await?;
         tracing::info!(targets = targets.len(), "probe round");
-        let mut out = Vec::new();
+        let mut report = RoundReport::default();
         for target in targets {
             let span =
                 tracing::info_span!("probe", target = %target.name, provider = %target.provider);
             match self.probe_target(&target, |_| {}).instrument(span).await {
                 Ok(r) => {
                     tracing::info!(passed = r.verdict.passed, chain = ?r.chain, "probe done");
-                    out.push(r);
+                    report.results.push(r);
                 }
-                Err(e) => tracing::warn!(error = %e, "probe could not run"),
+                Err(e) => {
+                    tracing::warn!(target = %target.name, error = %e, "probe could not run");
+                    report.not_run.push((target.name.clone(), e.to_string()));
+                }
             }
         }
-        Ok(out)
+        Ok(report)
     }
 
     /// Probe the target named `who` (name or provider address) once.
@@ -320,6 +329,15 @@ impl Verifier {
             }
         }
     }
+}
+
+/// What one round did.
+#[derive(Debug, Default)]
+pub struct RoundReport {
+    /// Targets measured (passed or failed).
+    pub results: Vec<ProbeResult>,
+    /// Targets whose probe could not run: (name, why).
+    pub not_run: Vec<(String, String)>,
 }
 
 /// Send a signed report with `submitSignedReport`; returns the transaction hash. No

@@ -74,3 +74,46 @@ fn config_errors_name_the_file_and_field() {
     assert!(stderr.contains(&config), "{stderr}");
     assert!(stderr.contains("probe.ping_count"), "{stderr}");
 }
+
+/// `run --once` (what the packaged timer runs): one round, a JSON summary
+/// in the logs, exit 0; a target that cannot be probed makes it exit 1
+/// naming the target.
+#[test]
+fn run_once_probes_every_target_and_fails_on_unprobed_ones() {
+    let provider = Provider::start(true).expect("provider");
+    let v = VerifierNs::new(&provider, 1).expect("verifier ns");
+    provider.admit(&v).expect("admit");
+    let target = format!(
+        "provider = \"0x00000000000000000000000000000000000000aa\"\nwg_public_key = \"{}\"",
+        provider.site.keys.public
+    );
+    let text = v.config_text(&[], "", &target);
+    let path = v.dir.path().join("once.toml");
+    std::fs::write(&path, &text).expect("write config");
+    let config = path.to_string_lossy().into_owned();
+
+    let (ok, _, stderr) = run(&["--log-format", "json", "run", "--once", "--config", &config]);
+    assert!(ok, "run --once failed:\n{stderr}");
+    let summary = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["fields"]["message"] == "round finished")
+        .unwrap_or_else(|| panic!("no JSON 'round finished' event in:\n{stderr}"));
+    assert_eq!(summary["fields"]["probed"], 1, "{summary}");
+    assert_eq!(summary["fields"]["failed"], 0, "{summary}");
+    assert_eq!(summary["fields"]["not_run"], 0, "{summary}");
+    assert!(!v.has_iface(), "probe interface left behind");
+
+    // The data plane binary is missing: the probe cannot run at all.
+    let broken = path.with_file_name("broken.toml");
+    let missing = v.dir.path().join("no-such-flowshield");
+    let bin = flowshield_e2e::flowshield_bin().expect("flowshield binary");
+    let text = text.replace(
+        &format!("flowshield_bin = \"{}\"", bin.display()),
+        &format!("flowshield_bin = \"{}\"", missing.display()),
+    );
+    std::fs::write(&broken, text).expect("write config");
+    let (ok, _, stderr) = run(&["run", "--once", "--config", &broken.to_string_lossy()]);
+    assert!(!ok, "run --once succeeded without a data plane:\n{stderr}");
+    assert!(stderr.contains("could not probe: provider-a"), "{stderr}");
+}

@@ -17,8 +17,8 @@ use std::time::Duration;
 #[derive(Parser)]
 #[command(name = "flowshield-market-bench", about = "Fullnode load generators")]
 struct Cli {
-    #[arg(long, global = true, default_value = "info")]
-    log: String,
+    #[command(flatten)]
+    log: flowshield_logging::LogArgs,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -53,13 +53,7 @@ enum Mode {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log))
-        .context("--log")?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    cli.log.init()?;
     match cli.mode {
         Mode::Simulate {
             providers,

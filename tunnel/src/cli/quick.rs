@@ -1,6 +1,7 @@
 //! `flowshield up` / `down`: wg-quick for the FlowShield daemon.
 
 use anyhow::{bail, Context};
+use flowshield_logging::LogArgs;
 use flowshield_tunnel::config::WgQuickConfig;
 use flowshield_tunnel::device::driver::DEFAULT_MTU;
 use flowshield_tunnel::netcfg::{self, run, Cmd};
@@ -50,8 +51,8 @@ fn log_path(iface: &str) -> PathBuf {
 }
 
 /// Starts `flowshield daemon IFACE` detached and waits for its readiness
-/// line.
-fn spawn_daemon(iface: &str) -> anyhow::Result<()> {
+/// line. The daemon logs with the same flags as this command.
+fn spawn_daemon(iface: &str, log_args: &LogArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(LOG_DIR).with_context(|| format!("creating {LOG_DIR}"))?;
     let log = log_path(iface);
     let log_file = std::fs::OpenOptions::new()
@@ -62,6 +63,7 @@ fn spawn_daemon(iface: &str) -> anyhow::Result<()> {
     let _ = std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o640));
     let exe = std::env::current_exe().context("cannot find the flowshield executable")?;
     let mut child = Command::new(exe)
+        .args(log_args.to_args())
         .args(["daemon", iface])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -92,7 +94,7 @@ fn spawn_daemon(iface: &str) -> anyhow::Result<()> {
     }
 }
 
-pub fn up(target: &str) -> anyhow::Result<()> {
+pub fn up(target: &str, log_args: &LogArgs) -> anyhow::Result<()> {
     let (iface, path) = resolve(target)?;
     let cfg = WgQuickConfig::load(&path)?;
     if cfg.interface.private_key.is_some() {
@@ -108,7 +110,7 @@ pub fn up(target: &str) -> anyhow::Result<()> {
     // Resolve endpoints before anything is created.
     let mut request = cfg.to_set_request()?;
     run_hooks(&cfg.interface.pre_up, &iface, "PreUp")?;
-    spawn_daemon(&iface)?;
+    spawn_daemon(&iface, log_args)?;
     let configured = (|| -> anyhow::Result<()> {
         let port_fixed = request.listen_port.is_some();
         if netcfg::has_default_route(&cfg) && request.fwmark.is_none() {

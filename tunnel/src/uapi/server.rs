@@ -125,15 +125,31 @@ async fn handle_connection<H: Handler>(stream: UnixStream, handler: Arc<H>) {
         let reply = match read_request(&mut reader).await {
             Ok(None) => return,
             Ok(Some(text)) => match Request::parse(&text) {
-                Ok(Request::Get) => handler.get().to_uapi() + &errno_line(0),
-                Ok(Request::Stats) => handler.stats().to_uapi() + &errno_line(0),
-                Ok(Request::Set(req)) => match handler.set(req).await {
-                    Ok(()) => errno_line(0),
-                    Err(err) => {
-                        tracing::warn!(error = %err, "UAPI set failed");
-                        errno_line(err.errno)
+                Ok(Request::Get) => {
+                    tracing::debug!("UAPI get");
+                    handler.get().to_uapi() + &errno_line(0)
+                }
+                Ok(Request::Stats) => {
+                    tracing::debug!("UAPI stats");
+                    handler.stats().to_uapi() + &errno_line(0)
+                }
+                Ok(Request::Set(req)) => {
+                    // Never the key itself: only whether one was given.
+                    tracing::debug!(
+                        peers = req.peers.len(),
+                        private_key = req.private_key.is_some(),
+                        listen_port = ?req.listen_port,
+                        replace_peers = req.replace_peers,
+                        "UAPI set"
+                    );
+                    match handler.set(req).await {
+                        Ok(()) => errno_line(0),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "UAPI set failed");
+                            errno_line(err.errno)
+                        }
                     }
-                },
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "rejected UAPI request");
                     errno_line(err.errno)
