@@ -2,9 +2,10 @@
 # FlowShield local demo: the whole market in network namespaces on this machine.
 #
 #              hub: bridge 10.250.0.1/24 — local chain (JSON-RPC :8545), fullnode 0 and 1
-#      ┌────────────────┬────────────────┬──────────────────┐
-#   p0 10.250.0.10   p1 10.250.0.11          cl 10.250.0.100
-#   provider + wg    provider + wg           client + its own flowshield interface
+#      ┌────────────────┬────────────────┬──────────────────┬──────────────────┐
+#   p0 10.250.0.10   p1 10.250.0.11          cl 10.250.0.100      vf 10.250.0.200
+#   provider + wg    provider + wg           client + its own     verifier (probes through
+#   + probe responder + probe responder      flowshield interface  its own tunnels)
 #      └── origin (serves http://198.18.99.1:8080/blob) ──┘
 #
 # A local chain with the BandwidthMarket deployed, two fullnodes kept in sync by
@@ -12,7 +13,11 @@
 # origin) and one client. The client buys bandwidth (order + escrow on chain),
 # brings its tunnel up, fetches a file from the origin through it (checksum
 # verified), pays with vouchers, disconnects; the chain shows the provider paid
-# and the client refunded the rest. Everything is removed on exit, even on failure.
+# and the client refunded the rest. Meanwhile a verifier (admitted on chain)
+# probes both providers through its own tunnels — handshake, RTT, loss,
+# throughput — and publishes signed reports to the fullnodes, which check them
+# against the chain and update the providers' reputation. Everything is
+# removed on exit, even on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (network namespaces and TUN devices)" >&2; exit 1; }
@@ -20,29 +25,31 @@ bash scripts/setup.sh >/dev/null
 
 # DEMO_PROFILE=debug reuses the test build (faster to build, slower to run).
 profile=${DEMO_PROFILE:-release}
-echo "demo: building flowshield and flowshield-market ($profile)"
+echo "demo: building flowshield, flowshield-market and flowshield-verifier ($profile)"
+packages=(-p flowshield-tunnel -p flowshield-market -p flowshield-verifier)
 if [ "$profile" = release ]; then
-    cargo build --release --locked -q -p flowshield-tunnel -p flowshield-market
+    cargo build --release --locked -q "${packages[@]}"
 else
-    cargo build --locked -q -p flowshield-tunnel -p flowshield-market
+    cargo build --locked -q "${packages[@]}"
 fi
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 FS="$target_dir/$profile/flowshield"
 FM="$target_dir/$profile/flowshield-market"
+FV="$target_dir/$profile/flowshield-verifier"
 export FLOWSHIELD_CONTRACTS_DIR="$PWD/contracts"
 
 tag="fsd$$"
-HUB="$tag-hub"; CL="$tag-cl"; OR="$tag-or"; P=("$tag-p0" "$tag-p1")
+HUB="$tag-hub"; CL="$tag-cl"; OR="$tag-or"; VF="$tag-vf"; P=("$tag-p0" "$tag-p1")
 work=$(mktemp -d)
 pids=()
 cleanup() {
     set +e
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
-    for ns in "$CL" "${P[@]}" "$OR" "$HUB"; do
+    for ns in "$CL" "$VF" "${P[@]}" "$OR" "$HUB"; do
         ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
     done
     sleep 0.5
-    for ns in "$CL" "${P[@]}" "$OR" "$HUB"; do
+    for ns in "$CL" "$VF" "${P[@]}" "$OR" "$HUB"; do
         ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
         ip netns del "$ns" 2>/dev/null
     done
@@ -57,7 +64,7 @@ trap cleanup EXIT
 umask 077
 
 # ---- network
-for ns in "$HUB" "$CL" "$OR" "${P[@]}"; do
+for ns in "$HUB" "$CL" "$VF" "$OR" "${P[@]}"; do
     ip netns add "$ns"; ip -n "$ns" link set lo up
 done
 ip -n "$HUB" link add br0 type bridge
@@ -69,6 +76,7 @@ join_hub() { # ns index cidr
     ip -n "$1" addr add "$3" dev "${tag}n$2"; ip -n "$1" link set "${tag}n$2" up
 }
 join_hub "$CL" c 10.250.0.100/24
+join_hub "$VF" v 10.250.0.200/24
 ip -n "$OR" addr add 198.18.99.1/32 dev lo
 for i in 0 1; do
     join_hub "${P[$i]}" "$i" "10.250.0.1$i/24"
@@ -92,7 +100,7 @@ json() { python3 -c "import json,sys; v=json.load(sys.stdin); print(eval(sys.arg
 
 # ---- chain
 echo "demo: starting the local chain and deploying BandwidthMarket"
-ip netns exec "$HUB" "$FM" dev-chain --listen 10.250.0.1:8545 --dir "$work" --keys p0,p1,client \
+ip netns exec "$HUB" "$FM" dev-chain --listen 10.250.0.1:8545 --dir "$work" --keys p0,p1,client --verifiers verifier \
     >"$work/chain.out" 2>"$work/chain.log" & pids+=($!)
 chain=$(wait_line "$work/chain.out" "ready " 120)
 RPC=$(echo "$chain" | json "v['rpc_url']"); MARKET=$(echo "$chain" | json "v['market_address']")
@@ -104,17 +112,23 @@ for i in 0 1; do
     boot=(); [ $i = 1 ] && boot=(--bootstrap "${fn_addrs[0]}")
     ip netns exec "$HUB" "$FM" fullnode --listen "/ip4/10.250.0.1/tcp/410$i" --http "10.250.0.1:810$i" \
         --db "sqlite://$work/fn$i.db" --identity "$work/fn$i.p2p" "${boot[@]}" \
+        --chain-rpc "$RPC" --market "$MARKET" \
         >"$work/fn$i.out" 2>"$work/fn$i.log" & pids+=($!)
     fn_addrs+=("$(wait_line "$work/fn$i.out" "listening /ip4/10.250.0.1/tcp" 30 | sed 's|^|/ip4/10.250.0.1/tcp|')")
     wait_line "$work/fn$i.out" "http " 30 >/dev/null
 done
 boot_list=$(printf '"%s", ' "${fn_addrs[@]}"); boot_list="[${boot_list%, }]"
 
-# ---- providers
+# ---- providers (each admits the verifier's key and runs the probe responder)
+"$FS" genkey > "$work/verifier.wg"; verifier_pub=$("$FS" pubkey < "$work/verifier.wg")
+pubs=()
 for i in 0 1; do
-    key=$("$FS" genkey); pub=$(echo "$key" | "$FS" pubkey)
+    key=$("$FS" genkey); pub=$(echo "$key" | "$FS" pubkey); pubs+=("$pub")
     printf '[Interface]\nPrivateKey = %s\nListenPort = 51820\nAddress = 10.77.%s.1/24\n' "$key" "$i" > "$work/${tag}w$i.conf"
     ip netns exec "${P[$i]}" "$FS" up "$work/${tag}w$i.conf"
+    ip netns exec "${P[$i]}" "$FS" set "${tag}w$i" peer "$verifier_pub" allowed-ips "10.77.$i.254/32"
+    ip netns exec "${P[$i]}" "$FV" responder --listen "10.77.$i.1:9909" >"$work/resp$i.out" 2>"$work/resp$i.log" & pids+=($!)
+    wait_line "$work/resp$i.out" "listening on " 10 >/dev/null
     cat > "$work/p$i.toml" <<EOF
 identity_file = "$work/p$i.p2p"
 listen = ["/ip4/10.250.0.1$i/tcp/4001"]
@@ -190,15 +204,53 @@ t = time.monotonic()
 data = urllib.request.urlopen("http://198.18.99.1:8080/blob", timeout=60).read()
 print(hashlib.sha256(data).hexdigest(), "%.2f" % (time.monotonic() - t))')
 [ "$got" = "$want" ] || { echo "demo: FAILED: checksum mismatch" >&2; exit 1; }
+
+# ---- verifier: one round (what the packaged timer runs), while the session is live
+cat > "$work/verifier.toml" <<EOF
+database = "$work/verifier.db"
+fullnodes = ["http://10.250.0.1:8100", "http://10.250.0.1:8101"]
+[verifier]
+wg_private_key_file = "$work/verifier.wg"
+flowshield_bin = "$FS"
+interface = "${tag}v"
+[probe]
+ping_count = 10
+transfer_bytes = 4194304
+[chain]
+rpc_url = "$RPC"
+market = "$MARKET"
+private_key_file = "$work/verifier.key"
+EOF
+for i in 0 1; do cat >> "$work/verifier.toml" <<EOF
+[[targets]]
+name = "p$i"
+provider = "$(acct p$i)"
+wg_public_key = "${pubs[$i]}"
+endpoint = "10.250.0.1$i:51820"
+tunnel_address = "10.77.$i.254/32"
+probe_address = "10.77.$i.1"
+min_throughput_mbps = 20
+max_loss_pct = 2
+max_rtt_ms = 100
+EOF
+done
+echo "demo: the verifier probes both providers and reports to the fullnodes"
+ip netns exec "$VF" "$FV" --log-format json run --once --config "$work/verifier.toml" 2>"$work/verifier.log" \
+    || { echo "demo: FAILED: verifier round" >&2; exit 1; }
+reports=()   # what fullnode 1 holds on each provider (POSTed to both, also gossiped)
+for a in p0 p1; do
+    reports+=("$(ip netns exec "$HUB" curl -sf "http://10.250.0.1:8101/v1/reports?provider=$(acct $a)")")
+done
 sleep 2   # two more vouchers cover the transfer
 
 echo "demo: client disconnects (provider redeems the last voucher and settles)"
 summary=$(ip netns exec "$CL" "$FM" client disconnect --config "$work/client.toml")
 after=$(status --account "$(acct p0)" --account "$(acct p1)" --order "$order")
 
-python3 - "$summary" "$before" "$after" "$(acct client)" "$provider_addr" "$p2f" "$secs" <<'PY'
+python3 - "$summary" "$before" "$after" "$(acct client)" "$provider_addr" "$p2f" "$secs" "${reports[@]}" <<'PY'
 import json, sys
 s, before, after = (json.loads(x) for x in sys.argv[1:4])
+reports = [json.loads(r) for r in sys.argv[8:10]]
 client, provider, p2f, secs = sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7]
 eth = lambda w: "%.6f ETH" % (int(w) / 1e18)
 acc = lambda d, a: next(v for k, v in d["accounts"].items() if k.lower() == a.lower())
@@ -212,6 +264,12 @@ print(f"  last voucher: {eth(s['voucher_wei'])}; provider paid {eth(s['provider_
 for name, a in (("client", client), ("provider", provider)):
     b, n = int(acc(before, a)["balance_wei"]), int(acc(after, a)["balance_wei"])
     print(f"  {name} {a}: balance {eth(b)} -> {eth(n)} ({'+' if n >= b else '-'}{eth(abs(n - b))}, gas included)")
+for i, got in enumerate(reports):
+    assert got, f"fullnode 1 holds no report on p{i}"
+    m = got[0]["report"].get("metrics", {})
+    verdict = "passed" if got[0]["passed"] else "FAILED"
+    print(f"  verifier on p{i}: {verdict} — handshake {m['handshake_ms']:.1f} ms, RTT p50 {m['rtt_p50_ms']:.2f} ms, "
+          f"loss {m['loss_pct']:.0f}%, {m['throughput_mbps']:.0f} Mbit/s; signed report accepted by the fullnodes")
 assert o["status"] == "Settled" and int(o["redeemed_wei"]) == int(s["provider_paid_wei"])
 assert int(s["provider_paid_wei"]) + int(s["client_refunded_wei"]) == int(o["escrow_wei"])
 PY

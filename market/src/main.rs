@@ -104,6 +104,9 @@ enum Role {
         /// Funded accounts to create (comma-separated names).
         #[arg(long, value_delimiter = ',')]
         keys: Vec<String>,
+        /// Funded accounts the market owner also admits as verifiers.
+        #[arg(long, value_delimiter = ',')]
+        verifiers: Vec<String>,
     },
     /// Print balances, claimable amounts and an order as JSON.
     ChainStatus {
@@ -322,7 +325,12 @@ async fn main() -> Result<()> {
             node.shutdown().await;
         }
         Role::Client { action } => return client_action(action).await,
-        Role::DevChain { listen, dir, keys } => dev_chain(listen, dir, keys).await?,
+        Role::DevChain {
+            listen,
+            dir,
+            keys,
+            verifiers,
+        } => dev_chain(listen, dir, keys, verifiers).await?,
         Role::ChainStatus {
             rpc,
             market,
@@ -369,14 +377,27 @@ async fn client_action(action: ClientAction) -> Result<()> {
     Ok(())
 }
 
-async fn dev_chain(listen: SocketAddr, dir: PathBuf, keys: Vec<String>) -> Result<()> {
+async fn dev_chain(
+    listen: SocketAddr,
+    dir: PathBuf,
+    keys: Vec<String>,
+    verifiers: Vec<String>,
+) -> Result<()> {
     use flowshield_chain::LocalChain;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let chain = LocalChain::start()
         .await
         .context("starting the local chain")?;
     let market = devnet::deploy(&chain, &devnet::demo_params()).await?;
-    let accounts = devnet::funded_key_files(&chain, &dir, &keys).await?;
+    let mut accounts = devnet::funded_key_files(&chain, &dir, &keys).await?;
+    let verifier_accounts = devnet::funded_key_files(&chain, &dir, &verifiers).await?;
+    for (name, address) in &verifier_accounts {
+        market
+            .register_verifier(*address)
+            .await
+            .with_context(|| format!("admitting verifier {name}"))?;
+    }
+    accounts.extend(verifier_accounts);
     let target = devnet::url_addr(chain.rpc_url()).context("local chain URL")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
