@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: installs what is missing, checks formatting and
 # lints, builds, and runs every test (unit, integration and end-to-end in
-# network namespaces). Needs root (namespaces, TUN devices).
+# network namespaces), then the demo itself on the test build. Needs root
+# (namespaces, TUN devices).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,3 +18,5 @@ echo "== cargo build (binaries used by end-to-end tests)"
 cargo build --workspace --bins --locked
 echo "== cargo test"
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"
+echo "== demo (debug build): chain, fullnodes, providers, client, verifier end to end"
+DEMO_PROFILE=debug bash scripts/demo.sh
