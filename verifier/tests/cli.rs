@@ -17,8 +17,9 @@ fn run(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-#[test]
-fn probe_command_shows_progress_and_a_table() {
+/// A provider with the verifier's key admitted, and a configuration (no
+/// chain) with it as the one target, `provider-a`.
+fn admitted_verifier() -> (Provider, VerifierNs, String) {
     let provider = Provider::start(true).expect("provider");
     let v = VerifierNs::new(&provider, 1).expect("verifier ns");
     provider.admit(&v).expect("admit");
@@ -26,8 +27,15 @@ fn probe_command_shows_progress_and_a_table() {
         "provider = \"0x00000000000000000000000000000000000000aa\"\nwg_public_key = \"{}\"",
         provider.site.keys.public
     );
+    let text = v.config_text(&[], "", &target);
+    (provider, v, text)
+}
+
+#[test]
+fn probe_command_shows_progress_and_a_table() {
+    let (_provider, v, text) = admitted_verifier();
     let path = v.dir.path().join("cli.toml");
-    std::fs::write(&path, v.config_text(&[], "", &target)).expect("write config");
+    std::fs::write(&path, text).expect("write config");
     let config = path.to_string_lossy().into_owned();
 
     let (ok, stdout, stderr) = run(&["probe", "--config", &config, "provider-a"]);
@@ -80,14 +88,7 @@ fn config_errors_name_the_file_and_field() {
 /// naming the target.
 #[test]
 fn run_once_probes_every_target_and_fails_on_unprobed_ones() {
-    let provider = Provider::start(true).expect("provider");
-    let v = VerifierNs::new(&provider, 1).expect("verifier ns");
-    provider.admit(&v).expect("admit");
-    let target = format!(
-        "provider = \"0x00000000000000000000000000000000000000aa\"\nwg_public_key = \"{}\"",
-        provider.site.keys.public
-    );
-    let text = v.config_text(&[], "", &target);
+    let (_provider, v, text) = admitted_verifier();
     let path = v.dir.path().join("once.toml");
     std::fs::write(&path, &text).expect("write config");
     let config = path.to_string_lossy().into_owned();
