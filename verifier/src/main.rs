@@ -48,6 +48,21 @@ enum Command {
     },
 }
 
+/// Resolves on SIGTERM (systemd, kill) or SIGINT (Ctrl-C), naming which.
+async fn stopped() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
 fn load(path: &std::path::Path) -> anyhow::Result<Config> {
     Config::load(path).with_context(|| format!("configuration {}", path.display()))
 }
@@ -59,7 +74,12 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Run { config, once: true } => {
             let verifier = Verifier::new(load(&config)?).await?;
-            let report = verifier.round_report().await?;
+            // Stopped mid-probe (systemctl stop): the probe's guards remove
+            // its interface when the round is dropped.
+            let report = tokio::select! {
+                r = verifier.round_report() => r?,
+                signal = stopped() => anyhow::bail!("{signal}: round abandoned"),
+            };
             let failed = report.results.iter().filter(|r| !r.verdict.passed).count();
             tracing::info!(
                 probed = report.results.len(),
@@ -79,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
             let verifier = Verifier::new(load(&config)?).await?;
             tokio::select! {
                 r = verifier.run_forever() => r?,
-                _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
+                signal = stopped() => tracing::info!(signal, "stopping"),
             }
         }
         Command::Probe { config, provider } => {

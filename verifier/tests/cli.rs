@@ -118,3 +118,40 @@ fn run_once_probes_every_target_and_fails_on_unprobed_ones() {
     assert!(!ok, "run --once succeeded without a data plane:\n{stderr}");
     assert!(stderr.contains("could not probe: provider-a"), "{stderr}");
 }
+
+/// `systemctl stop` during a timer's round: SIGTERM abandons the round,
+/// exits non-zero saying so, and the probe interface is removed.
+#[test]
+fn sigterm_mid_probe_removes_the_probe_interface() {
+    let (_provider, v, text) = admitted_verifier();
+    let path = v.dir.path().join("term.toml");
+    // A longer ping phase keeps the probe running while the signal lands.
+    std::fs::write(&path, text.replace("ping_count = 5", "ping_count = 50")).expect("config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowshield-verifier"))
+        .args(["run", "--once", "--config"])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn verifier");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !v.has_iface() {
+        if std::time::Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("wait");
+            panic!(
+                "probe interface never appeared:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "exited 0 after SIGTERM:\n{stderr}");
+    assert!(stderr.contains("SIGTERM: round abandoned"), "{stderr}");
+    assert!(!v.has_iface(), "probe interface left behind after SIGTERM");
+}
