@@ -97,6 +97,10 @@ pub enum ProbeError {
     /// No configured or listed target matches the name or address asked for.
     #[error("no target named or addressed '{0}'")]
     UnknownTarget(String),
+    /// The process is stopping (SIGTERM/SIGINT): the probe was abandoned
+    /// and its interface removed.
+    #[error("probe abandoned: the verifier is stopping")]
+    Stopped,
 }
 
 /// Everything the verifier library can fail with.

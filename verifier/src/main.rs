@@ -78,7 +78,10 @@ async fn main() -> anyhow::Result<()> {
             // its interface when the round is dropped.
             let report = tokio::select! {
                 r = verifier.round_report() => r?,
-                signal = stopped() => anyhow::bail!("{signal}: round abandoned"),
+                signal = stopped() => {
+                    flowshield_verifier::probe::request_stop();
+                    anyhow::bail!("{signal}: round abandoned");
+                }
             };
             let failed = report.results.iter().filter(|r| !r.verdict.passed).count();
             tracing::info!(
@@ -99,7 +102,10 @@ async fn main() -> anyhow::Result<()> {
             let verifier = Verifier::new(load(&config)?).await?;
             tokio::select! {
                 r = verifier.run_forever() => r?,
-                signal = stopped() => tracing::info!(signal, "stopping"),
+                signal = stopped() => {
+                    flowshield_verifier::probe::request_stop();
+                    tracing::info!(signal, "stopping");
+                }
             }
         }
         Command::Probe { config, provider } => {

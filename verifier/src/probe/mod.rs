@@ -16,6 +16,7 @@ pub mod responder;
 pub mod tunnel;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use flowshield_tunnel::key::SecretKey;
@@ -26,6 +27,26 @@ use crate::stats::{self, Metrics};
 use crate::target::ProbeTarget;
 use netns::Place;
 use tunnel::ProbeTunnel;
+
+/// Set once when the process is asked to stop; probes are blocking code on
+/// other threads, so they look at this between steps and while they wait.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Abandon running probes (and refuse new ones) for the rest of the
+/// process: each returns [`ProbeError::Stopped`] promptly, its helper
+/// commands killed and its interface removed by the tunnel guard.
+pub fn request_stop() {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// `Err(Stopped)` once [`request_stop`] was called.
+pub fn check_stop() -> Result<(), ProbeError> {
+    if STOP.load(Ordering::SeqCst) {
+        Err(ProbeError::Stopped)
+    } else {
+        Ok(())
+    }
+}
 
 /// Progress of a probe, for displays.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +85,7 @@ pub fn probe(
         command: "probe".into(),
         message: format!("target {} has no WireGuard key", target.name),
     })?;
+    check_stop()?;
     let place = Place::new(settings.netns.clone());
     ProbeTunnel::preflight(&place, target.endpoint)?;
     progress(&Stage::TunnelUp {
@@ -100,12 +122,14 @@ fn measure(
     metrics.error = None;
     metrics.handshake_ms = Some(handshake.as_secs_f64() * 1e3);
 
+    check_stop()?;
     progress(&Stage::Ping {
         count: settings.ping_count,
     });
     let samples = ping(settings, place, target)?;
     metrics.set_ping(&samples);
 
+    check_stop()?;
     progress(&Stage::Transfer {
         bytes: settings.transfer_bytes,
     });
@@ -152,7 +176,8 @@ fn ping(
         &target.probe_address.to_string(),
     ]);
     // ping exits 1 when replies are missing: that is a measurement, not an error.
-    let (status, stdout, stderr) = netns::run_status(&mut cmd, Duration::from_secs(deadline + 5))?;
+    let (status, stdout, stderr) =
+        netns::run_status_stoppable(&mut cmd, Duration::from_secs(deadline + 5))?;
     if status.code() == Some(2) || !stdout.starts_with("PING") {
         return Err(ProbeError::Command {
             command: format!("ping {}", target.probe_address),

@@ -107,11 +107,26 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Result<String, ProbeError> {
     Ok(stdout)
 }
 
+/// Exit status, stdout and stderr of a command.
+pub type Finished = (std::process::ExitStatus, String, String);
+
 /// Run `cmd` within `timeout`; exit status, stdout and stderr whatever the status.
-pub fn run_status(
+pub fn run_status(cmd: &mut Command, timeout: Duration) -> Result<Finished, ProbeError> {
+    run_status_inner(cmd, timeout, false)
+}
+
+/// [`run_status`] for measurements: also killed, with [`ProbeError::Stopped`],
+/// when the process is stopping. Teardown commands use [`run_status`], which
+/// always runs to the end.
+pub fn run_status_stoppable(cmd: &mut Command, timeout: Duration) -> Result<Finished, ProbeError> {
+    run_status_inner(cmd, timeout, true)
+}
+
+fn run_status_inner(
     cmd: &mut Command,
     timeout: Duration,
-) -> Result<(std::process::ExitStatus, String, String), ProbeError> {
+    stoppable: bool,
+) -> Result<Finished, ProbeError> {
     let what = describe(cmd);
     let mut child = cmd
         .stdin(Stdio::null())
@@ -131,6 +146,11 @@ pub fn run_status(
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
+            Ok(None) if stoppable && super::check_stop().is_err() => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(ProbeError::Stopped);
+            }
             Ok(None) if std::time::Instant::now() < deadline => {
                 // Child exit poll, bounded by the deadline.
                 std::thread::sleep(Duration::from_millis(10));

@@ -191,6 +191,7 @@ impl ProbeTunnel {
             if snapshot.peers.iter().any(|p| p.last_handshake != (0, 0)) {
                 return Ok(start.elapsed());
             }
+            super::check_stop()?;
             if Instant::now() >= deadline {
                 return Err(ProbeError::Timeout {
                     what: "the WireGuard handshake".into(),
