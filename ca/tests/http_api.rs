@@ -4,11 +4,13 @@ mod common;
 
 use alloy::primitives::Address;
 use common::{registered, start_ca};
+use flowshield_ca::authority::Authority;
 use flowshield_ca::binding::b64;
 use flowshield_ca::log::{verify_consistency, verify_inclusion, LeafKind, LogEntry};
 use flowshield_ca::node::NodeKeys;
-use flowshield_ca::pop::Proofs;
-use flowshield_ca::service::IssueRequest;
+use flowshield_ca::pop::{Challenge, Proofs};
+use flowshield_ca::service::{CaService, IssueRequest, ServiceConfig};
+use flowshield_ca::store::Store;
 use flowshield_ca::unix_now;
 use flowshield_ca::verify::{check_facts, inspect_chain};
 use x509_parser::prelude::FromDer;
@@ -17,11 +19,19 @@ fn hex32(s: &str) -> [u8; 32] {
     hex::decode(s).unwrap().try_into().unwrap()
 }
 
+/// The issue request `keys` would send to answer `ch` honestly.
+fn answer(keys: &NodeKeys, ch: &Challenge) -> IssueRequest {
+    IssueRequest {
+        challenge_id: ch.id.clone(),
+        csr: b64(&keys.csr_der().unwrap()),
+        proofs: keys.prove(ch).unwrap(),
+    }
+}
+
 #[tokio::test]
 async fn issue_verify_revoke_round_trip() {
     let ca = start_ca(Address::repeat_byte(1), None).await;
-    let keys = NodeKeys::generate();
-    let issued = ca.client.request_certificate(&keys).await.unwrap();
+    let (keys, issued) = ca.issue_new_node().await;
 
     // The certificate verifies and binds exactly the node's keys.
     let chain = issued.chain().unwrap();
@@ -112,8 +122,7 @@ async fn issue_verify_revoke_round_trip() {
 #[tokio::test]
 async fn renewal_keeps_binding_and_needs_libp2p_key() {
     let ca = start_ca(Address::repeat_byte(2), None).await;
-    let keys = NodeKeys::generate();
-    let first = ca.client.request_certificate(&keys).await.unwrap();
+    let (keys, first) = ca.issue_new_node().await;
     let renewed = ca.client.renew(&keys, &first.serial).await.unwrap();
     assert_ne!(renewed.serial, first.serial);
     let facts = inspect_chain(&renewed.chain().unwrap(), unix_now()).unwrap();
@@ -142,11 +151,7 @@ async fn issue_with(
     let keys = NodeKeys::generate();
     let other = NodeKeys::generate();
     let ch = ca.client.challenge(&keys.binding(), "issue").await.unwrap();
-    let mut req = IssueRequest {
-        challenge_id: ch.id.clone(),
-        csr: b64(&keys.csr_der().unwrap()),
-        proofs: keys.prove(&ch).unwrap(),
-    };
+    let mut req = answer(&keys, &ch);
     let forged = other.prove(&ch).unwrap();
     tamper(&mut req, &forged);
     ca.client.issue_raw(&req).await.map(|_| ())
@@ -185,11 +190,7 @@ async fn challenge_is_single_use_even_after_a_failed_attempt() {
     let ca = start_ca(Address::repeat_byte(4), None).await;
     let keys = NodeKeys::generate();
     let ch = ca.client.challenge(&keys.binding(), "issue").await.unwrap();
-    let req = IssueRequest {
-        challenge_id: ch.id.clone(),
-        csr: b64(&keys.csr_der().unwrap()),
-        proofs: keys.prove(&ch).unwrap(),
-    };
+    let req = answer(&keys, &ch);
     ca.client.issue_raw(&req).await.unwrap();
     let err = ca.client.issue_raw(&req).await.unwrap_err();
     assert_eq!(
@@ -199,11 +200,7 @@ async fn challenge_is_single_use_even_after_a_failed_attempt() {
 
     // A failed answer burns the challenge too, so proofs cannot be brute-forced.
     let ch = ca.client.challenge(&keys.binding(), "issue").await.unwrap();
-    let mut bad = IssueRequest {
-        challenge_id: ch.id.clone(),
-        csr: b64(&keys.csr_der().unwrap()),
-        proofs: keys.prove(&ch).unwrap(),
-    };
+    let mut bad = answer(&keys, &ch);
     let good_proofs = bad.proofs.clone();
     bad.proofs.wg_mac = b64(&[0; 32]);
     assert_eq!(
@@ -224,11 +221,7 @@ async fn challenge_is_single_use_even_after_a_failed_attempt() {
 
     // A renew challenge cannot be used to issue.
     let ch = ca.client.challenge(&keys.binding(), "renew").await.unwrap();
-    let req = IssueRequest {
-        challenge_id: ch.id.clone(),
-        csr: b64(&keys.csr_der().unwrap()),
-        proofs: keys.prove(&ch).unwrap(),
-    };
+    let req = answer(&keys, &ch);
     let err = ca.client.issue_raw(&req).await.unwrap_err();
     assert_eq!(err.status(), Some(403));
 }
@@ -297,21 +290,23 @@ async fn malformed_input_is_4xx_naming_the_field() {
 #[tokio::test]
 async fn only_holder_or_admin_may_revoke() {
     let ca = start_ca(Address::repeat_byte(6), None).await;
-    let keys = NodeKeys::generate();
-    let issued = ca.client.request_certificate(&keys).await.unwrap();
+    let (_, issued) = ca.issue_new_node().await;
 
     let stranger = NodeKeys::generate();
-    let err = ca
-        .client
-        .revoke(&issued.serial, Some(&stranger))
-        .await
-        .unwrap_err();
-    assert_eq!(err.status(), Some(401));
-    let err = ca.client.revoke(&issued.serial, None).await.unwrap_err();
-    assert_eq!(err.status(), Some(401));
     let wrong_admin = flowshield_ca::client::CaClient::new(&ca.base).with_admin_token("nope");
-    let err = wrong_admin.revoke(&issued.serial, None).await.unwrap_err();
-    assert_eq!(err.status(), Some(401));
+    for (who, refused) in [
+        (
+            "stranger",
+            ca.client.revoke(&issued.serial, Some(&stranger)).await,
+        ),
+        ("anonymous", ca.client.revoke(&issued.serial, None).await),
+        (
+            "wrong admin",
+            wrong_admin.revoke(&issued.serial, None).await,
+        ),
+    ] {
+        assert_eq!(refused.unwrap_err().status(), Some(401), "{who}");
+    }
     assert_eq!(
         ca.client.status(&issued.serial).await.unwrap().status,
         "good"
@@ -326,12 +321,16 @@ async fn only_holder_or_admin_may_revoke() {
     assert_eq!((err.status(), err.field()), (Some(404), Some("serial")));
 }
 
+/// A service for `authority` keeping its state in the SQLite file `db`.
+async fn service_at(authority: Authority, db: &str) -> std::sync::Arc<CaService> {
+    let store = Store::open(db).await.unwrap();
+    CaService::new(authority, store, None, ServiceConfig::default())
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn restart_keeps_log_certificates_and_used_challenges() {
-    use flowshield_ca::authority::Authority;
-    use flowshield_ca::service::{CaService, ServiceConfig};
-    use flowshield_ca::store::Store;
-
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ca.db");
     let db = db.to_str().unwrap();
@@ -342,14 +341,7 @@ async fn restart_keeps_log_certificates_and_used_challenges() {
     );
     let keys = NodeKeys::generate();
 
-    let svc = CaService::new(
-        authority,
-        Store::open(db).await.unwrap(),
-        None,
-        ServiceConfig::default(),
-    )
-    .await
-    .unwrap();
+    let svc = service_at(authority, db).await;
     let ch = svc
         .challenge(keys.binding(), flowshield_ca::pop::Purpose::Issue)
         .await
@@ -362,14 +354,7 @@ async fn restart_keeps_log_certificates_and_used_challenges() {
     drop(svc);
 
     let authority = Authority::load(&key_pem, &cert_der, Address::repeat_byte(7)).unwrap();
-    let svc = CaService::new(
-        authority,
-        Store::open(db).await.unwrap(),
-        None,
-        ServiceConfig::default(),
-    )
-    .await
-    .unwrap();
+    let svc = service_at(authority, db).await;
     let root_after = svc.log_root().await.unwrap();
     assert_eq!(
         (root_after.tree_size, root_after.root),

@@ -14,7 +14,10 @@ use flowshield_ca::authority::{serial_hash, Authority};
 use flowshield_ca::log::verify_consistency;
 use flowshield_ca::node::NodeKeys;
 use flowshield_ca::registry::{ChainRegistry, Registry};
-use flowshield_ca::{unix_now, verify_node_cert, BindingField, VerifyError};
+use flowshield_ca::service::InclusionResponse;
+use flowshield_ca::{
+    unix_now, verify_node_cert, BindingField, CertFacts, NodeBinding, VerifyError,
+};
 use flowshield_chain::{DecaRegistryClient, LocalChain};
 
 /// A node, a deployed registry (owner = dev account 0) and a read-only verifier view.
@@ -51,14 +54,59 @@ impl Chain {
                 .unwrap();
         let ca = start_ca(signer.address(), Some(Arc::new(registry))).await;
         if register {
-            let hash = B256::from(ca.svc.authority().ca_cert_hash());
-            self.owner
-                .register_operator(signer.address(), hash, &ca.base)
-                .await
-                .unwrap();
+            self.register(&ca, signer.address()).await;
         }
         (ca, signer)
     }
+
+    /// Governance admits `operator` with the root certificate `ca` serves.
+    async fn register(&self, ca: &TestCa, operator: Address) {
+        let hash = B256::from(ca.svc.authority().ca_cert_hash());
+        self.owner
+            .register_operator(operator, hash, &ca.base)
+            .await
+            .unwrap();
+    }
+
+    /// Verifies `cert_chain` for `binding` against the chain, without a log proof.
+    async fn verify(
+        &self,
+        cert_chain: &[Vec<u8>],
+        binding: &NodeBinding,
+    ) -> Result<CertFacts, VerifyError> {
+        verify_node_cert(&self.verifier, cert_chain, binding, None, false, unix_now()).await
+    }
+
+    /// Verifies `cert_chain` for `binding` against the chain, requiring `proof` to show
+    /// the certificate in a log root anchored on chain.
+    async fn verify_in_log(
+        &self,
+        cert_chain: &[Vec<u8>],
+        binding: &NodeBinding,
+        proof: &InclusionResponse,
+    ) -> Result<CertFacts, VerifyError> {
+        let evidence = proof.evidence();
+        verify_node_cert(
+            &self.verifier,
+            cert_chain,
+            binding,
+            Some(&evidence),
+            true,
+            unix_now(),
+        )
+        .await
+    }
+
+    /// Whether `operator` has recorded on chain the revocation of the hex `serial`.
+    async fn revoked_on_chain(&self, operator: Address, serial: &str) -> bool {
+        let hash = serial_hash(&hex::decode(serial).unwrap());
+        self.verifier.is_revoked(operator, hash).await.unwrap()
+    }
+}
+
+/// Whether `ca`'s status endpoint reports `serial` as revoked on chain.
+async fn status_says_revoked_on_chain(ca: &TestCa, serial: &str) -> bool {
+    ca.client.status(serial).await.unwrap().revoked_on_chain
 }
 
 fn hex32(s: &str) -> [u8; 32] {
@@ -91,16 +139,10 @@ async fn anchored_roots_prove_inclusion_and_consistency() {
     // Each certificate verifies with an inclusion proof against the root read from chain.
     for (keys, cert) in nodes.iter().zip(&issued) {
         let proof = ca.client.inclusion(&cert.cert_hash, Some(3)).await.unwrap();
-        let facts = verify_node_cert(
-            &c.verifier,
-            &cert.chain().unwrap(),
-            &keys.binding(),
-            Some(&proof.evidence()),
-            true,
-            unix_now(),
-        )
-        .await
-        .unwrap();
+        let facts = c
+            .verify_in_log(&cert.chain().unwrap(), &keys.binding(), &proof)
+            .await
+            .unwrap();
         assert_eq!(hex::encode(&facts.serial), cert.serial);
     }
 
@@ -109,15 +151,10 @@ async fn anchored_roots_prove_inclusion_and_consistency() {
     let late_keys = NodeKeys::generate();
     let late = ca.client.request_certificate(&late_keys).await.unwrap();
     let proof = ca.client.inclusion(&late.cert_hash, Some(4)).await.unwrap();
-    let verdict = verify_node_cert(
-        &c.verifier,
-        &late.chain().unwrap(),
-        &late_keys.binding(),
-        Some(&proof.evidence()),
-        true,
-        unix_now(),
-    )
-    .await;
+    let late_chain = late.chain().unwrap();
+    let verdict = c
+        .verify_in_log(&late_chain, &late_keys.binding(), &proof)
+        .await;
     assert!(
         matches!(verdict, Err(VerifyError::NotInLog(_))),
         "{verdict:?}"
@@ -129,16 +166,9 @@ async fn anchored_roots_prove_inclusion_and_consistency() {
         ca.admin.anchor_now().await.unwrap()["anchored_tree_size"],
         4
     );
-    verify_node_cert(
-        &c.verifier,
-        &late.chain().unwrap(),
-        &late_keys.binding(),
-        Some(&proof.evidence()),
-        true,
-        unix_now(),
-    )
-    .await
-    .unwrap();
+    c.verify_in_log(&late_chain, &late_keys.binding(), &proof)
+        .await
+        .unwrap();
     // Nothing new: nothing anchored (the contract demands a strictly growing size).
     assert_eq!(ca.svc.anchor_once().await.unwrap(), None);
 
@@ -155,60 +185,27 @@ async fn anchored_roots_prove_inclusion_and_consistency() {
 async fn revocation_is_recorded_on_chain_and_rejected() {
     let c = chain().await;
     let (ca, signer) = c.operator(true).await;
-    let keys = NodeKeys::generate();
-    let cert = ca.client.request_certificate(&keys).await.unwrap();
+    let (keys, cert) = ca.issue_new_node().await;
     let chain_der = cert.chain().unwrap();
 
     // Valid, and a heartbeat claiming other keys is rejected field by field.
-    verify_node_cert(
-        &c.verifier,
-        &chain_der,
-        &keys.binding(),
-        None,
-        false,
-        unix_now(),
-    )
-    .await
-    .unwrap();
+    c.verify(&chain_der, &keys.binding()).await.unwrap();
     let mut heartbeat = keys.binding();
     heartbeat.chain_address = Address::repeat_byte(0x42);
     assert_eq!(
-        verify_node_cert(&c.verifier, &chain_der, &heartbeat, None, false, unix_now()).await,
+        c.verify(&chain_der, &heartbeat).await,
         Err(VerifyError::BindingMismatch {
             field: BindingField::ChainAddress
         })
     );
 
-    let serial_bytes = hex::decode(&cert.serial).unwrap();
-    assert!(!c
-        .verifier
-        .is_revoked(signer.address(), serial_hash(&serial_bytes))
-        .await
-        .unwrap());
+    assert!(!c.revoked_on_chain(signer.address(), &cert.serial).await);
     let revoked = ca.client.revoke(&cert.serial, Some(&keys)).await.unwrap();
     assert!(revoked.on_chain);
-    assert!(c
-        .verifier
-        .is_revoked(signer.address(), serial_hash(&serial_bytes))
-        .await
-        .unwrap());
-    assert!(
-        ca.client
-            .status(&cert.serial)
-            .await
-            .unwrap()
-            .revoked_on_chain
-    );
+    assert!(c.revoked_on_chain(signer.address(), &cert.serial).await);
+    assert!(status_says_revoked_on_chain(&ca, &cert.serial).await);
     assert_eq!(
-        verify_node_cert(
-            &c.verifier,
-            &chain_der,
-            &keys.binding(),
-            None,
-            false,
-            unix_now()
-        )
-        .await,
+        c.verify(&chain_der, &keys.binding()).await,
         Err(VerifyError::Revoked)
     );
 }
@@ -219,18 +216,10 @@ async fn only_registered_operators_are_trusted() {
 
     // An operator never registered: its certificates are rejected and it cannot anchor.
     let (rogue, rogue_signer) = c.operator(false).await;
-    let keys = NodeKeys::generate();
-    let cert = rogue.client.request_certificate(&keys).await.unwrap();
+    let (keys, cert) = rogue.issue_new_node().await;
+    let rogue_chain = cert.chain().unwrap();
     assert_eq!(
-        verify_node_cert(
-            &c.verifier,
-            &cert.chain().unwrap(),
-            &keys.binding(),
-            None,
-            false,
-            unix_now()
-        )
-        .await,
+        c.verify(&rogue_chain, &keys.binding()).await,
         Err(VerifyError::UnknownOperator(rogue_signer.address()))
     );
     assert!(rogue.svc.anchor_once().await.is_err());
@@ -241,43 +230,21 @@ async fn only_registered_operators_are_trusted() {
         .await
         .unwrap();
     assert!(!revoked.on_chain);
-    let serial = serial_hash(&hex::decode(&cert.serial).unwrap());
-    assert!(!c
-        .verifier
-        .is_revoked(rogue_signer.address(), serial)
-        .await
-        .unwrap());
+    assert!(
+        !c.revoked_on_chain(rogue_signer.address(), &cert.serial)
+            .await
+    );
     // Once governance admits it, the next anchoring round records the pending revocation
     // and anchors its log (issued + revoked = 2 leaves).
-    let hash = B256::from(rogue.svc.authority().ca_cert_hash());
-    c.owner
-        .register_operator(rogue_signer.address(), hash, &rogue.base)
-        .await
-        .unwrap();
+    c.register(&rogue, rogue_signer.address()).await;
     assert_eq!(rogue.svc.anchor_once().await.unwrap(), Some(2));
-    assert!(c
-        .verifier
-        .is_revoked(rogue_signer.address(), serial)
-        .await
-        .unwrap());
     assert!(
-        rogue
-            .client
-            .status(&cert.serial)
+        c.revoked_on_chain(rogue_signer.address(), &cert.serial)
             .await
-            .unwrap()
-            .revoked_on_chain
     );
+    assert!(status_says_revoked_on_chain(&rogue, &cert.serial).await);
     assert_eq!(
-        verify_node_cert(
-            &c.verifier,
-            &cert.chain().unwrap(),
-            &keys.binding(),
-            None,
-            false,
-            unix_now()
-        )
-        .await,
+        c.verify(&rogue_chain, &keys.binding()).await,
         Err(VerifyError::Revoked)
     );
 
@@ -287,41 +254,17 @@ async fn only_registered_operators_are_trusted() {
     let other = start_ca_with(rekeyed, None).await;
     let cert = other.client.request_certificate(&keys).await.unwrap();
     assert_eq!(
-        verify_node_cert(
-            &c.verifier,
-            &cert.chain().unwrap(),
-            &keys.binding(),
-            None,
-            false,
-            unix_now()
-        )
-        .await,
+        c.verify(&cert.chain().unwrap(), &keys.binding()).await,
         Err(VerifyError::UnknownOperator(signer.address()))
     );
 
     // The registered root is accepted until governance removes the operator.
     let good = honest.client.request_certificate(&keys).await.unwrap();
-    verify_node_cert(
-        &c.verifier,
-        &good.chain().unwrap(),
-        &keys.binding(),
-        None,
-        false,
-        unix_now(),
-    )
-    .await
-    .unwrap();
+    let good_chain = good.chain().unwrap();
+    c.verify(&good_chain, &keys.binding()).await.unwrap();
     c.owner.remove_operator(signer.address()).await.unwrap();
     assert_eq!(
-        verify_node_cert(
-            &c.verifier,
-            &good.chain().unwrap(),
-            &keys.binding(),
-            None,
-            false,
-            unix_now()
-        )
-        .await,
+        c.verify(&good_chain, &keys.binding()).await,
         Err(VerifyError::UnknownOperator(signer.address()))
     );
 }

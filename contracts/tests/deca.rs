@@ -1,8 +1,9 @@
 //! DecaRegistry against a real local node: operators, monotonic roots, revocations,
 //! and every revert.
 
+mod common;
+
 use flowshield_chain::alloy::primitives::{Address, B256};
-use flowshield_chain::bindings::DecaRegistry::DecaRegistryErrors as E;
 use flowshield_chain::{DecaRegistryClient, LocalChain};
 
 fn h(byte: u8) -> B256 {
@@ -33,36 +34,21 @@ async fn deca_registry_full_behaviour() {
 
     // Not yet an operator: views are empty, writes revert.
     assert!(!gov.is_operator(op_addr).await.expect("view"));
-    let err = as_op
-        .anchor_root(1, h(1))
-        .await
-        .expect_err("non-operator anchor");
-    assert_eq!(
-        err.deca_error(),
-        Some(&E::NotOperator(
-            flowshield_chain::bindings::DecaRegistry::NotOperator { account: op_addr }
-        ))
-    );
-    let err = as_op
-        .record_revocation(h(9))
-        .await
-        .expect_err("non-operator revoke");
-    assert!(matches!(err.deca_error(), Some(E::NotOperator(_))), "{err}");
+    let e = assert_deca_revert!(as_op.anchor_root(1, h(1)).await, NotOperator);
+    assert_eq!(e.account, op_addr);
+    assert_deca_revert!(as_op.record_revocation(h(9)).await, NotOperator);
 
     // Only the owner registers; zero address rejected; double registration rejected.
-    let err = as_stranger
-        .register_operator(op_addr, h(0xca), "https://ca.example")
-        .await
-        .expect_err("non-owner register");
-    assert!(
-        matches!(err.deca_error(), Some(E::OwnableUnauthorizedAccount(_))),
-        "{err}"
+    assert_deca_revert!(
+        as_stranger
+            .register_operator(op_addr, h(0xca), "https://ca.example")
+            .await,
+        OwnableUnauthorizedAccount
     );
-    let err = gov
-        .register_operator(Address::ZERO, h(0xca), "x")
-        .await
-        .expect_err("zero address");
-    assert!(matches!(err.deca_error(), Some(E::ZeroAddress(_))), "{err}");
+    assert_deca_revert!(
+        gov.register_operator(Address::ZERO, h(0xca), "x").await,
+        ZeroAddress
+    );
     let receipt = gov
         .register_operator(op_addr, h(0xca), "https://ca.example")
         .await
@@ -77,23 +63,15 @@ async fn deca_registry_full_behaviour() {
         gov.operator_url(op_addr).await.expect("view"),
         "https://ca.example"
     );
-    let err = gov
-        .register_operator(op_addr, h(0xcb), "again")
-        .await
-        .expect_err("double register");
-    assert!(
-        matches!(err.deca_error(), Some(E::AlreadyOperator(_))),
-        "{err}"
+    assert_deca_revert!(
+        gov.register_operator(op_addr, h(0xcb), "again").await,
+        AlreadyOperator
     );
 
     // Roots: strictly growing tree size, zero root rejected, history readable.
     let empty = gov.latest_root(op_addr).await.expect("view");
     assert_eq!((empty.tree_size, empty.root), (0, B256::ZERO));
-    let err = as_op.anchor_root(0, h(1)).await.expect_err("size 0");
-    assert!(
-        matches!(err.deca_error(), Some(E::TreeSizeNotIncreasing(_))),
-        "{err}"
-    );
+    assert_deca_revert!(as_op.anchor_root(0, h(1)).await, TreeSizeNotIncreasing);
     as_op.anchor_root(5, h(5)).await.expect("anchor 5");
     let latest = gov.latest_root(op_addr).await.expect("view");
     assert_eq!((latest.tree_size, latest.root), (5, h(5)));
@@ -101,21 +79,10 @@ async fn deca_registry_full_behaviour() {
         latest.timestamp,
         chain.latest_timestamp().await.expect("ts")
     );
-    let err = as_op.anchor_root(5, h(6)).await.expect_err("same size");
-    assert!(
-        matches!(err.deca_error(), Some(E::TreeSizeNotIncreasing(e)) if e.latest == 5 && e.given == 5),
-        "{err}"
-    );
-    let err = as_op.anchor_root(4, h(4)).await.expect_err("smaller size");
-    assert!(
-        matches!(err.deca_error(), Some(E::TreeSizeNotIncreasing(_))),
-        "{err}"
-    );
-    let err = as_op
-        .anchor_root(6, B256::ZERO)
-        .await
-        .expect_err("zero root");
-    assert!(matches!(err.deca_error(), Some(E::ZeroRoot(_))), "{err}");
+    let e = assert_deca_revert!(as_op.anchor_root(5, h(6)).await, TreeSizeNotIncreasing);
+    assert_eq!((e.latest, e.given), (5, 5));
+    assert_deca_revert!(as_op.anchor_root(4, h(4)).await, TreeSizeNotIncreasing);
+    assert_deca_revert!(as_op.anchor_root(6, B256::ZERO).await, ZeroRoot);
     as_op.anchor_root(9, h(9)).await.expect("anchor 9");
     assert_eq!(gov.root_at(op_addr, 5).await.expect("view"), h(5));
     assert_eq!(gov.root_at(op_addr, 9).await.expect("view"), h(9));
@@ -130,23 +97,12 @@ async fn deca_registry_full_behaviour() {
         .is_revoked(stranger.address(), h(0x51))
         .await
         .expect("view"));
-    let err = as_op
-        .record_revocation(h(0x51))
-        .await
-        .expect_err("re-revoke");
-    assert!(
-        matches!(err.deca_error(), Some(E::AlreadyRevoked(_))),
-        "{err}"
-    );
+    assert_deca_revert!(as_op.record_revocation(h(0x51)).await, AlreadyRevoked);
 
     // Removal: owner only; removed operator can no longer write; history stays.
-    let err = as_stranger
-        .remove_operator(op_addr)
-        .await
-        .expect_err("non-owner remove");
-    assert!(
-        matches!(err.deca_error(), Some(E::OwnableUnauthorizedAccount(_))),
-        "{err}"
+    assert_deca_revert!(
+        as_stranger.remove_operator(op_addr).await,
+        OwnableUnauthorizedAccount
     );
     gov.remove_operator(op_addr).await.expect("remove");
     assert!(!gov.is_operator(op_addr).await.expect("view"));
@@ -154,16 +110,8 @@ async fn deca_registry_full_behaviour() {
         gov.operator_ca_cert_hash(op_addr).await.expect("view"),
         B256::ZERO
     );
-    let err = gov
-        .remove_operator(op_addr)
-        .await
-        .expect_err("remove twice");
-    assert!(matches!(err.deca_error(), Some(E::NotOperator(_))), "{err}");
-    let err = as_op
-        .anchor_root(10, h(10))
-        .await
-        .expect_err("removed operator anchors");
-    assert!(matches!(err.deca_error(), Some(E::NotOperator(_))), "{err}");
+    assert_deca_revert!(gov.remove_operator(op_addr).await, NotOperator);
+    assert_deca_revert!(as_op.anchor_root(10, h(10)).await, NotOperator);
     assert_eq!(gov.root_at(op_addr, 9).await.expect("view"), h(9));
     assert!(gov.is_revoked(op_addr, h(0x51)).await.expect("view"));
 
@@ -171,10 +119,6 @@ async fn deca_registry_full_behaviour() {
     gov.register_operator(op_addr, h(0xcc), "https://ca2.example")
         .await
         .expect("re-register");
-    let err = as_op.anchor_root(9, h(1)).await.expect_err("log continues");
-    assert!(
-        matches!(err.deca_error(), Some(E::TreeSizeNotIncreasing(_))),
-        "{err}"
-    );
+    assert_deca_revert!(as_op.anchor_root(9, h(1)).await, TreeSizeNotIncreasing);
     as_op.anchor_root(10, h(10)).await.expect("anchor 10");
 }

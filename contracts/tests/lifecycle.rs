@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{eth, gas_cost, meth, Fixture};
+use common::{eth, gas_cost, meth, parties, Fixture};
 use flowshield_chain::alloy::primitives::U256;
 use flowshield_chain::voucher::{self, VoucherLedger};
 use flowshield_chain::{MarketParams, OrderStatus};
@@ -26,21 +26,11 @@ async fn full_order_lifecycle_with_vouchers_and_unstake() {
         .await
         .expect("register");
     p_gas += gas_cost(&r);
-    let rec = fx
-        .owner
-        .market
-        .provider_record(provider.addr())
-        .await
-        .expect("record");
+    let rec = fx.record(provider.addr()).await;
     assert!(rec.registered);
     assert_eq!(rec.stake, eth(2));
     assert_eq!(rec.wgPublicKey.0, [1u8; 32]);
-    assert!(fx
-        .owner
-        .market
-        .is_active_provider(provider.addr())
-        .await
-        .expect("view"));
+    assert!(fx.is_active(provider.addr()).await);
     fx.assert_solvent().await;
 
     // Open with 1 ETH escrow, provider accepts.
@@ -51,28 +41,15 @@ async fn full_order_lifecycle_with_vouchers_and_unstake() {
         .expect("open");
     c_gas += gas_cost(&r);
     assert_eq!(id, U256::from(1u64));
-    let o = fx.owner.market.order(id).await.expect("order");
+    let o = fx.order(id).await;
     assert_eq!(
         (o.client, o.provider, o.escrow),
         (client.addr(), provider.addr(), eth(1))
     );
-    assert_eq!(
-        fx.owner.market.order_status(id).await.expect("status"),
-        OrderStatus::Pending
-    );
+    assert_eq!(fx.status(id).await, OrderStatus::Pending);
     p_gas += gas_cost(&provider.market.accept_order(id).await.expect("accept"));
-    assert_eq!(
-        fx.owner.market.order_status(id).await.expect("status"),
-        OrderStatus::Active
-    );
-    assert_eq!(
-        fx.owner
-            .market
-            .active_orders(provider.addr())
-            .await
-            .expect("view"),
-        vec![id]
-    );
+    assert_eq!(fx.status(id).await, OrderStatus::Active);
+    assert_eq!(fx.active_orders(provider.addr()).await, vec![id]);
     fx.assert_solvent().await;
 
     // Client streams cumulative vouchers; the provider's ledger keeps the best one.
@@ -104,18 +81,8 @@ async fn full_order_lifecycle_with_vouchers_and_unstake() {
             .expect("redeem latest"),
     );
     ledger.mark_redeemed(latest.cumulative_amount);
-    assert_eq!(
-        fx.owner
-            .market
-            .claimable(provider.addr())
-            .await
-            .expect("view"),
-        meth(400)
-    );
-    assert_eq!(
-        fx.owner.market.order(id).await.expect("order").redeemed,
-        meth(400)
-    );
+    assert_eq!(fx.claimable(provider.addr()).await, meth(400));
+    assert_eq!(fx.order(id).await.redeemed, meth(400));
     fx.assert_solvent().await;
 
     // Replays and older vouchers are rejected.
@@ -139,33 +106,10 @@ async fn full_order_lifecycle_with_vouchers_and_unstake() {
             .await
             .expect("redeem+settle"),
     );
-    assert_eq!(
-        fx.owner.market.order_status(id).await.expect("status"),
-        OrderStatus::Settled
-    );
-    assert!(fx
-        .owner
-        .market
-        .active_orders(provider.addr())
-        .await
-        .expect("view")
-        .is_empty());
-    assert_eq!(
-        fx.owner
-            .market
-            .claimable(provider.addr())
-            .await
-            .expect("view"),
-        meth(500)
-    );
-    assert_eq!(
-        fx.owner
-            .market
-            .claimable(client.addr())
-            .await
-            .expect("view"),
-        meth(500)
-    );
+    assert_eq!(fx.status(id).await, OrderStatus::Settled);
+    assert!(fx.active_orders(provider.addr()).await.is_empty());
+    assert_eq!(fx.claimable(provider.addr()).await, meth(500));
+    assert_eq!(fx.claimable(client.addr()).await, meth(500));
     assert_market_revert!(provider.market.settle(id).await, InvalidOrderStatus);
     fx.assert_solvent().await;
 
@@ -188,25 +132,12 @@ async fn full_order_lifecycle_with_vouchers_and_unstake() {
         .await
         .expect("unstake");
     p_gas += gas_cost(&r);
-    assert!(!fx
-        .owner
-        .market
-        .is_active_provider(provider.addr())
-        .await
-        .expect("view"));
-    let rec = fx
-        .owner
-        .market
-        .provider_record(provider.addr())
-        .await
-        .expect("record");
+    assert!(!fx.is_active(provider.addr()).await);
+    let rec = fx.record(provider.addr()).await;
     assert_eq!((rec.stake, rec.unbonding), (U256::ZERO, eth(2)));
     let locked = assert_market_revert!(provider.market.withdraw_stake().await, UnbondingLocked);
     assert_eq!(locked.unlockAt, rec.unbondingUnlockAt);
-    fx.chain
-        .increase_time(fx.params.unstake_delay)
-        .await
-        .expect("time travel");
+    fx.advance(fx.params.unstake_delay).await;
     p_gas += gas_cost(
         &provider
             .market
@@ -222,10 +153,7 @@ async fn full_order_lifecycle_with_vouchers_and_unstake() {
 
 #[tokio::test]
 async fn unaccepted_order_times_out_and_refunds_client() {
-    let fx = Fixture::new(MarketParams::default()).await;
-    let provider = fx.provider(eth(1)).await;
-    let client = fx.actor().await;
-    let stranger = fx.actor().await;
+    let (fx, provider, client, stranger) = parties(eth(1)).await;
     let c0 = fx.balance(client.addr()).await;
 
     let (id, r) = client
@@ -234,13 +162,7 @@ async fn unaccepted_order_times_out_and_refunds_client() {
         .await
         .expect("open");
     let mut c_gas = gas_cost(&r);
-    let deadline = fx
-        .owner
-        .market
-        .order(id)
-        .await
-        .expect("order")
-        .acceptDeadline;
+    let deadline = fx.order(id).await.acceptDeadline;
     assert_eq!(
         deadline,
         fx.chain.latest_timestamp().await.expect("ts") + fx.params.accept_timeout
@@ -250,10 +172,7 @@ async fn unaccepted_order_times_out_and_refunds_client() {
     let e = assert_market_revert!(stranger.market.cancel_order(id).await, AcceptWindowOpen);
     assert_eq!(e.deadline, deadline);
 
-    fx.chain
-        .increase_time(fx.params.accept_timeout + 1)
-        .await
-        .expect("time travel");
+    fx.advance(fx.params.accept_timeout + 1).await;
     assert_market_revert!(provider.market.accept_order(id).await, AcceptDeadlinePassed);
 
     // After the deadline anyone can trigger the refund (to the client).
@@ -262,18 +181,8 @@ async fn unaccepted_order_times_out_and_refunds_client() {
         .cancel_order(id)
         .await
         .expect("timeout cancel");
-    assert_eq!(
-        fx.owner.market.order_status(id).await.expect("status"),
-        OrderStatus::Cancelled
-    );
-    assert_eq!(
-        fx.owner
-            .market
-            .claimable(client.addr())
-            .await
-            .expect("view"),
-        eth(3)
-    );
+    assert_eq!(fx.status(id).await, OrderStatus::Cancelled);
+    assert_eq!(fx.claimable(client.addr()).await, eth(3));
     assert_market_revert!(stranger.market.withdraw().await, NothingToWithdraw);
     c_gas += gas_cost(&client.market.withdraw().await.expect("withdraw"));
     assert_eq!(fx.balance(client.addr()).await, c0 - c_gas);
@@ -284,16 +193,9 @@ async fn unaccepted_order_times_out_and_refunds_client() {
 
 #[tokio::test]
 async fn client_close_waits_for_grace_and_provider_can_still_redeem() {
-    let fx = Fixture::new(MarketParams::default()).await;
-    let provider = fx.provider(eth(1)).await;
-    let client = fx.actor().await;
-    let stranger = fx.actor().await;
+    let (fx, provider, client, stranger) = parties(eth(1)).await;
 
-    let (id, _) = client
-        .market
-        .open_order(provider.addr(), eth(1))
-        .await
-        .expect("open");
+    let id = client.open(&provider, eth(1)).await;
     client
         .market
         .top_up(id, eth(1))
@@ -305,10 +207,7 @@ async fn client_close_waits_for_grace_and_provider_can_still_redeem() {
         .top_up(id, eth(1))
         .await
         .expect("top up active");
-    assert_eq!(
-        fx.owner.market.order(id).await.expect("order").escrow,
-        eth(3)
-    );
+    assert_eq!(fx.order(id).await.escrow, eth(3));
     let v = client.voucher(id, meth(300)).await;
 
     // Client may not settle an active order itself; it requests close first.
@@ -319,10 +218,7 @@ async fn client_close_waits_for_grace_and_provider_can_still_redeem() {
         .request_close(id)
         .await
         .expect("request close");
-    assert_eq!(
-        fx.owner.market.order_status(id).await.expect("status"),
-        OrderStatus::Closing
-    );
+    assert_eq!(fx.status(id).await, OrderStatus::Closing);
     assert_market_revert!(client.market.request_close(id).await, InvalidOrderStatus);
     assert_market_revert!(client.market.top_up(id, eth(1)).await, InvalidOrderStatus);
     let e = assert_market_revert!(client.market.settle(id).await, CloseGraceActive);
@@ -335,31 +231,14 @@ async fn client_close_waits_for_grace_and_provider_can_still_redeem() {
         .redeem_voucher(&v)
         .await
         .expect("redeem while closing");
-    fx.chain
-        .increase_time(fx.params.close_grace)
-        .await
-        .expect("time travel");
+    fx.advance(fx.params.close_grace).await;
     client
         .market
         .settle(id)
         .await
         .expect("client settles after grace");
-    assert_eq!(
-        fx.owner
-            .market
-            .claimable(client.addr())
-            .await
-            .expect("view"),
-        eth(3) - meth(300)
-    );
-    assert_eq!(
-        fx.owner
-            .market
-            .claimable(provider.addr())
-            .await
-            .expect("view"),
-        meth(300)
-    );
+    assert_eq!(fx.claimable(client.addr()).await, eth(3) - meth(300));
+    assert_eq!(fx.claimable(provider.addr()).await, meth(300));
     assert_market_revert!(
         provider
             .market

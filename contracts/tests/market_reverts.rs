@@ -3,9 +3,8 @@
 
 mod common;
 
-use common::{eth, meth, terms, Fixture};
+use common::{eth, meth, parties, terms, Fixture};
 use flowshield_chain::alloy::primitives::{Address, Bytes, U256};
-use flowshield_chain::bindings::BandwidthMarket::BandwidthMarketErrors;
 use flowshield_chain::voucher;
 use flowshield_chain::{MarketClient, MarketParams, OrderStatus, ProviderTerms};
 
@@ -18,43 +17,20 @@ async fn deploy_rejects_invalid_params() {
         .chain
         .provider_for(fx.owner.signer.clone())
         .expect("provider");
-    let bad = [
-        MarketParams {
-            min_stake: U256::ZERO,
-            ..MarketParams::default()
-        },
-        MarketParams {
-            quorum: 0,
-            ..MarketParams::default()
-        },
-        MarketParams {
-            report_period: 0,
-            ..MarketParams::default()
-        },
-        MarketParams {
-            accept_timeout: 0,
-            ..MarketParams::default()
-        },
-        MarketParams {
-            slash_bps: 10_001,
-            ..MarketParams::default()
-        },
-        MarketParams {
-            verifier_share_bps: 10_001,
-            ..MarketParams::default()
-        },
+    // Each case spoils one field of otherwise default parameters.
+    let spoilers: [fn(&mut MarketParams); 6] = [
+        |p| p.min_stake = U256::ZERO,
+        |p| p.quorum = 0,
+        |p| p.report_period = 0,
+        |p| p.accept_timeout = 0,
+        |p| p.slash_bps = 10_001,
+        |p| p.verifier_share_bps = 10_001,
     ];
-    for params in bad {
-        let err = MarketClient::deploy(provider.clone(), &params)
-            .await
-            .expect_err("invalid params");
-        assert!(
-            matches!(
-                err.market_error(),
-                Some(BandwidthMarketErrors::InvalidParams(_))
-            ),
-            "{params:?}: {err}"
-        );
+    for spoil in spoilers {
+        let mut params = MarketParams::default();
+        spoil(&mut params);
+        let deployed = MarketClient::deploy(provider.clone(), &params).await;
+        assert_market_revert!(deployed, InvalidParams, "{params:?}");
     }
 }
 
@@ -93,12 +69,7 @@ async fn provider_registry_functions_and_reverts() {
         ..terms(2)
     };
     p.market.update_provider(&new_terms).await.expect("update");
-    let rec = fx
-        .owner
-        .market
-        .provider_record(p.addr())
-        .await
-        .expect("record");
+    let rec = fx.record(p.addr()).await;
     assert_eq!((rec.pricePerGiB, rec.pricePerHour), (meth(5), meth(6)));
     assert_eq!(
         (rec.metadataHash, rec.wgPublicKey.0),
@@ -109,15 +80,7 @@ async fn provider_registry_functions_and_reverts() {
     assert_market_revert!(other.market.add_stake(eth(1)).await, NotRegistered);
     assert_market_revert!(p.market.add_stake(U256::ZERO).await, ZeroAmount);
     p.market.add_stake(eth(2)).await.expect("add stake");
-    assert_eq!(
-        fx.owner
-            .market
-            .provider_record(p.addr())
-            .await
-            .expect("record")
-            .stake,
-        eth(3)
-    );
+    assert_eq!(fx.record(p.addr()).await.stake, eth(3));
 
     // requestUnstake
     assert_market_revert!(other.market.request_unstake(eth(1)).await, NotRegistered);
@@ -133,19 +96,9 @@ async fn provider_registry_functions_and_reverts() {
         .request_unstake(eth(1))
         .await
         .expect("partial unstake keeps min stake");
-    let rec = fx
-        .owner
-        .market
-        .provider_record(p.addr())
-        .await
-        .expect("record");
+    let rec = fx.record(p.addr()).await;
     assert_eq!((rec.stake, rec.unbonding), (eth(2), eth(1)));
-    assert!(fx
-        .owner
-        .market
-        .is_active_provider(p.addr())
-        .await
-        .expect("view"));
+    assert!(fx.is_active(p.addr()).await);
 
     // withdrawStake (UnbondingLocked and the happy path are in tests/lifecycle.rs)
     assert_market_revert!(other.market.withdraw_stake().await, NotRegistered);
@@ -164,20 +117,13 @@ async fn provider_registry_functions_and_reverts() {
         ProviderNotActive
     );
     p.market.add_stake(eth(1)).await.expect("re-stake");
-    client
-        .market
-        .open_order(p.addr(), eth(1))
-        .await
-        .expect("open after re-stake");
+    client.open(&p, eth(1)).await;
     fx.assert_solvent().await;
 }
 
 #[tokio::test]
 async fn order_functions_and_reverts() {
-    let fx = Fixture::new(MarketParams::default()).await;
-    let p = fx.provider(eth(2)).await;
-    let c = fx.actor().await;
-    let x = fx.actor().await; // stranger
+    let (fx, p, c, x) = parties(eth(2)).await;
     let unknown = U256::from(999u64);
 
     // openOrder
@@ -186,7 +132,7 @@ async fn order_functions_and_reverts() {
         c.market.open_order(x.addr(), eth(1)).await,
         ProviderNotActive
     );
-    let (id, _) = c.market.open_order(p.addr(), eth(1)).await.expect("open");
+    let id = c.open(&p, eth(1)).await;
 
     // topUp
     assert_market_revert!(c.market.top_up(unknown, eth(1)).await, UnknownOrder);
@@ -205,28 +151,19 @@ async fn order_functions_and_reverts() {
     assert_market_revert!(p.market.reject_order(id).await, InvalidOrderStatus);
     assert_market_revert!(c.market.cancel_order(id).await, InvalidOrderStatus);
     assert_market_revert!(c.market.cancel_order(unknown).await, UnknownOrder);
-    let (id2, _) = c.market.open_order(p.addr(), eth(1)).await.expect("open 2");
+    let id2 = c.open(&p, eth(1)).await;
     assert_market_revert!(c.market.reject_order(id2).await, Unauthorized);
     assert_market_revert!(p.market.reject_order(unknown).await, UnknownOrder);
     p.market.reject_order(id2).await.expect("reject");
-    assert_eq!(
-        fx.owner.market.order_status(id2).await.expect("status"),
-        OrderStatus::Cancelled
-    );
-    assert_eq!(
-        fx.owner.market.claimable(c.addr()).await.expect("view"),
-        eth(1)
-    );
+    assert_eq!(fx.status(id2).await, OrderStatus::Cancelled);
+    assert_eq!(fx.claimable(c.addr()).await, eth(1));
     assert_market_revert!(c.market.top_up(id2, eth(1)).await, InvalidOrderStatus);
-    let (id3, _) = c.market.open_order(p.addr(), eth(1)).await.expect("open 3");
+    let id3 = c.open(&p, eth(1)).await;
     c.market
         .cancel_order(id3)
         .await
         .expect("client cancels before deadline");
-    assert_eq!(
-        fx.owner.market.claimable(c.addr()).await.expect("view"),
-        eth(2)
-    );
+    assert_eq!(fx.claimable(c.addr()).await, eth(2));
 
     // requestClose / settle
     assert_market_revert!(c.market.request_close(unknown).await, UnknownOrder);
@@ -239,21 +176,15 @@ async fn order_functions_and_reverts() {
         .settle(id)
         .await
         .expect("provider settles with nothing redeemed");
-    assert_eq!(
-        fx.owner.market.claimable(c.addr()).await.expect("view"),
-        eth(3)
-    );
+    assert_eq!(fx.claimable(c.addr()).await, eth(3));
 
     // withdraw
     assert_market_revert!(x.market.withdraw().await, NothingToWithdraw);
     c.market.withdraw().await.expect("withdraw");
-    assert_eq!(
-        fx.owner.market.claimable(c.addr()).await.expect("view"),
-        U256::ZERO
-    );
+    assert_eq!(fx.claimable(c.addr()).await, U256::ZERO);
 
     // acceptOrder when the provider has left meanwhile
-    let (id4, _) = c.market.open_order(p.addr(), eth(1)).await.expect("open 4");
+    let id4 = c.open(&p, eth(1)).await;
     p.market.request_unstake(eth(2)).await.expect("exit");
     assert_market_revert!(p.market.accept_order(id4).await, ProviderNotActive);
     fx.assert_solvent().await;
@@ -261,18 +192,11 @@ async fn order_functions_and_reverts() {
 
 #[tokio::test]
 async fn accept_is_capped_at_max_active_orders() {
-    let fx = Fixture::new(MarketParams::default()).await;
-    let p = fx.provider(eth(1)).await;
-    let c = fx.actor().await;
+    let (fx, p, c, _) = parties(eth(1)).await;
     for _ in 0..32 {
-        let (id, _) = c.market.open_order(p.addr(), meth(1)).await.expect("open");
-        p.market.accept_order(id).await.expect("accept");
+        fx.open_accepted(&c, &p, meth(1)).await;
     }
-    let (id, _) = c
-        .market
-        .open_order(p.addr(), meth(1))
-        .await
-        .expect("open 33");
+    let id = c.open(&p, meth(1)).await;
     assert_market_revert!(p.market.accept_order(id).await, TooManyActiveOrders);
     let first = U256::from(1u64);
     p.market.settle(first).await.expect("settle frees a slot");
@@ -280,7 +204,7 @@ async fn accept_is_capped_at_max_active_orders() {
         .accept_order(id)
         .await
         .expect("accept after settle");
-    let active = fx.owner.market.active_orders(p.addr()).await.expect("view");
+    let active = fx.active_orders(p.addr()).await;
     assert_eq!(active.len(), 32);
     assert!(!active.contains(&first) && active.contains(&id));
     fx.assert_solvent().await;
@@ -288,11 +212,8 @@ async fn accept_is_capped_at_max_active_orders() {
 
 #[tokio::test]
 async fn voucher_redemption_reverts() {
-    let fx = Fixture::new(MarketParams::default()).await;
-    let p = fx.provider(eth(1)).await;
-    let c = fx.actor().await;
-    let x = fx.actor().await;
-    let (id, _) = c.market.open_order(p.addr(), eth(1)).await.expect("open");
+    let (fx, p, c, x) = parties(eth(1)).await;
+    let id = c.open(&p, eth(1)).await;
     let v = c.voucher(id, meth(100)).await;
 
     assert_market_revert!(p.market.redeem_voucher(&v).await, InvalidOrderStatus); // pending
@@ -347,7 +268,7 @@ async fn voucher_redemption_reverts() {
     let by_provider = p.voucher(id, meth(100)).await;
     let e = assert_market_revert!(p.market.redeem_voucher(&by_provider).await, InvalidSigner);
     assert_eq!((e.recovered, e.expected), (p.addr(), c.addr()));
-    let (id2, _) = c.market.open_order(p.addr(), eth(1)).await.expect("open 2");
+    let id2 = c.open(&p, eth(1)).await;
     let for_other_order = c.voucher(id2, meth(100)).await;
     let replayed = voucher::SignedVoucher {
         order_id: id,

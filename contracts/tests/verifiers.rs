@@ -3,8 +3,11 @@
 
 mod common;
 
-use common::{eth, meth, Fixture};
+use common::{eth, meth, Actor, Fixture};
+use flowshield_chain::alloy::contract::{CallBuilder, CallDecoder};
 use flowshield_chain::alloy::primitives::{Address, Bytes, B256, U256};
+use flowshield_chain::alloy::providers::Provider;
+use flowshield_chain::alloy::rpc::types::TransactionReceipt;
 use flowshield_chain::alloy::sol;
 use flowshield_chain::alloy::sol_types::SolError;
 use flowshield_chain::bindings::BandwidthMarket::BandwidthMarketErrors;
@@ -26,6 +29,39 @@ fn report(provider: Address, period: u64, passed: bool) -> Report {
     }
 }
 
+/// `verifier` submits its report on `provider` for `period` directly.
+async fn submit(
+    verifier: &Actor,
+    provider: Address,
+    period: u64,
+    passed: bool,
+) -> flowshield_chain::Result<TransactionReceipt> {
+    let r = report(provider, period, passed);
+    verifier.market.submit_report(&r).await
+}
+
+/// Send a transaction to the test contract and wait until it is mined.
+async fn mined<P: Provider, D: CallDecoder>(call: CallBuilder<P, D>) {
+    call.send()
+        .await
+        .expect("send")
+        .get_receipt()
+        .await
+        .expect("receipt");
+}
+
+/// Sending `call` must revert with the market's `TransferFailed`.
+async fn assert_transfer_failed<P: Provider, D: CallDecoder>(call: CallBuilder<P, D>) {
+    let err = call.send().await.expect_err("transfer must fail");
+    let decoded = err
+        .as_decoded_interface_error::<BandwidthMarketErrors>()
+        .expect("market error");
+    assert!(
+        matches!(decoded, BandwidthMarketErrors::TransferFailed(_)),
+        "{decoded:?}"
+    );
+}
+
 #[tokio::test]
 async fn verifier_admission_and_report_reverts() {
     let fx = Fixture::new(MarketParams::default()).await;
@@ -43,11 +79,7 @@ async fn verifier_admission_and_report_reverts() {
         fx.owner.market.register_verifier(Address::ZERO).await,
         ZeroAddress
     );
-    fx.owner
-        .market
-        .register_verifier(v1.addr())
-        .await
-        .expect("register v1");
+    fx.admit_verifier(&v1).await;
     assert!(fx.owner.market.is_verifier(v1.addr()).await.expect("view"));
     assert_market_revert!(
         fx.owner.market.register_verifier(v1.addr()).await,
@@ -61,11 +93,7 @@ async fn verifier_admission_and_report_reverts() {
         fx.owner.market.remove_verifier(v2.addr()).await,
         NotVerifier
     );
-    fx.owner
-        .market
-        .register_verifier(v2.addr())
-        .await
-        .expect("register v2");
+    fx.admit_verifier(&v2).await;
     fx.owner
         .market
         .remove_verifier(v2.addr())
@@ -75,63 +103,28 @@ async fn verifier_admission_and_report_reverts() {
 
     // submitReport
     let period = fx.owner.market.current_period().await.expect("period");
-    assert_market_revert!(
-        v2.market
-            .submit_report(&report(p.addr(), period, true))
-            .await,
-        NotVerifier
-    );
-    assert_market_revert!(
-        v1.market
-            .submit_report(&report(x.addr(), period, true))
-            .await,
-        NotRegistered
-    );
+    assert_market_revert!(submit(&v2, p.addr(), period, true).await, NotVerifier);
+    assert_market_revert!(submit(&v1, x.addr(), period, true).await, NotRegistered);
     let e = assert_market_revert!(
-        v1.market
-            .submit_report(&report(p.addr(), period + 1, true))
-            .await,
+        submit(&v1, p.addr(), period + 1, true).await,
         PeriodOutOfRange
     );
     assert_eq!((e.period, e.current), (period + 1, period));
     assert_market_revert!(
-        v1.market
-            .submit_report(&report(p.addr(), period - 2, true))
-            .await,
+        submit(&v1, p.addr(), period - 2, true).await,
         PeriodOutOfRange
     );
-    v1.market
-        .submit_report(&report(p.addr(), period, true))
-        .await
-        .expect("report");
-    assert!(fx
-        .owner
-        .market
-        .has_reported(v1.addr(), p.addr(), period)
-        .await
-        .expect("view"));
-    let e = assert_market_revert!(
-        v1.market
-            .submit_report(&report(p.addr(), period, false))
-            .await,
-        DuplicateReport
-    );
+    submit(&v1, p.addr(), period, true).await.expect("report");
+    assert!(fx.has_reported(v1.addr(), p.addr(), period).await);
+    let e = assert_market_revert!(submit(&v1, p.addr(), period, false).await, DuplicateReport);
     assert_eq!(
         (e.verifier, e.provider, e.period),
         (v1.addr(), p.addr(), period)
     );
-    v1.market
-        .submit_report(&report(p.addr(), period - 1, false))
+    submit(&v1, p.addr(), period - 1, false)
         .await
         .expect("previous period allowed");
-    assert_eq!(
-        fx.owner
-            .market
-            .fail_reports(p.addr(), period - 1)
-            .await
-            .expect("view"),
-        1
-    );
+    assert_eq!(fx.fail_reports(p.addr(), period - 1).await, 1);
 
     // submitSignedReport: relayed by anyone, attributed to the signer.
     let domain = fx.owner.market.eip712_domain().await.expect("domain");
@@ -159,28 +152,14 @@ async fn verifier_admission_and_report_reverts() {
         x.market.submit_signed_report(&r, by_v1).await,
         DuplicateReport
     );
-    fx.owner
-        .market
-        .register_verifier(v2.addr())
-        .await
-        .expect("re-admit v2");
+    fx.admit_verifier(&v2).await;
     let by_v2 = voucher::sign_report(&v2.signer, &domain, &r).expect("sign");
     x.market
         .submit_signed_report(&r, by_v2)
         .await
         .expect("relayed report");
-    assert!(fx
-        .owner
-        .market
-        .has_reported(v2.addr(), p.addr(), period)
-        .await
-        .expect("view"));
-    assert!(!fx
-        .owner
-        .market
-        .has_reported(x.addr(), p.addr(), period)
-        .await
-        .expect("view"));
+    assert!(fx.has_reported(v2.addr(), p.addr(), period).await);
+    assert!(!fx.has_reported(x.addr(), p.addr(), period).await);
 }
 
 #[tokio::test]
@@ -190,29 +169,11 @@ async fn quorum_of_failing_reports_slashes_once_and_pays_clients_and_verifiers()
     let (c1, c2) = (fx.actor().await, fx.actor().await);
     let vs = [fx.actor().await, fx.actor().await, fx.actor().await];
     for v in &vs {
-        fx.owner
-            .market
-            .register_verifier(v.addr())
-            .await
-            .expect("admit");
+        fx.admit_verifier(v).await;
     }
-    let (o1, _) = c1
-        .market
-        .open_order(p.addr(), eth(1))
-        .await
-        .expect("open 1");
-    let (o2, _) = c2
-        .market
-        .open_order(p.addr(), eth(1))
-        .await
-        .expect("open 2");
-    let (_pending, _) = c2
-        .market
-        .open_order(p.addr(), eth(1))
-        .await
-        .expect("open 3");
-    p.market.accept_order(o1).await.expect("accept 1");
-    p.market.accept_order(o2).await.expect("accept 2");
+    fx.open_accepted(&c1, &p, eth(1)).await;
+    fx.open_accepted(&c2, &p, eth(1)).await;
+    let _pending = c2.open(&p, eth(1)).await;
     // Part of the stake is unbonding: still slashable.
     p.market
         .request_unstake(eth(2))
@@ -220,43 +181,18 @@ async fn quorum_of_failing_reports_slashes_once_and_pays_clients_and_verifiers()
         .expect("partial unstake");
 
     let period = fx.owner.market.current_period().await.expect("period");
-    vs[0]
-        .market
-        .submit_report(&report(p.addr(), period, true))
-        .await
-        .expect("pass");
-    vs[1]
-        .market
-        .submit_report(&report(p.addr(), period, false))
+    submit(&vs[0], p.addr(), period, true).await.expect("pass");
+    submit(&vs[1], p.addr(), period, false)
         .await
         .expect("fail 1");
-    assert!(
-        !fx.owner
-            .market
-            .slashed(p.addr(), period)
-            .await
-            .expect("view"),
-        "below quorum"
-    );
-    vs[2]
-        .market
-        .submit_report(&report(p.addr(), period, false))
+    assert!(!fx.slashed(p.addr(), period).await, "below quorum");
+    submit(&vs[2], p.addr(), period, false)
         .await
         .expect("fail 2 -> slash");
-    assert!(fx
-        .owner
-        .market
-        .slashed(p.addr(), period)
-        .await
-        .expect("view"));
+    assert!(fx.slashed(p.addr(), period).await);
 
     // 10 % of 10 ETH = 1 ETH: 0.2 to the 2 failing reporters, 0.8 to the 2 active orders.
-    let rec = fx
-        .owner
-        .market
-        .provider_record(p.addr())
-        .await
-        .expect("record");
+    let rec = fx.record(p.addr()).await;
     assert_eq!((rec.stake, rec.unbonding), (eth(7), eth(2)));
     for (who, want) in [
         (c1.addr(), meth(400)),
@@ -265,42 +201,19 @@ async fn quorum_of_failing_reports_slashes_once_and_pays_clients_and_verifiers()
         (vs[1].addr(), meth(100)),
         (vs[2].addr(), meth(100)),
     ] {
-        assert_eq!(fx.owner.market.claimable(who).await.expect("view"), want);
+        assert_eq!(fx.claimable(who).await, want);
     }
     fx.assert_solvent().await;
 
     // A third failing report for the same period does not slash again.
     let late = fx.actor().await;
-    fx.owner
-        .market
-        .register_verifier(late.addr())
-        .await
-        .expect("admit");
-    late.market
-        .submit_report(&report(p.addr(), period, false))
+    fx.admit_verifier(&late).await;
+    submit(&late, p.addr(), period, false)
         .await
         .expect("late fail report");
-    assert_eq!(
-        fx.owner
-            .market
-            .fail_reports(p.addr(), period)
-            .await
-            .expect("view"),
-        3
-    );
-    assert_eq!(
-        fx.owner
-            .market
-            .provider_record(p.addr())
-            .await
-            .expect("record")
-            .stake,
-        eth(7)
-    );
-    assert_eq!(
-        fx.owner.market.claimable(late.addr()).await.expect("view"),
-        U256::ZERO
-    );
+    assert_eq!(fx.fail_reports(p.addr(), period).await, 3);
+    assert_eq!(fx.record(p.addr()).await.stake, eth(7));
+    assert_eq!(fx.claimable(late.addr()).await, U256::ZERO);
     fx.assert_solvent().await;
 }
 
@@ -314,34 +227,16 @@ async fn slash_without_active_orders_goes_to_verifiers_and_can_eat_unbonding() {
     let fx = Fixture::new(params).await;
     let p = fx.provider(eth(3)).await;
     let v = fx.actor().await;
-    fx.owner
-        .market
-        .register_verifier(v.addr())
-        .await
-        .expect("admit");
+    fx.admit_verifier(&v).await;
     p.market.request_unstake(eth(2)).await.expect("unstake");
     let period = fx.owner.market.current_period().await.expect("period");
-    v.market
-        .submit_report(&report(p.addr(), period, false))
+    submit(&v, p.addr(), period, false)
         .await
         .expect("fail -> slash");
-    let rec = fx
-        .owner
-        .market
-        .provider_record(p.addr())
-        .await
-        .expect("record");
+    let rec = fx.record(p.addr()).await;
     assert_eq!((rec.stake, rec.unbonding), (U256::ZERO, U256::ZERO));
-    assert_eq!(
-        fx.owner.market.claimable(v.addr()).await.expect("view"),
-        eth(3)
-    );
-    assert!(!fx
-        .owner
-        .market
-        .is_active_provider(p.addr())
-        .await
-        .expect("view"));
+    assert_eq!(fx.claimable(v.addr()).await, eth(3));
+    assert!(!fx.is_active(p.addr()).await);
     assert_market_revert!(p.market.withdraw_stake().await, NothingToWithdraw);
     fx.assert_solvent().await;
 }
@@ -366,81 +261,17 @@ async fn transfer_failure_and_reentrancy_are_handled() {
         .call()
         .await
         .expect("simulate");
-    receiver
-        .openOrder(p.addr())
-        .value(eth(1))
-        .send()
-        .await
-        .expect("send")
-        .get_receipt()
-        .await
-        .expect("receipt");
-    receiver
-        .cancelOrder(id)
-        .send()
-        .await
-        .expect("send")
-        .get_receipt()
-        .await
-        .expect("receipt");
-    assert_eq!(
-        fx.owner
-            .market
-            .claimable(*receiver.address())
-            .await
-            .expect("view"),
-        eth(1)
-    );
-    receiver
-        .setMode(1)
-        .send()
-        .await
-        .expect("send")
-        .get_receipt()
-        .await
-        .expect("receipt"); // Reject
-    let err = receiver
-        .withdraw()
-        .send()
-        .await
-        .expect_err("withdraw must revert");
-    let decoded = err
-        .as_decoded_interface_error::<BandwidthMarketErrors>()
-        .expect("market error");
-    assert!(
-        matches!(decoded, BandwidthMarketErrors::TransferFailed(_)),
-        "{decoded:?}"
-    );
+    mined(receiver.openOrder(p.addr()).value(eth(1))).await;
+    mined(receiver.cancelOrder(id)).await;
+    assert_eq!(fx.claimable(*receiver.address()).await, eth(1));
+    mined(receiver.setMode(1)).await; // Reject
+    assert_transfer_failed(receiver.withdraw()).await;
 
     // Re-entering withdraw() from receive() hits the guard; the payout happens once.
-    receiver
-        .setMode(2)
-        .send()
-        .await
-        .expect("send")
-        .get_receipt()
-        .await
-        .expect("receipt"); // Reenter
-    let before = fx
-        .chain
-        .balance(*receiver.address())
-        .await
-        .expect("balance");
-    receiver
-        .withdraw()
-        .send()
-        .await
-        .expect("send")
-        .get_receipt()
-        .await
-        .expect("receipt");
-    assert_eq!(
-        fx.chain
-            .balance(*receiver.address())
-            .await
-            .expect("balance"),
-        before + eth(1)
-    );
+    mined(receiver.setMode(2)).await; // Reenter
+    let before = fx.balance(*receiver.address()).await;
+    mined(receiver.withdraw()).await;
+    assert_eq!(fx.balance(*receiver.address()).await, before + eth(1));
     assert_eq!(
         receiver.reentryAttempts().call().await.expect("view"),
         U256::from(1u64)
@@ -451,71 +282,14 @@ async fn transfer_failure_and_reentrancy_are_handled() {
     assert_eq!(&reason[..4], guard_selector.as_slice());
 
     // Same for withdrawStake() paying a contract provider.
-    receiver
-        .setMode(0)
-        .send()
-        .await
-        .expect("send")
-        .get_receipt()
-        .await
-        .expect("receipt");
+    mined(receiver.setMode(0)).await;
     let key = B256::repeat_byte(9);
-    receiver
-        .register(key)
-        .value(eth(1))
-        .send()
-        .await
-        .expect("send")
-        .get_receipt()
-        .await
-        .expect("receipt");
-    receiver
-        .requestUnstake(eth(1))
-        .send()
-        .await
-        .expect("send")
-        .get_receipt()
-        .await
-        .expect("receipt");
-    fx.chain
-        .increase_time(fx.params.unstake_delay)
-        .await
-        .expect("time");
-    receiver
-        .setMode(1)
-        .send()
-        .await
-        .expect("send")
-        .get_receipt()
-        .await
-        .expect("receipt");
-    let err = receiver
-        .withdrawStake()
-        .send()
-        .await
-        .expect_err("rejecting provider");
-    let decoded = err
-        .as_decoded_interface_error::<BandwidthMarketErrors>()
-        .expect("decode");
-    assert!(
-        matches!(decoded, BandwidthMarketErrors::TransferFailed(_)),
-        "{decoded:?}"
-    );
-    receiver
-        .setMode(0)
-        .send()
-        .await
-        .expect("send")
-        .get_receipt()
-        .await
-        .expect("receipt");
-    receiver
-        .withdrawStake()
-        .send()
-        .await
-        .expect("send")
-        .get_receipt()
-        .await
-        .expect("receipt");
+    mined(receiver.register(key).value(eth(1))).await;
+    mined(receiver.requestUnstake(eth(1))).await;
+    fx.advance(fx.params.unstake_delay).await;
+    mined(receiver.setMode(1)).await;
+    assert_transfer_failed(receiver.withdrawStake()).await;
+    mined(receiver.setMode(0)).await;
+    mined(receiver.withdrawStake()).await;
     fx.assert_solvent().await;
 }

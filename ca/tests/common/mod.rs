@@ -6,8 +6,9 @@ use std::sync::Arc;
 use alloy::primitives::{Address, B256};
 use flowshield_ca::authority::Authority;
 use flowshield_ca::client::CaClient;
+use flowshield_ca::node::NodeKeys;
 use flowshield_ca::registry::Registry;
-use flowshield_ca::service::{api, CaService, ServiceConfig};
+use flowshield_ca::service::{api, CaService, IssueResponse, ServiceConfig};
 use flowshield_ca::store::Store;
 use flowshield_ca::unix_now;
 use flowshield_ca::verify::OperatorFacts;
@@ -20,6 +21,15 @@ pub struct TestCa {
     pub admin: CaClient,
     pub base: String,
     server: tokio::task::JoinHandle<()>,
+}
+
+impl TestCa {
+    /// A fresh node and the certificate this CA issued it over the HTTP API.
+    pub async fn issue_new_node(&self) -> (NodeKeys, IssueResponse) {
+        let keys = NodeKeys::generate();
+        let issued = self.client.request_certificate(&keys).await.unwrap();
+        (keys, issued)
+    }
 }
 
 impl Drop for TestCa {

@@ -6,7 +6,9 @@ use flowshield_chain::alloy::primitives::{Address, B256, U256};
 use flowshield_chain::alloy::rpc::types::TransactionReceipt;
 use flowshield_chain::alloy::signers::local::PrivateKeySigner;
 use flowshield_chain::voucher::{self, SignedVoucher};
-use flowshield_chain::{LocalChain, MarketClient, MarketParams, ProviderTerms};
+use flowshield_chain::{
+    LocalChain, MarketClient, MarketParams, OrderRecord, OrderStatus, ProviderRecord, ProviderTerms,
+};
 
 /// `n` ether in wei.
 pub fn eth(n: u64) -> U256 {
@@ -47,6 +49,16 @@ impl Actor {
     pub async fn voucher(&self, order_id: U256, amount: U256) -> SignedVoucher {
         let domain = self.market.eip712_domain().await.expect("domain");
         voucher::sign_voucher(&self.signer, &domain, order_id, amount).expect("sign voucher")
+    }
+
+    /// Open an order with `provider`, escrowing `escrow` (self is the client).
+    pub async fn open(&self, provider: &Actor, escrow: U256) -> U256 {
+        let (id, _) = self
+            .market
+            .open_order(provider.addr(), escrow)
+            .await
+            .expect("open order");
+        id
     }
 }
 
@@ -92,6 +104,87 @@ impl Fixture {
         p
     }
 
+    /// `client` opens an order with `provider` and the provider accepts it.
+    pub async fn open_accepted(&self, client: &Actor, provider: &Actor, escrow: U256) -> U256 {
+        let id = client.open(provider, escrow).await;
+        provider
+            .market
+            .accept_order(id)
+            .await
+            .expect("accept order");
+        id
+    }
+
+    /// The owner admits `verifier`.
+    pub async fn admit_verifier(&self, verifier: &Actor) {
+        self.owner
+            .market
+            .register_verifier(verifier.addr())
+            .await
+            .expect("admit verifier");
+    }
+
+    /// Move the node's clock forward by `seconds`.
+    pub async fn advance(&self, seconds: u64) {
+        self.chain
+            .increase_time(seconds)
+            .await
+            .expect("time travel");
+    }
+
+    /// The owner's client, for views.
+    fn view(&self) -> &MarketClient {
+        &self.owner.market
+    }
+
+    pub async fn order(&self, id: U256) -> OrderRecord {
+        self.view().order(id).await.expect("order")
+    }
+
+    pub async fn status(&self, id: U256) -> OrderStatus {
+        self.view().order_status(id).await.expect("order status")
+    }
+
+    pub async fn claimable(&self, account: Address) -> U256 {
+        self.view().claimable(account).await.expect("claimable")
+    }
+
+    pub async fn record(&self, provider: Address) -> ProviderRecord {
+        self.view().provider_record(provider).await.expect("record")
+    }
+
+    pub async fn is_active(&self, provider: Address) -> bool {
+        self.view()
+            .is_active_provider(provider)
+            .await
+            .expect("active")
+    }
+
+    pub async fn active_orders(&self, provider: Address) -> Vec<U256> {
+        self.view().active_orders(provider).await.expect("orders")
+    }
+
+    pub async fn has_reported(&self, verifier: Address, provider: Address, period: u64) -> bool {
+        self.view()
+            .has_reported(verifier, provider, period)
+            .await
+            .expect("has reported")
+    }
+
+    pub async fn fail_reports(&self, provider: Address, period: u64) -> u64 {
+        self.view()
+            .fail_reports(provider, period)
+            .await
+            .expect("fails")
+    }
+
+    pub async fn slashed(&self, provider: Address, period: u64) -> bool {
+        self.view()
+            .slashed(provider, period)
+            .await
+            .expect("slashed")
+    }
+
     pub async fn balance(&self, a: Address) -> U256 {
         self.chain.balance(a).await.expect("balance")
     }
@@ -109,20 +202,52 @@ impl Fixture {
     }
 }
 
-/// Assert that `result` failed with the given `BandwidthMarket` custom error variant.
+/// The cast of most order tests, as `(fx, provider, client, stranger)`: a default market,
+/// a provider registered with `stake`, a client, and a stranger (a funded account with no
+/// part in the orders).
+pub async fn parties(stake: U256) -> (Fixture, Actor, Actor, Actor) {
+    let fx = Fixture::new(MarketParams::default()).await;
+    let provider = fx.provider(stake).await;
+    let client = fx.actor().await;
+    let stranger = fx.actor().await;
+    (fx, provider, client, stranger)
+}
+
+/// Assert that `result` failed with the custom error `$variant` of the contract errors
+/// enum `$errors`, as decoded by `ChainError::$decode`; evaluates to the error's fields.
+/// Optional trailing `format!` arguments say which case failed.
 #[macro_export]
-macro_rules! assert_market_revert {
-    ($result:expr, $variant:ident) => {{
+macro_rules! assert_revert {
+    ($result:expr, $decode:ident, $errors:ident, $variant:ident $(, $($case:tt)+)?) => {{
+        #[allow(unused_imports)]
+        use flowshield_chain::bindings::{
+            BandwidthMarket::BandwidthMarketErrors, DecaRegistry::DecaRegistryErrors,
+        };
+        let case: String = String::new() $(+ &format!($($case)+) + ": ")?;
+        let want = stringify!($variant);
         match $result {
-            Ok(_) => panic!("expected revert {}, call succeeded", stringify!($variant)),
-            Err(e) => match e.market_error() {
-                Some(
-                    flowshield_chain::bindings::BandwidthMarket::BandwidthMarketErrors::$variant(
-                        inner,
-                    ),
-                ) => inner.clone(),
-                _ => panic!("expected revert {}, got: {e}", stringify!($variant)),
+            Ok(_) => panic!("{case}expected revert {want}, call succeeded"),
+            Err(e) => match e.$decode() {
+                Some($errors::$variant(inner)) => inner.clone(),
+                _ => panic!("{case}expected revert {want}, got: {e}"),
             },
         }
     }};
+}
+
+/// Assert that `result` failed with the given `BandwidthMarket` custom error variant.
+#[macro_export]
+macro_rules! assert_market_revert {
+    ($result:expr, $variant:ident $(, $($case:tt)+)?) => {
+        $crate::assert_revert!($result, market_error, BandwidthMarketErrors, $variant
+            $(, $($case)+)?)
+    };
+}
+
+/// Assert that `result` failed with the given `DecaRegistry` custom error variant.
+#[macro_export]
+macro_rules! assert_deca_revert {
+    ($result:expr, $variant:ident) => {
+        $crate::assert_revert!($result, deca_error, DecaRegistryErrors, $variant)
+    };
 }
