@@ -311,6 +311,7 @@ impl World {
             "origin-http",
             "python3",
             &[
+                "-u", // unbuffered: its "Serving HTTP" line is the readiness signal
                 "-m",
                 "http.server",
                 "8080",
@@ -320,6 +321,7 @@ impl World {
                 world.dir.path().to_str().context("utf8")?,
             ],
         )?;
+        http.wait_line(WAIT, |l| l.starts_with("Serving HTTP").then_some(()))?;
         world.http = Some(http);
         for i in 0..providers {
             world.wait_indexed(i, 0)?;
