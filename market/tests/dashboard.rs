@@ -228,7 +228,6 @@ fn dashboard_shows_a_live_session_in_chromium() {
 
     let config = world.client_config(&World::fullnode_urls()).unwrap();
     let connected = world.connect_client(&config).unwrap();
-    let order = connected["order_id"].as_str().unwrap().to_string();
     world.fetch_blob().expect("fetch through the tunnel");
     let client_wg = flowshield_tunnel::uapi::client::get(&world.client_iface)
         .unwrap()
@@ -241,7 +240,7 @@ fn dashboard_shows_a_live_session_in_chromium() {
     let p0_ns = world.providers[0].ns.name().to_string();
     flowshield_e2e::netns::run_inside(&p0_ns, || {
         block_on(check(
-            &mut world, &browser, &deca, &order, &client_wg, &config,
+            &mut world, &browser, &deca, &connected, &client_wg, &config,
         ))
     })
     .unwrap()
@@ -255,10 +254,11 @@ async fn check(
     world: &mut World,
     browser: &Browser,
     deca: &Deca,
-    order: &str,
+    connected: &Value,
     client_wg: &str,
     client_config: &Path,
 ) -> Result<()> {
+    let order = connected["order_id"].as_str().context("order_id")?;
     let provider: Address = world.account("p0").parse()?;
     let client: Address = world.account("client").parse()?;
     let market_address: Address = world.chain_info["market_address"]
@@ -287,7 +287,7 @@ async fn check(
         deca,
         provider,
         client,
-        order,
+        connected,
         client_wg,
         client_config,
     )
@@ -306,10 +306,11 @@ async fn check_pages(
     deca: &Deca,
     provider: Address,
     client: Address,
-    order: &str,
+    connected: &Value,
     client_wg: &str,
     client_config: &Path,
 ) -> Result<()> {
+    let order = connected["order_id"].as_str().context("order_id")?;
     // (a) The page against independent reads.
     let money = page_matches_chain(c, market, provider, order).await?;
     eprintln!("page matches the chain: {money:?}");
@@ -317,6 +318,18 @@ async fn check_pages(
 
     let row = format!("#sessions tr[data-order='{order}']");
     ensure!(find_text(c, &format!("{row} [data-field=client_wg_key]")).await? == client_wg);
+    // What the client was told when it connected: its escrow and address.
+    let escrow = find_attr(c, &format!("{row} [data-field=escrow] .amount"), "data-wei").await?;
+    ensure!(
+        connected["escrow_wei"] == escrow.as_str(),
+        "escrow {escrow} vs {connected}"
+    );
+    let tunnel = find_text(c, &format!("{row} [data-field=tunnel_address]")).await?;
+    let told = connected["tunnel_address"].as_str().unwrap_or_default();
+    ensure!(
+        told.split('/').next() == Some(tunnel.as_str()),
+        "{tunnel} vs {told}"
+    );
     let shown_client = find_text(c, &format!("{row} [data-field=client]")).await?;
     ensure!(
         shown_client.eq_ignore_ascii_case(&client.to_string()),
