@@ -16,8 +16,10 @@
 # and the client refunded the rest. Meanwhile a verifier (admitted on chain)
 # probes both providers through its own tunnels — handshake, RTT, loss,
 # throughput — and publishes signed reports to the fullnodes, which check them
-# against the chain and update the providers' reputation. Everything is
-# removed on exit, even on failure.
+# against the chain and update the providers' reputation. Provider p0 serves
+# its dashboard; while the session is live the demo takes a headless-Chromium
+# screenshot of it into $DEMO_ARTIFACTS (default ./demo-artifacts). Everything
+# else is removed on exit, even on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (network namespaces and TUN devices)" >&2; exit 1; }
@@ -25,6 +27,8 @@ bash scripts/setup.sh >/dev/null
 
 # DEMO_PROFILE=debug reuses the test build (faster to build, slower to run).
 profile=${DEMO_PROFILE:-release}
+artifacts=${DEMO_ARTIFACTS:-$PWD/demo-artifacts}
+mkdir -p "$artifacts"
 echo "demo: building flowshield, flowshield-market and flowshield-verifier ($profile)"
 packages=(-p flowshield-tunnel -p flowshield-market -p flowshield-verifier)
 if [ "$profile" = release ]; then
@@ -154,8 +158,14 @@ client_allowed_ips = ["198.18.99.1/32"]
 redeem_threshold_wei = "1000000000000000"
 redeem_interval_secs = 5
 EOF
+    # p0 serves its dashboard inside its namespace; reputation from fullnode 0.
+    if [ $i = 0 ]; then
+        printf '[dashboard]\nlisten = "127.0.0.1:8090"\nfullnode_url = "http://10.250.0.1:8100"\n' >> "$work/p$i.toml"
+    fi
     ip netns exec "${P[$i]}" "$FM" provider --config "$work/p$i.toml" >"$work/p$i.out" 2>"$work/p$i.log" & pids+=($!)
 done
+dashboard=$(wait_line "$work/p0.out" "dashboard " 30)
+echo "demo: provider p0's dashboard: $dashboard (inside netns ${P[0]})"
 echo "demo: waiting until both fullnodes index both providers"
 for i in 0 1; do for a in p0 p1; do
     want=$(acct $a | tr A-F a-f); deadline=$((SECONDS + 60))
@@ -243,6 +253,54 @@ for a in p0 p1; do
 done
 sleep 2   # two more vouchers cover the transfer
 
+echo "demo: screenshot of p0's dashboard while the session is live (headless Chromium)"
+chromium_run() { # chromium in p0's namespace, fresh profile, offline
+    rm -rf "$work/chromium"
+    timeout 90 ip netns exec "${P[0]}" chromium --headless --no-sandbox --disable-gpu --disable-quic \
+        --no-first-run --disable-background-networking --disable-component-update --disable-sync \
+        --user-data-dir="$work/chromium" --hide-scrollbars --force-device-scale-factor=1 \
+        --window-size=1280,1200 "$@" 2>>"$work/chromium.log"
+}
+chromium_run --dump-dom "${dashboard}?refresh=0" > "$work/dashboard.html"
+chromium_run --screenshot="$artifacts/dashboard.png" "${dashboard}?refresh=0" >/dev/null
+python3 - "$artifacts/dashboard.png" "$work/dashboard.html" "$order" "$(acct client)" <<'PY'
+import collections, struct, sys, zlib
+png, dom, order, client = open(sys.argv[1], "rb").read(), open(sys.argv[2]).read(), sys.argv[3], sys.argv[4]
+assert png[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+width, height, depth, ctype = struct.unpack(">IIBB", png[16:26])
+assert (width, height, depth) == (1280, 1200, 8) and ctype in (2, 6), (width, height, depth, ctype)
+idat, at = b"", 8
+while at < len(png):
+    size, kind = struct.unpack(">I4s", png[at:at + 8])
+    idat += png[at + 8:at + 8 + size] if kind == b"IDAT" else b""
+    at += 12 + size
+raw, bpp = zlib.decompress(idat), 3 if ctype == 2 else 4
+stride, prev, colours = width * bpp, bytearray(width * bpp), collections.Counter()
+for y in range(height):  # undo the PNG row filters
+    f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+    for i in range(stride):
+        a, b = line[i - bpp] if i >= bpp else 0, prev[i]
+        c = prev[i - bpp] if i >= bpp else 0
+        if f == 1: line[i] = (line[i] + a) & 255
+        elif f == 2: line[i] = (line[i] + b) & 255
+        elif f == 3: line[i] = (line[i] + (a + b) // 2) & 255
+        elif f == 4:
+            p = a + b - c
+            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+    colours.update(bytes(line[x:x + 3]) for x in range(0, stride, bpp))
+    if y == 4:
+        header = tuple(line[4 * bpp:4 * bpp + 3])
+    prev = line
+assert all(abs(v - w) < 8 for v, w in zip(header, (0x14, 0x20, 0x2e))), f"no dark header: {header}"
+assert len(colours) > 64 and colours.most_common(1)[0][1] < 0.9 * width * height, "blank screenshot"
+assert f'<tr data-order="{order}">' in dom, "the session is not on the dashboard"
+assert client.lower() in dom.lower(), "the client is not on the dashboard"
+for panel in ("sessions", "traffic", "stake", "earnings", "reputation"):
+    assert f'id="{panel}" data-state="ok"' in dom, f"{panel} panel not ok"
+print(f"  dashboard screenshot {width}x{height}, {len(colours)} colours, checked: shows order {order} and its client")
+PY
+
 echo "demo: client disconnects (provider redeems the last voucher and settles)"
 summary=$(ip netns exec "$CL" "$FM" client disconnect --config "$work/client.toml")
 after=$(status --account "$(acct p0)" --account "$(acct p1)" --order "$order")
@@ -273,6 +331,8 @@ for i, got in enumerate(reports):
 assert o["status"] == "Settled" and int(o["redeemed_wei"]) == int(s["provider_paid_wei"])
 assert int(s["provider_paid_wei"]) + int(s["client_refunded_wei"]) == int(o["escrow_wei"])
 PY
+echo "  dashboard of provider p0: $dashboard (in netns ${P[0]} while the demo runs; JSON at /api/status)"
+echo "  dashboard screenshot: $artifacts/dashboard.png"
 demo_ok=1
 echo
 echo "demo: OK"

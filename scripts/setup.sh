@@ -5,7 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in wireguard-tools wireguard-go iperf3 iproute2 iputils-ping python3 ca-certificates curl; do
+# chromium + chromium-driver (+ a font) render the provider dashboard in the
+# browser test and the demo's screenshot.
+for pkg in wireguard-tools wireguard-go iperf3 iproute2 iputils-ping python3 ca-certificates curl \
+    chromium chromium-driver fonts-dejavu-core; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -75,6 +75,8 @@ pub enum VerifyError {
 pub struct CertFacts {
     /// The bound keys.
     pub binding: NodeBinding,
+    /// The leaf's subject, RFC 4514 text (`CN=<PeerId>` as DeCA issues it).
+    pub subject: String,
     /// Serial number bytes.
     pub serial: Vec<u8>,
     /// SHA-256 of the leaf DER.
@@ -171,6 +173,7 @@ pub fn inspect_chain(chain: &[Vec<u8>], now: u64) -> Result<CertFacts, VerifyErr
 
     Ok(CertFacts {
         binding,
+        subject: leaf.subject().to_string(),
         serial: leaf.tbs_certificate.raw_serial().to_vec(),
         cert_hash: Sha256::digest(leaf_der).into(),
         operator,

@@ -64,6 +64,10 @@ async fn wrong_binding_rejected_per_field() {
     let keys = NodeKeys::generate();
     let issued = ca.client.request_certificate(&keys).await.unwrap();
     let facts = inspect_chain(&issued.chain().unwrap(), unix_now()).unwrap();
+    assert_eq!(
+        facts.subject,
+        format!("CN={}", keys.binding().peer_id.to_base58())
+    );
     let op = registered(ca.svc.authority());
     let other = NodeKeys::generate().binding();
 

@@ -13,15 +13,15 @@ use crate::live::SharedLive;
 use crate::matching::{self, MatchRequest};
 use crate::metrics::Metrics;
 use crate::reports::{ReportService, ReportStore};
-use crate::reputation::SharedReputation;
+use crate::reputation::{ReputationBook, SharedReputation};
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use flowshield_proto::offer::u128_text;
-use flowshield_proto::{Offer, Region};
+use flowshield_proto::{ChainAddress, Offer, Region};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -51,6 +51,10 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/providers", get(list_providers))
+        .route(
+            "/v1/providers/{address}/reputation",
+            get(provider_reputation),
+        )
         .route("/v1/match", post(match_offer))
         .route("/v1/reports", post(post_report).get(list_reports))
         .route("/healthz", get(healthz))
@@ -67,6 +71,7 @@ pub fn router(state: ApiState) -> Router {
     ),
     paths(
         list_providers,
+        provider_reputation,
         match_offer,
         crate::api_reports::post_report,
         crate::api_reports::list_reports,
@@ -75,6 +80,7 @@ pub fn router(state: ApiState) -> Router {
     ),
     components(schemas(
         ProviderView,
+        ReputationView,
         MatchBody,
         MatchView,
         ErrorBody,
@@ -151,6 +157,40 @@ impl From<IndexedProvider> for ProviderView {
             signed_heartbeat: p.signed_heartbeat,
         }
     }
+}
+
+/// A provider's reputation as this fullnode computes it from verifier
+/// reports (see [`crate::reputation`]).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReputationView {
+    /// Provider chain address, 0x + 40 lowercase hex.
+    pub provider: String,
+    /// 0 to 1; 0.5 (neutral) without reports.
+    pub reputation: f64,
+    /// Reports counted, over the last 64 report periods.
+    pub reports: u64,
+    /// Of those, how many passed the provider.
+    pub passed: u64,
+    /// Report periods with at least one report.
+    pub periods: u64,
+    /// The newest period reported on, if any.
+    pub latest_period: Option<u64>,
+}
+
+/// The reputation of the provider `address` names (sans-IO, for the handler).
+pub fn reputation_of(book: &ReputationBook, address: &str) -> Result<ReputationView, ApiError> {
+    let provider = address
+        .parse::<ChainAddress>()
+        .map_err(|_| ApiError::bad("address", "must be 0x and 40 hex digits"))?;
+    let summary = book.summary(&provider);
+    Ok(ReputationView {
+        provider: format!("0x{}", hex::encode(provider.0)),
+        reputation: summary.score,
+        reports: summary.reports,
+        passed: summary.passed,
+        periods: summary.periods as u64,
+        latest_period: summary.latest_period,
+    })
 }
 
 /// The body of `POST /v1/match` (documentation; parsed by hand).
@@ -319,6 +359,25 @@ async fn list_providers(
     ))
 }
 
+/// One provider's reputation from verifier reports; a provider without
+/// reports (or unknown to this fullnode) is neutral with `reports: 0`.
+#[utoipa::path(get, path = "/v1/providers/{address}/reputation",
+    params(("address" = String, Path, description = "Provider chain address, 0x + 40 hex")),
+    responses(
+        (status = 200, body = ReputationView),
+        (status = 400, body = ErrorBody, description = "`address` is not a chain address"),
+    ))]
+async fn provider_reputation(
+    State(state): State<ApiState>,
+    Path(address): Path<String>,
+) -> Result<Json<ReputationView>, ApiError> {
+    let book = state
+        .reputation
+        .read()
+        .map_err(|_| ApiError::internal("reputation lock poisoned"))?;
+    reputation_of(&book, &address).map(Json)
+}
+
 /// The best offer for a request.
 #[utoipa::path(post, path = "/v1/match", request_body = MatchBody,
     responses(
@@ -451,10 +510,33 @@ mod tests {
     }
 
     #[test]
+    fn reputation_names_a_bad_address_and_counts_reports() {
+        let mut book = ReputationBook::default();
+        let provider = ChainAddress([0xab; 20]);
+        book.record(provider, 3, true);
+        book.record(provider, 4, false);
+        let view = reputation_of(&book, &format!("0x{}", "AB".repeat(20))).unwrap();
+        assert_eq!(view.provider, format!("0x{}", "ab".repeat(20)));
+        assert_eq!((view.reports, view.passed, view.periods), (2, 1, 2));
+        assert_eq!(view.latest_period, Some(4));
+        assert_eq!(view.reputation, book.score_of(&provider));
+        let unknown = reputation_of(&book, &format!("0x{}", "01".repeat(20))).unwrap();
+        assert_eq!((unknown.reports, unknown.reputation), (0, 0.5));
+        for bad in ["0x12", "nothex", "", &format!("0x{}", "zz".repeat(20))] {
+            let err = reputation_of(&book, bad).unwrap_err();
+            assert_eq!(
+                (err.status, err.field),
+                (StatusCode::BAD_REQUEST, Some("address"))
+            );
+        }
+    }
+
+    #[test]
     fn openapi_lists_every_route() {
         let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
         for path in [
             "/v1/providers",
+            "/v1/providers/{address}/reputation",
             "/v1/match",
             "/v1/reports",
             "/healthz",

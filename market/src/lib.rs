@@ -17,7 +17,8 @@
 //! - [`pool`]: tunnel addresses a provider hands out (sans-IO).
 //! - [`dataplane`]: adds and removes WireGuard peers over UAPI.
 //! - [`fullnode`], [`provider`]: the roles; [`api`] and [`metrics`] serve
-//!   the fullnode's HTTP interface.
+//!   the fullnode's HTTP interface; [`dashboard`] is the provider's web
+//!   page (sessions, traffic, earnings, stake, reputation, certificate).
 //! - [`identity`]: the node's libp2p key file; [`chain`]: the chain key
 //!   file and market contract.
 //! - [`session`]: the order session protocol between client and provider
@@ -33,6 +34,7 @@ mod api_reports;
 pub mod certgate;
 pub mod chain;
 pub mod client;
+pub mod dashboard;
 pub mod dataplane;
 pub mod devnet;
 pub mod fullnode;

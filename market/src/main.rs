@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use flowshield_logging::LogArgs;
 use flowshield_market::client::{self, config::ClientFile, control, Overrides};
+use flowshield_market::dashboard::Dashboard;
 use flowshield_market::fullnode::{Fullnode, FullnodeConfig};
 use flowshield_market::identity;
 use flowshield_market::provider::{Provider, ProviderConfig, ProviderFile};
@@ -291,6 +292,10 @@ async fn main() -> Result<()> {
                 parse_addrs(&file.listen, "listen")?
             };
             let keypair_for_cert = keypair.clone();
+            let sessions = file
+                .session_host(&path, &offer)
+                .await
+                .context("setting up order sessions")?;
             let config = ProviderConfig {
                 keypair,
                 offer: offer.clone(),
@@ -301,12 +306,16 @@ async fn main() -> Result<()> {
                 ),
                 dht_refresh_every: 6,
                 tunnel_subnet: file.tunnel_subnet.clone(),
-                sessions: file
-                    .session_host(&path, &offer)
-                    .await
-                    .context("setting up order sessions")?,
+                sessions: sessions.clone(),
             };
             let chain = certificate.as_deref().map(trust::read_chain).transpose()?;
+            let dashboard = match &file.dashboard {
+                Some(table) => {
+                    let config = table.config(&path, &file, &offer, sessions, chain.clone())?;
+                    Some(Dashboard::start(config).await?)
+                }
+                None => None,
+            };
             let node = Provider::start(config)
                 .await
                 .context("starting the provider")?;
@@ -321,7 +330,13 @@ async fn main() -> Result<()> {
             for addr in node.net.listen_addrs() {
                 println!("listening {addr}");
             }
+            if let Some(dashboard) = &dashboard {
+                println!("dashboard http://{}/", dashboard.addr());
+            }
             terminated().await;
+            if let Some(dashboard) = dashboard {
+                dashboard.shutdown();
+            }
             node.shutdown().await;
         }
         Role::Client { action } => return client_action(action).await,

@@ -94,6 +94,12 @@ pub enum ProviderError {
 /// idle_timeout_secs = 30              # no voucher this long: settle, remove the peer
 /// redeem_threshold_wei = "1000000000000000"
 /// redeem_interval_secs = 60
+///
+/// [dashboard]                         # optional: the web dashboard (see crate::dashboard)
+/// listen = "127.0.0.1:8090"           # GET / (page), GET /api/status (JSON)
+/// fullnode_url = "http://10.250.0.1:8080"   # optional: reputation from this fullnode
+/// deca_registry = "0x..."             # optional: certificate status on chain (via chain.rpc_url)
+/// refresh_secs = 5                    # page reload interval; 0: never
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -112,6 +118,7 @@ pub struct ProviderFile {
     pub chain: Option<ChainFile>,
     #[serde(default)]
     pub session: SessionFile,
+    pub dashboard: Option<crate::dashboard::DashboardFile>,
 }
 
 /// The `[session]` table (see [`ProviderFile`]).

@@ -35,6 +35,20 @@ pub struct ReputationBook {
     scores: HashMap<ChainAddress, f64>,
 }
 
+/// One provider's standing, as [`ReputationBook::summary`] gives it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReputationSummary {
+    /// 0 to 1; [`NEUTRAL_REPUTATION`] without reports.
+    pub score: f64,
+    /// Reports counted (over the last [`MAX_PERIODS`] periods).
+    pub reports: u64,
+    /// Of those, how many passed the provider.
+    pub passed: u64,
+    /// Periods with at least one report.
+    pub periods: usize,
+    pub latest_period: Option<u64>,
+}
+
 /// The book shared between the report handler and `/v1/match`.
 pub type SharedReputation = Arc<RwLock<ReputationBook>>;
 
@@ -63,6 +77,25 @@ impl ReputationBook {
             .get(provider)
             .copied()
             .unwrap_or(NEUTRAL_REPUTATION)
+    }
+
+    /// What the book holds on one provider: its score and the reports
+    /// behind it (only the remembered periods count).
+    pub fn summary(&self, provider: &ChainAddress) -> ReputationSummary {
+        let periods = self.tallies.get(provider);
+        let (reports, passed) = periods
+            .into_iter()
+            .flat_map(|p| p.values())
+            .fold((0u64, 0u64), |(r, p), t| {
+                (r + u64::from(t.total), p + u64::from(t.passed))
+            });
+        ReputationSummary {
+            score: self.score_of(provider),
+            reports,
+            passed,
+            periods: periods.map_or(0, |p| p.len()),
+            latest_period: periods.and_then(|p| p.keys().next_back().copied()),
+        }
     }
 
     /// Providers with at least one report.
@@ -100,6 +133,25 @@ mod tests {
             book.record(A, period, true);
         }
         assert!(book.score_of(&A) > 0.99);
+    }
+
+    #[test]
+    fn summary_counts_the_reports_behind_the_score() {
+        let mut book = ReputationBook::default();
+        let none = book.summary(&A);
+        assert_eq!(
+            (none.reports, none.periods, none.latest_period),
+            (0, 0, None)
+        );
+        assert_eq!(none.score, NEUTRAL_REPUTATION);
+        book.record(A, 4, true);
+        book.record(A, 4, false);
+        book.record(A, 9, true);
+        let s = book.summary(&A);
+        assert_eq!((s.reports, s.passed, s.periods), (3, 2, 2));
+        assert_eq!(s.latest_period, Some(9));
+        assert_eq!(s.score, book.score_of(&A));
+        assert_eq!(book.summary(&B).reports, 0);
     }
 
     #[test]

@@ -387,6 +387,41 @@ async fn verifier_reports_are_checked_gossiped_and_move_reputation() {
     assert_eq!((status, &answer["new"]), (200, &Value::Bool(false)));
     assert_eq!(best(one.http_addr).await, format!("{good_addr:#x}"));
 
+    // Reputation per provider, with the reports behind it.
+    let reputation = |addr: Address| async move {
+        let path = format!("/v1/providers/{addr:#x}/reputation");
+        let (status, body) = http(one.http_addr, "GET", &path, "").await;
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let good_rep = reputation(good_addr).await;
+    assert_eq!(good_rep["provider"], format!("{good_addr:#x}"));
+    assert_eq!(
+        (good_rep["reports"].as_u64(), good_rep["passed"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(good_rep["latest_period"], 3);
+    assert!(good_rep["reputation"].as_f64().unwrap() > 0.5, "{good_rep}");
+    let cheap_rep = reputation(cheap_addr).await;
+    assert_eq!(
+        (cheap_rep["reports"].as_u64(), cheap_rep["passed"].as_u64()),
+        (Some(3), Some(0))
+    );
+    assert!(
+        cheap_rep["reputation"].as_f64().unwrap() < 0.5,
+        "{cheap_rep}"
+    );
+    let stranger_rep = reputation(Address::repeat_byte(0x77)).await;
+    assert_eq!(
+        (
+            stranger_rep["reports"].as_u64(),
+            stranger_rep["reputation"].as_f64()
+        ),
+        (Some(0), Some(0.5))
+    );
+    let (status, answer) = http(one.http_addr, "GET", "/v1/providers/0x12/reputation", "").await;
+    assert_eq!((status, answer["field"].as_str()), (400, Some("address")));
+
     let (status, listed) = http(
         one.http_addr,
         "GET",

@@ -44,6 +44,11 @@ impl Netns {
         run_ok(self.command(program).args(args))
     }
 
+    /// [`run_inside`] this namespace.
+    pub fn run_inside<T: Send>(&self, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
+        run_inside(&self.name, f)
+    }
+
     /// `ip -n NAME args...`.
     pub fn ip(&self, args: &[&str]) -> anyhow::Result<String> {
         run_ok(Command::new("ip").args(["-n", &self.name]).args(args))
@@ -56,6 +61,30 @@ impl Drop for Netns {
             eprintln!("e2e: cannot delete namespace {}: {err:#}", self.name);
         }
     }
+}
+
+/// Runs `f` on a thread that has joined the namespace `name`, so the
+/// sockets it opens (and those of threads it starts, such as an async
+/// runtime's) are in there: for clients the test itself runs against
+/// services bound inside. A panic in `f` is passed on.
+pub fn run_inside<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
+    use std::os::fd::AsRawFd;
+    let path = format!("/run/netns/{name}");
+    let ns = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
+    std::thread::scope(|scope| {
+        let joined = scope
+            .spawn(move || {
+                // SAFETY: setns(2) with a namespace fd we hold open; it
+                // changes this (new, scoped) thread only.
+                if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return Err(std::io::Error::last_os_error())
+                        .with_context(|| format!("setns into {path}"));
+                }
+                Ok(f())
+            })
+            .join();
+        joined.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// A veth pair joining two namespaces, each end with an IPv4 address and up

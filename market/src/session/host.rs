@@ -8,12 +8,14 @@
 //! answers in milliseconds; a provider has at most 32 open orders).
 
 use super::pricing::Prices;
-use super::table::{EndReason, OrderView, SessionError, SessionPolicy, SessionTable};
+use super::table::{
+    EndReason, OrderView, SessionError, SessionPolicy, SessionSnapshot, SessionTable,
+};
 use super::{parse_u256, ConnectRequest, ConnectedInfo, SessionRequest, SessionResponse};
 use crate::dataplane::DataPlane;
 use crate::pool::TunnelAddressPool;
 use crate::unix_ms;
-use flowshield_chain::alloy::primitives::U256;
+use flowshield_chain::alloy::primitives::{Address, U256};
 use flowshield_chain::{MarketClient, OrderStatus};
 use flowshield_proto::{PeerId, WgPublicKey};
 use flowshield_tunnel::key::PublicKey;
@@ -39,6 +41,23 @@ pub struct HostConfig {
 struct State {
     table: SessionTable,
     pool: TunnelAddressPool,
+    settled: SettledTally,
+}
+
+/// Sessions ended (and their orders settled) since the provider started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SettledTally {
+    pub sessions: u64,
+    /// What those orders paid the provider on chain, in wei.
+    pub paid: U256,
+}
+
+/// What an observer (the dashboard) sees of the host at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostSnapshot {
+    /// Open sessions, oldest first.
+    pub sessions: Vec<SessionSnapshot>,
+    pub settled: SettledTally,
 }
 
 /// The provider's sessions. Cheap to clone.
@@ -81,6 +100,7 @@ impl SessionHost {
             state: Arc::new(Mutex::new(State {
                 table: SessionTable::new(config.policy.clone(), domain),
                 pool,
+                settled: SettledTally::default(),
             })),
             config: Arc::new(config),
         })
@@ -93,6 +113,25 @@ impl SessionHost {
     /// Open sessions (for observers and tests).
     pub async fn session_count(&self) -> usize {
         self.state.lock().await.table.len()
+    }
+
+    /// Open sessions and what ended ones paid (for the dashboard).
+    pub async fn snapshot(&self) -> HostSnapshot {
+        let state = self.state.lock().await;
+        HostSnapshot {
+            sessions: state.table.snapshot(),
+            settled: state.settled,
+        }
+    }
+
+    /// The market contract, as this provider signs for it.
+    pub fn market(&self) -> &MarketClient {
+        &self.config.market
+    }
+
+    /// This provider's chain address.
+    pub fn chain_address(&self) -> Address {
+        self.config.policy.me
     }
 
     /// Answers one session message.
@@ -266,6 +305,8 @@ impl SessionHost {
             .map(|o| o.redeemed)
             .map_err(|e| chain_error("reading the order", e))?;
         state.table.remove(&id);
+        state.settled.sessions += 1;
+        state.settled.paid = state.settled.paid.saturating_add(redeemed);
         let _ = state.pool.release(session.address);
         tracing::info!(order = %id, %redeemed, why, "session ended, order settled");
         Ok(redeemed)

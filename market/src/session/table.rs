@@ -119,6 +119,40 @@ pub struct Session {
     pub redeemed: U256,
 }
 
+/// What an observer (the dashboard) sees of one session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSnapshot {
+    pub order_id: U256,
+    pub client: Address,
+    pub wg_key: WgPublicKey,
+    pub address: Ipv4Addr,
+    pub escrow: U256,
+    pub accepted_at_ms: u64,
+    /// When the last voucher was taken; `None` before the first.
+    pub last_voucher_ms: Option<u64>,
+    /// The best voucher's cumulative amount (0 before the first).
+    pub vouchers_cumulative: U256,
+    /// What the chain has paid so far.
+    pub redeemed: U256,
+}
+
+impl Session {
+    pub fn snapshot(&self) -> SessionSnapshot {
+        let cumulative = self.ledger.owed();
+        SessionSnapshot {
+            order_id: self.order_id,
+            client: self.client,
+            wg_key: self.wg_key,
+            address: self.address,
+            escrow: self.escrow,
+            accepted_at_ms: self.accepted_at_ms,
+            last_voucher_ms: (!cumulative.is_zero()).then_some(self.last_voucher_ms),
+            vouchers_cumulative: cumulative,
+            redeemed: self.redeemed,
+        }
+    }
+}
+
 /// What taking a voucher led to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VoucherOutcome {
@@ -169,6 +203,13 @@ impl SessionTable {
 
     pub fn order_ids(&self) -> Vec<U256> {
         self.sessions.keys().copied().collect()
+    }
+
+    /// Every session, oldest first.
+    pub fn snapshot(&self) -> Vec<SessionSnapshot> {
+        let mut all: Vec<SessionSnapshot> = self.sessions.values().map(Session::snapshot).collect();
+        all.sort_by_key(|s| (s.accepted_at_ms, s.order_id));
+        all
     }
 
     /// Everything a `Connect` must pass before the provider accepts the

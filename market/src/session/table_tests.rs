@@ -250,3 +250,25 @@ fn redeems_past_the_threshold_and_ends_idle_sessions() {
     assert_eq!(session.ledger.owed(), U256::from(700));
     assert!(f.table.is_empty());
 }
+
+#[test]
+fn snapshot_shows_vouchers_and_redemptions_as_they_happen() {
+    let mut f = admitted();
+    let [before] = f.table.snapshot().try_into().unwrap();
+    assert_eq!(before.order_id, U256::from(1));
+    assert_eq!(before.wg_key, WgPublicKey([1; 32]));
+    assert_eq!(before.address, Ipv4Addr::new(10, 77, 0, 2));
+    assert_eq!((before.accepted_at_ms, before.last_voucher_ms), (NOW, None));
+    assert_eq!(before.vouchers_cumulative, U256::ZERO);
+    let v = voucher(&f, &f.client, 1, 600);
+    f.table.offer_voucher(&v, 0, NOW + 1000).unwrap();
+    f.table
+        .mark_redeemed(U256::from(1), U256::from(600), NOW + 1100);
+    let [after] = f.table.snapshot().try_into().unwrap();
+    assert_eq!(after.last_voucher_ms, Some(NOW + 1000));
+    assert_eq!(after.vouchers_cumulative, U256::from(600));
+    assert_eq!(
+        (after.redeemed, after.escrow),
+        (U256::from(600), U256::from(10_000))
+    );
+}

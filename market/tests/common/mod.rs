@@ -143,6 +143,31 @@ impl Drop for Proc {
     }
 }
 
+/// The keys provider `index` runs with, for tests that add to its start
+/// (e.g. issue it a certificate).
+pub struct ProviderKeys {
+    pub index: usize,
+    /// The data plane's WireGuard keys, base64.
+    pub wg_private: String,
+    pub wg_public: String,
+    /// The libp2p identity file (created by the provider if absent).
+    pub identity_file: PathBuf,
+    /// The chain key file (hex, written by `dev-chain`).
+    pub chain_key_file: PathBuf,
+    pub chain_address: String,
+}
+
+/// What a test adds to a provider's start: TOML appended to its
+/// configuration file, arguments appended to its command line.
+#[derive(Debug, Default)]
+pub struct ProviderExtras {
+    pub toml: String,
+    pub args: Vec<String>,
+}
+
+/// Called for each provider before it starts.
+pub type ProviderHook<'a> = dyn FnMut(&World, &ProviderKeys) -> Result<ProviderExtras> + 'a;
+
 pub struct ProviderSite {
     pub ns: Netns,
     pub iface: String,
@@ -176,6 +201,16 @@ fn sha256_hex(data: &[u8]) -> String {
 impl World {
     /// Builds the network and starts chain, fullnodes, providers, origin.
     pub fn start(providers: usize) -> Result<Self> {
+        Self::start_with(providers, &[], &mut |_, _| Ok(ProviderExtras::default()))
+    }
+
+    /// [`World::start`], with more funded chain keys (`<dir>/<name>.key`)
+    /// and `extras` consulted before each provider starts.
+    pub fn start_with(
+        providers: usize,
+        extra_keys: &[&str],
+        extras: &mut ProviderHook<'_>,
+    ) -> Result<Self> {
         flowshield_e2e::require_environment()?;
         let dir = tempfile::tempdir()?;
         let hub = Netns::new()?;
@@ -196,6 +231,12 @@ impl World {
         std::fs::write(dir.path().join("blob"), &blob)?;
         let blob_sha256 = sha256_hex(&blob);
 
+        let keys = ["p0", "p1", "client"]
+            .iter()
+            .chain(extra_keys)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(",");
         let chain = Proc::spawn(
             &hub,
             dir.path(),
@@ -208,7 +249,7 @@ impl World {
                 "--dir",
                 dir.path().to_str().context("utf8")?,
                 "--keys",
-                "p0,p1,client",
+                &keys,
             ],
         )?;
         let chain_info: Value = chain.wait_line(Duration::from_secs(120), |l| {
@@ -262,7 +303,7 @@ impl World {
             blob_sha256,
         };
         for i in 0..providers {
-            world.start_provider(i)?;
+            world.start_provider(i, extras)?;
         }
         let http = Proc::spawn(
             &world.origin,
@@ -270,6 +311,7 @@ impl World {
             "origin-http",
             "python3",
             &[
+                "-u", // unbuffered: its "Serving HTTP" line is the readiness signal
                 "-m",
                 "http.server",
                 "8080",
@@ -279,6 +321,7 @@ impl World {
                 world.dir.path().to_str().context("utf8")?,
             ],
         )?;
+        http.wait_line(WAIT, |l| l.starts_with("Serving HTTP").then_some(()))?;
         world.http = Some(http);
         for i in 0..providers {
             world.wait_indexed(i, 0)?;
@@ -287,7 +330,7 @@ impl World {
         Ok(world)
     }
 
-    fn start_provider(&mut self, i: usize) -> Result<()> {
+    fn start_provider(&mut self, i: usize, extras: &mut ProviderHook<'_>) -> Result<()> {
         let ns = Netns::new()?;
         let pair = VethPair::new(
             &self.hub,
@@ -374,15 +417,22 @@ redeem_interval_secs = 5
                 .as_str()
                 .context("market")?,
         );
-        let path = dir.join(format!("p{i}.toml"));
-        std::fs::write(&path, toml)?;
-        let sidecar = Proc::spawn(
-            &ns,
-            dir,
-            &format!("provider{i}"),
-            BIN,
-            &["provider", "--config", path.to_str().context("utf8")?],
+        let extra = extras(
+            self,
+            &ProviderKeys {
+                index: i,
+                wg_private: keys.private.clone(),
+                wg_public: keys.public.clone(),
+                identity_file: dir.join(format!("p{i}.p2p")),
+                chain_key_file: dir.join(format!("p{i}.key")),
+                chain_address: chain_address.clone(),
+            },
         )?;
+        let path = dir.join(format!("p{i}.toml"));
+        std::fs::write(&path, format!("{toml}{}", extra.toml))?;
+        let mut argv = vec!["provider", "--config", path.to_str().context("utf8")?];
+        argv.extend(extra.args.iter().map(String::as_str));
+        let sidecar = Proc::spawn(&ns, dir, &format!("provider{i}"), BIN, &argv)?;
         sidecar.wait_line(WAIT, |l| l.starts_with("listening ").then_some(()))?;
         self.providers.push(ProviderSite {
             ns,
