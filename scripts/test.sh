@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The one test command: installs what is missing, checks formatting and
 # lints, builds, and runs every test (unit, integration and end-to-end in
-# network namespaces). Needs root (namespaces, TUN devices).
+# network namespaces, and the provider .deb installed and purged in a
+# debootstrap chroot: packaging/tests/deb.rs). Needs root (namespaces, TUN
+# devices, chroot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
