@@ -97,9 +97,24 @@ fn require_prerequisites() -> Result<()> {
 
 /// `packaging/build-deb.sh`: release binaries, man pages, cargo-deb.
 fn build_deb() -> Result<PathBuf> {
-    let out = run(Command::new("bash")
-        .arg(workspace_root().join("packaging/build-deb.sh"))
-        .stderr(std::process::Stdio::inherit()))?;
+    let mut cmd = Command::new("bash");
+    cmd.arg(workspace_root().join("packaging/build-deb.sh"))
+        .stderr(std::process::Stdio::inherit());
+    // Build as `scripts/test.sh` or an operator would, not with the
+    // variables cargo sets for this test (CARGO_PKG_*, LD_LIBRARY_PATH, …):
+    // they change build-script fingerprints, and each later plain build
+    // would then rebuild the release binaries from scratch.
+    for (name, _) in std::env::vars_os() {
+        let keep = ["CARGO_TARGET_DIR", "CARGO_HOME", "CARGO_TERM_COLOR"];
+        let name_text = name.to_string_lossy();
+        if (name_text.starts_with("CARGO") && !keep.contains(&name_text.as_ref()))
+            || name_text == "LD_LIBRARY_PATH"
+            || name_text.starts_with("RUST_TEST")
+        {
+            cmd.env_remove(&name);
+        }
+    }
+    let out = run(&mut cmd)?;
     let text = stdout(&out);
     let path = PathBuf::from(text.lines().last().unwrap_or_default().trim());
     ensure!(path.is_file(), "build-deb.sh printed no .deb path: {text}");
@@ -108,7 +123,7 @@ fn build_deb() -> Result<PathBuf> {
 
 fn lintian_is_clean(deb: &Path) -> Result<()> {
     let out = Command::new("lintian")
-        .args(["--fail-on", "error,warning", "--no-tag-display-limit"])
+        .args(["--fail-on", "error,warning", "--tag-display-limit", "0"])
         .arg(deb)
         .output()
         .context("cannot run lintian")?;
@@ -407,7 +422,8 @@ fn check_installed(root: &Chroot, tree: &Tree) -> Result<()> {
         expect(&format!("/usr/share/man/man1/{bin}.1.gz"), "f 644 0:0");
     }
     for unit in UNITS {
-        expect(&format!("/lib/systemd/system/{unit}"), "f 644 0:0");
+        // Installed in /lib; bookworm's merged /usr makes that usr/lib.
+        expect(&format!("/usr/lib/systemd/system/{unit}"), "f 644 0:0");
     }
     expect("/etc/flowshield/provider.toml", "f 644 0:0");
     expect("/etc/flowshield/verifier.toml", "f 644 0:0");
