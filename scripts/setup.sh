@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 # chromium + chromium-driver (+ a font) render the provider dashboard in the
-# browser test and the demo's screenshot.
+# browser test and the demo's screenshot; lintian, debootstrap, help2man,
+# dpkg-dev: building and testing the provider .deb (packaging/).
 for pkg in wireguard-tools wireguard-go iperf3 iproute2 iputils-ping python3 ca-certificates curl \
-    chromium chromium-driver fonts-dejavu-core; do
+    chromium chromium-driver fonts-dejavu-core lintian debootstrap help2man dpkg-dev binutils; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -22,6 +23,16 @@ command -v cargo >/dev/null || { echo "setup: cargo (Rust toolchain) is required
 for component in rustfmt clippy; do
     cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1 || rustup component add "$component"
 done
+
+# cargo-deb, pinned, outside the clone (packaging/build-deb.sh looks here).
+CARGO_DEB_VERSION=3.8.0
+CARGO_DEB_ROOT=/var/tmp/flowshield-tools/cargo-deb-$CARGO_DEB_VERSION
+if [ ! -x "$CARGO_DEB_ROOT/bin/cargo-deb" ]; then
+    echo "setup: installing cargo-deb $CARGO_DEB_VERSION"
+    # Its own temporary target directory, not the project's.
+    env -u CARGO_TARGET_DIR cargo install cargo-deb --locked --quiet \
+        --version "$CARGO_DEB_VERSION" --root "$CARGO_DEB_ROOT"
+fi
 
 # Node.js runs the pinned solc-js compiler and the local EVM node (hardhat).
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

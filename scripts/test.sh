@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one test command: installs what is missing, checks formatting and
 # lints, builds, and runs every test (unit, integration and end-to-end in
-# network namespaces), then the demo itself on the test build. Needs root
-# (namespaces, TUN devices).
+# network namespaces, and the provider .deb installed and purged in a
+# debootstrap chroot: packaging/tests/deb.rs), then the demo itself on the
+# test build. Needs root (namespaces, TUN devices, chroot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

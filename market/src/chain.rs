@@ -75,6 +75,24 @@ pub fn read_key_file(path: &Path) -> Result<PrivateKeySigner, ChainSetupError> {
     rpc::signer_from_key(&B256::from(key)).map_err(|e| err(e.to_string()))
 }
 
+/// Reads the key at `path`, or creates a new random one there (0600) if
+/// absent, as [`crate::identity::load_or_create`] does for the node key.
+pub fn load_or_create_key_file(path: &Path) -> Result<PrivateKeySigner, ChainSetupError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => read_key_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let signer = PrivateKeySigner::random();
+            write_key_file(path, &signer)?;
+            tracing::info!(path = %path.display(), address = %signer.address(), "created chain key");
+            Ok(signer)
+        }
+        Err(e) => Err(ChainSetupError::KeyFile {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
 /// Writes `signer`'s key as hex, mode 0600 from the start.
 pub fn write_key_file(path: &Path, signer: &PrivateKeySigner) -> Result<(), ChainSetupError> {
     let err = |e: std::io::Error| ChainSetupError::KeyFile {
@@ -88,6 +106,19 @@ pub fn write_key_file(path: &Path, signer: &PrivateKeySigner) -> Result<(), Chai
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn creates_a_key_once_then_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/chain.key");
+        let first = load_or_create_key_file(&path).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let second = load_or_create_key_file(&path).unwrap();
+        assert_eq!(first.address(), second.address());
+    }
 
     #[test]
     fn key_files_round_trip_and_must_be_private() {

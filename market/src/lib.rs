@@ -45,6 +45,7 @@ pub mod live;
 pub mod matching;
 pub mod metrics;
 pub mod net;
+pub mod offer_keys;
 pub mod pool;
 pub mod provider;
 pub mod reports;

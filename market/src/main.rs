@@ -109,6 +109,17 @@ enum Role {
         #[arg(long, value_delimiter = ',')]
         verifiers: Vec<String>,
     },
+    /// Print the node's PeerId and chain address, creating the key files
+    /// (mode 0600) that are absent. Never prints a private key.
+    #[command(group(clap::ArgGroup::new("key_files").required(true).multiple(true)))]
+    Keys {
+        /// libp2p node key (a provider's `identity_file`).
+        #[arg(long, group = "key_files")]
+        identity: Option<PathBuf>,
+        /// Chain key, hex secp256k1 (a provider's `chain.key_file`).
+        #[arg(long, group = "key_files")]
+        chain_key: Option<PathBuf>,
+    },
     /// Print balances, claimable amounts and an order as JSON.
     ChainStatus {
         #[arg(long)]
@@ -346,6 +357,19 @@ async fn main() -> Result<()> {
             keys,
             verifiers,
         } => dev_chain(listen, dir, keys, verifiers).await?,
+        Role::Keys {
+            identity: key_file,
+            chain_key,
+        } => {
+            if let Some(path) = key_file {
+                let keypair = identity::load_or_create(&path)?;
+                println!("peer_id {}", keypair.public().to_peer_id());
+            }
+            if let Some(path) = chain_key {
+                let signer = flowshield_market::chain::load_or_create_key_file(&path)?;
+                println!("chain_address {}", signer.address());
+            }
+        }
         Role::ChainStatus {
             rpc,
             market,

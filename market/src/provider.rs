@@ -15,6 +15,7 @@
 use crate::chain::{ChainFile, ChainSetupError};
 use crate::dataplane::DataPlane;
 use crate::net::{self, MarketRequest, MarketResponse, NetConfig, NetError, NetEvent, NetHandle};
+use crate::offer_keys;
 use crate::pool::{PoolError, TunnelAddressPool};
 use crate::session::host::{HostConfig, SessionHost};
 use crate::session::pricing::Prices;
@@ -24,9 +25,7 @@ use crate::unix_ms;
 use flowshield_chain::alloy::primitives::{B256, U256};
 use flowshield_chain::ProviderTerms;
 use flowshield_proto::offer::u128_text;
-use flowshield_proto::{
-    ChainAddress, Heartbeat, Keypair, Offer, ProtoError, Region, SignedMessage, WgPublicKey,
-};
+use flowshield_proto::{Heartbeat, Keypair, Offer, ProtoError, Region, SignedMessage};
 use libp2p::Multiaddr;
 use serde::Deserialize;
 use sha2::Digest;
@@ -77,9 +76,9 @@ pub enum ProviderError {
 /// price_per_hour_wei = "0"
 /// capacity_mbps = 500
 /// max_clients = 50
-/// wg_public_key = "base64 of the data plane's public key"
 /// endpoint = "203.0.113.7:51820"
-/// chain_address = "0x..."          # must be chain.key_file's address
+/// wg_public_key = "base64..."      # optional: default, the data plane's (UAPI get)
+/// chain_address = "0x..."          # optional with [chain]: default, chain.key_file's
 ///
 /// [chain]                             # optional: sell (see crate::chain)
 /// rpc_url = "http://10.250.0.1:8545"
@@ -165,9 +164,13 @@ pub struct OfferFile {
     pub price_per_hour_wei: String,
     pub capacity_mbps: u32,
     pub max_clients: u32,
-    pub wg_public_key: String,
+    /// Omitted: derived from the data plane ([`crate::offer_keys`]).
+    #[serde(default)]
+    pub wg_public_key: Option<String>,
     pub endpoint: String,
-    pub chain_address: String,
+    /// Omitted: `chain.key_file`'s address ([`crate::offer_keys`]).
+    #[serde(default)]
+    pub chain_address: Option<String>,
 }
 
 impl ProviderFile {
@@ -183,6 +186,9 @@ impl ProviderFile {
     }
 
     /// The offer this file describes, for the provider with `keypair`.
+    /// Keys the file omits are looked up: the WireGuard key from the data
+    /// plane over its UAPI socket (a short blocking call), the chain address
+    /// from `chain.key_file` (see [`crate::offer_keys`]).
     pub fn offer(&self, path: &Path, keypair: &Keypair) -> Result<Offer, ProviderError> {
         let field = |field: &'static str, reason: String| ProviderError::ConfigField {
             path: path.to_path_buf(),
@@ -192,14 +198,17 @@ impl ProviderFile {
         let o = &self.offer;
         let offer = Offer {
             provider_peer_id: keypair.public().to_peer_id(),
-            chain_address: o
-                .chain_address
-                .parse::<ChainAddress>()
-                .map_err(|e| field("offer.chain_address", e.to_string()))?,
-            wg_public_key: o
-                .wg_public_key
-                .parse::<WgPublicKey>()
-                .map_err(|e| field("offer.wg_public_key", e.to_string()))?,
+            chain_address: offer_keys::chain_address(
+                o.chain_address.as_deref(),
+                self.chain.as_ref(),
+            )
+            .map_err(|e| field("offer.chain_address", e))?,
+            wg_public_key: offer_keys::wg_public_key(
+                o.wg_public_key.as_deref(),
+                &self.interface,
+                flowshield_tunnel::uapi::client::get,
+            )
+            .map_err(|e| field("offer.wg_public_key", e))?,
             endpoint: o
                 .endpoint
                 .parse::<SocketAddr>()

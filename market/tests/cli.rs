@@ -220,3 +220,35 @@ fn json_logs_are_one_object_per_line() {
     );
     assert!(events.iter().all(|e| e["level"] != "DEBUG"), "{text}");
 }
+
+#[test]
+fn keys_creates_missing_key_files_once_and_prints_only_public_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let identity = dir.path().join("etc/provider.key");
+    let chain_key = dir.path().join("etc/chain.key");
+    let run = || {
+        let out = Command::new(BIN)
+            .args(["keys", "--identity", identity.to_str().unwrap()])
+            .args(["--chain-key", chain_key.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = run();
+    let lines: Vec<&str> = first.lines().collect();
+    assert_eq!(lines.len(), 2, "{first}");
+    assert!(lines[0].starts_with("peer_id 12D3Koo"), "{first}");
+    assert!(lines[1].starts_with("chain_address 0x"), "{first}");
+    for path in [&identity, &chain_key] {
+        let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", path.display());
+    }
+    let secret = std::fs::read_to_string(&chain_key).unwrap();
+    assert!(!first.contains(secret.trim()), "printed the chain key");
+    assert_eq!(run(), first, "keys changed on the second run");
+}

@@ -35,6 +35,16 @@ impl Daemon {
     /// Starts `kind` for a new interface `iface` inside `ns` and waits until
     /// its UAPI socket answers `get=1`.
     pub fn spawn(ns: &Netns, kind: Implementation, iface: &str) -> anyhow::Result<Self> {
+        Self::spawn_with_env(ns, kind, iface, &[])
+    }
+
+    /// As [`Daemon::spawn`], with extra environment variables for the daemon.
+    pub fn spawn_with_env(
+        ns: &Netns,
+        kind: Implementation,
+        iface: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         crate::require_environment()?;
         let log = tempfile::Builder::new()
             .prefix(&format!("{iface}-"))
@@ -56,6 +66,7 @@ impl Daemon {
                 cmd
             }
         };
+        cmd.envs(env.iter().copied());
         let child = cmd
             .stdin(Stdio::null())
             .stdout(log.reopen()?)

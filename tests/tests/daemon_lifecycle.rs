@@ -73,3 +73,46 @@ fn second_daemon_for_the_same_interface_is_refused() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// With `FLOWSHIELD_UAPI_GROUP` the socket is 0660 and group-owned: a
+/// process in that group drives it, others are refused, root still can.
+#[test]
+fn uapi_group_opens_the_socket_to_that_group_only() -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::CommandExt;
+    const NOBODY: u32 = 65534;
+    const NOGROUP: u32 = 65534;
+    const OTHER_GROUP: u32 = 1; // "daemon"
+    let ns = Netns::new()?;
+    let iface = flowshield_e2e::unique_iface();
+    let _daemon = Daemon::spawn_with_env(
+        &ns,
+        Flowshield,
+        &iface,
+        &[("FLOWSHIELD_UAPI_GROUP", "nogroup")],
+    )?;
+    let meta = std::fs::metadata(wg::socket_path(&iface))?;
+    assert_eq!(meta.mode() & 0o777, 0o660, "socket mode");
+    assert_eq!((meta.uid(), meta.gid()), (0, NOGROUP), "socket owner");
+
+    let wg_show_as = |gid: u32| {
+        let mut cmd = std::process::Command::new("wg");
+        cmd.args(["show", &iface]).uid(NOBODY).gid(gid);
+        run_with_timeout(&mut cmd, Duration::from_secs(10))
+    };
+    let member = wg_show_as(NOGROUP)?;
+    assert!(
+        member.status.success(),
+        "a member of the socket's group was refused: {}",
+        member.stderr
+    );
+    assert!(member.stdout.contains(&format!("interface: {iface}")));
+    let outsider = wg_show_as(OTHER_GROUP)?;
+    assert!(
+        !outsider.status.success(),
+        "a process outside the socket's group could use it"
+    );
+    let reply = wg::uapi_request(&iface, "get=1\n\n")?;
+    assert_eq!(wg::reply_errno(&reply), Some(0), "root refused: {reply:?}");
+    Ok(())
+}

@@ -46,7 +46,14 @@ enum Cmd {
     /// Read a private key on standard input and print its public key.
     Pubkey,
     /// Run the data-plane daemon for IFACE in the foreground (as `wireguard-go -f`).
-    Daemon { iface: String },
+    Daemon {
+        iface: String,
+        /// Let this group (name or gid) use the UAPI socket: mode 0660 and
+        /// group-owned instead of 0600. `up` passes the variable on to the
+        /// daemon it starts.
+        #[arg(long, env = "FLOWSHIELD_UAPI_GROUP", value_name = "GROUP")]
+        uapi_group: Option<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -63,7 +70,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Genkey => cli::keys::genkey(),
         Cmd::Genpsk => cli::keys::genpsk(),
         Cmd::Pubkey => cli::keys::pubkey(),
-        Cmd::Daemon { iface } => cli::daemon::run(&iface),
+        Cmd::Daemon { iface, uapi_group } => cli::daemon::run(&iface, uapi_group.as_deref()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

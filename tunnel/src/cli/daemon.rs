@@ -2,13 +2,16 @@
 
 use anyhow::Context;
 use flowshield_tunnel::device::driver::{Daemon, DaemonApi};
-use flowshield_tunnel::uapi::{server::Listener, socket_path};
+use flowshield_tunnel::uapi::{server::Listener, socket_path, SocketAccess};
 use std::io::Write;
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 
-pub fn run(iface: &str) -> anyhow::Result<()> {
+/// `uapi_group`: who besides root may use the UAPI socket (see
+/// [`flowshield_tunnel::uapi::access`]).
+pub fn run(iface: &str, uapi_group: Option<&str>) -> anyhow::Result<()> {
     super::check_iface_name(iface)?;
+    let access = SocketAccess::from_group_spec(uapi_group)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("flowshield")
@@ -16,7 +19,10 @@ pub fn run(iface: &str) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         // Bind the socket first: it refuses to start if a live daemon owns it.
-        let listener = Listener::bind(&socket_path(iface))?;
+        let listener = Listener::bind_with_access(&socket_path(iface), access)?;
+        if let SocketAccess::Group(gid) = access {
+            tracing::info!(iface, gid, "UAPI socket open to group (mode 0660)");
+        }
         let daemon = Daemon::create(iface)?;
         let mut sigterm = signal(SignalKind::terminate())?;
         let mut sigint = signal(SignalKind::interrupt())?;

@@ -7,11 +7,13 @@
 //! Parsing and formatting live here and are tested without sockets; the
 //! socket server is in [`server`] and a blocking client in [`client`].
 
+pub mod access;
 pub mod client;
 pub mod server;
 pub mod set;
 mod snapshot;
 
+pub use access::SocketAccess;
 pub use set::{PeerUpdate, SetRequest};
 pub use snapshot::{Counters, DeviceSnapshot, PeerSnapshot};
 

@@ -3,11 +3,12 @@
 //! connection (and daemon) carry on.
 
 use super::{
-    errno_line, Counters, DeviceSnapshot, Request, SetRequest, UapiError, MAX_REQUEST_BYTES,
+    errno_line, Counters, DeviceSnapshot, Request, SetRequest, SocketAccess, UapiError,
+    MAX_REQUEST_BYTES,
 };
 use std::future::Future;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -39,12 +40,24 @@ impl Listener {
     /// Binds `path` with mode 0600 (`get` reveals the private key). A stale
     /// socket left by a dead daemon is replaced; a live one is an error.
     pub fn bind(path: &Path) -> Result<Self, BindError> {
+        Self::bind_with_access(path, SocketAccess::OwnerOnly)
+    }
+
+    /// Binds `path` as [`Listener::bind`] does, then opens it to a group if
+    /// `access` says so (0660, group-owned; see [`super::access`]).
+    pub fn bind_with_access(path: &Path, access: SocketAccess) -> Result<Self, BindError> {
         let io_err = |source| BindError::Io {
             path: path.to_path_buf(),
             source,
         };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io_err)?;
+            // Searchable by all, as wireguard-go makes it: the sockets
+            // themselves carry the access control.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)
+                .map_err(io_err)?;
         }
         if path.exists() {
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -57,11 +70,19 @@ impl Listener {
         let bound = UnixListener::bind(path);
         unsafe { libc::umask(old_umask) };
         let listener = bound.map_err(io_err)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
-        Ok(Self {
+        // From here on the file is ours: remove it if anything fails.
+        let listener = Self {
             listener,
             path: path.to_path_buf(),
-        })
+        };
+        if let SocketAccess::Group(gid) = access {
+            // Group first, then the group bits: never readable by the
+            // previous (root) group.
+            std::os::unix::fs::chown(path, None, Some(gid)).map_err(io_err)?;
+        }
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(access.mode()))
+            .map_err(io_err)?;
+        Ok(listener)
     }
 
     /// Accepts connections forever.
@@ -171,6 +192,27 @@ async fn handle_connection<H: Handler>(stream: UnixStream, handler: Arc<H>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[tokio::test]
+    async fn socket_is_private_unless_a_group_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/wireguard/t0.sock");
+        let private = Listener::bind(&path).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o600);
+        drop(private);
+        assert!(!path.exists(), "socket left behind on drop");
+
+        // Our own group: chown to it needs no privilege, so this runs as any user.
+        let gid = unsafe { libc::getegid() };
+        let shared = Listener::bind_with_access(&path, SocketAccess::Group(gid)).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o660);
+        assert_eq!(meta.gid(), gid);
+        assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
+        drop(shared);
+    }
 
     #[tokio::test]
     async fn frames_requests_and_limits() {
