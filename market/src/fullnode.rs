@@ -147,18 +147,13 @@ impl Fullnode {
                 net: net.clone(),
             })
         });
-        let listener = tokio::net::TcpListener::bind(config.http)
-            .await
-            .map_err(|source| FullnodeError::Http {
-                addr: config.http,
-                source,
-            })?;
-        let http_addr = listener
-            .local_addr()
-            .map_err(|source| FullnodeError::Http {
-                addr: config.http,
-                source,
-            })?;
+        let (listener, http_addr) =
+            crate::bind_tcp(config.http)
+                .await
+                .map_err(|source| FullnodeError::Http {
+                    addr: config.http,
+                    source,
+                })?;
         tracing::info!(%http_addr, peer_id = %net.peer_id(), "fullnode serving");
         let app = api::router(ApiState {
             index: index.clone(),

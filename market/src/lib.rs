@@ -60,3 +60,13 @@ pub fn unix_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+/// Binds a TCP listener and reads back its address (port 0 becomes the
+/// port the kernel chose), for the HTTP servers of the roles.
+pub(crate) async fn bind_tcp(
+    addr: std::net::SocketAddr,
+) -> std::io::Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    Ok((listener, bound))
+}

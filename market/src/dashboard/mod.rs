@@ -175,18 +175,13 @@ pub struct Dashboard {
 
 impl Dashboard {
     pub async fn start(config: DashboardConfig) -> Result<Self, DashboardError> {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| DashboardError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| DashboardError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let (listener, addr) =
+            crate::bind_tcp(config.listen)
+                .await
+                .map_err(|source| DashboardError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
         let app = router(config.sources, config.refresh_secs);
         let span = tracing::info_span!("dashboard", %addr);
         let task = tokio::spawn(
