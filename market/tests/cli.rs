@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -77,6 +78,36 @@ fn spawn(args: &[&str]) -> (Process, mpsc::Receiver<String>) {
     (Process(child), rx)
 }
 
+/// A provider file in `dir` offering in sa-east at `price_per_gib_wei`
+/// (written as given, so a test can make it invalid).
+fn write_provider_config(dir: &Path, price_per_gib_wei: &str) -> PathBuf {
+    let config = dir.join("provider.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"identity_file = "{}"
+listen = ["/ip4/127.0.0.1/tcp/0"]
+heartbeat_secs = 1
+tunnel_subnet = "10.77.0.0/24"
+
+[offer]
+region = "sa-east"
+price_per_gib_wei = "{price_per_gib_wei}"
+price_per_hour_wei = "0"
+capacity_mbps = 50
+max_clients = 5
+wg_public_key = "{}"
+endpoint = "127.0.0.1:51820"
+chain_address = "0x00000000000000000000000000000000000000bb"
+"#,
+            dir.join("provider.key").display(),
+            "A".repeat(43) + "="
+        ),
+    )
+    .expect("write provider config");
+    config
+}
+
 #[test]
 fn fullnode_and_provider_processes_find_each_other() {
     let dir = tempfile::tempdir().unwrap();
@@ -103,30 +134,7 @@ fn fullnode_and_provider_processes_find_each_other() {
     assert_eq!(mode, 0o600, "key file mode");
     assert_eq!(http_get(&http, "/healthz"), (200, "ok\n".to_string()));
 
-    let config = dir.path().join("provider.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"identity_file = "{}"
-listen = ["/ip4/127.0.0.1/tcp/0"]
-heartbeat_secs = 1
-tunnel_subnet = "10.77.0.0/24"
-
-[offer]
-region = "sa-east"
-price_per_gib_wei = "123"
-price_per_hour_wei = "0"
-capacity_mbps = 50
-max_clients = 5
-wg_public_key = "{}"
-endpoint = "127.0.0.1:51820"
-chain_address = "0x00000000000000000000000000000000000000bb"
-"#,
-            dir.path().join("provider.key").display(),
-            "A".repeat(43) + "="
-        ),
-    )
-    .unwrap();
+    let config = write_provider_config(dir.path(), "123");
     let (_provider, provider_out) = spawn(&[
         "provider",
         "--config",
@@ -152,27 +160,7 @@ chain_address = "0x00000000000000000000000000000000000000bb"
 #[test]
 fn bad_provider_config_names_the_field() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("provider.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"identity_file = "{}"
-tunnel_subnet = "10.77.0.0/24"
-[offer]
-region = "sa-east"
-price_per_gib_wei = "cheap"
-price_per_hour_wei = "0"
-capacity_mbps = 50
-max_clients = 5
-wg_public_key = "{}"
-endpoint = "127.0.0.1:51820"
-chain_address = "0x00000000000000000000000000000000000000bb"
-"#,
-            dir.path().join("provider.key").display(),
-            "A".repeat(43) + "="
-        ),
-    )
-    .unwrap();
+    let config = write_provider_config(dir.path(), "cheap");
     let out = Command::new(BIN)
         .args(["provider", "--config", config.to_str().unwrap()])
         .output()
