@@ -2,14 +2,17 @@
 //! and wiring only; the roles live in the library.
 
 use anyhow::{Context, Result};
+mod cli;
+
 use clap::{Parser, Subcommand};
+use cli::devnet;
 use flowshield_logging::LogArgs;
 use flowshield_market::client::{self, config::ClientFile, control, Overrides};
-use flowshield_market::dashboard::Dashboard;
 use flowshield_market::fullnode::{Fullnode, FullnodeConfig};
 use flowshield_market::identity;
+use flowshield_market::provider::dashboard::Dashboard;
 use flowshield_market::provider::{Provider, ProviderConfig, ProviderFile};
-use flowshield_market::{devnet, session::parse_u256};
+use flowshield_market::wire::session::parse_u256;
 use libp2p::Multiaddr;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -177,7 +180,7 @@ mod trust {
     use flowshield_chain::alloy::primitives::Address;
     use flowshield_chain::alloy::signers::local::PrivateKeySigner;
     use flowshield_chain::MarketClient;
-    use flowshield_market::certgate::CertPolicy;
+    use flowshield_market::fullnode::certgate::CertPolicy;
     use flowshield_market::fullnode::DecaConfig;
     use std::path::Path;
     use std::time::Duration;
@@ -331,7 +334,7 @@ async fn main() -> Result<()> {
                 .await
                 .context("starting the provider")?;
             if let Some(chain) = chain {
-                flowshield_market::certgate::spawn_announcer(
+                flowshield_market::fullnode::certgate::spawn_announcer(
                     node.net.clone(),
                     keypair_for_cert,
                     chain,

@@ -5,18 +5,19 @@
 
 use flowshield_chain::alloy::primitives::U256;
 use flowshield_chain::voucher::sign_voucher;
-use flowshield_chain::{LocalChain, OrderStatus, ProviderTerms};
+use flowshield_chain::{LocalChain, MarketClient, MarketParams, OrderStatus, ProviderTerms};
 use flowshield_e2e::daemon::{Daemon, Implementation};
 use flowshield_e2e::netns::Netns;
 use flowshield_market::dataplane::DataPlane;
-use flowshield_market::devnet;
 use flowshield_market::net::{self, MarketRequest, MarketResponse, NetConfig, NetHandle};
+use flowshield_market::provider::host::{HostConfig, SessionHost};
 use flowshield_market::provider::{Provider, ProviderConfig};
-use flowshield_market::session::host::{HostConfig, SessionHost};
 use flowshield_market::session::pricing::Prices;
 use flowshield_market::session::table::SessionPolicy;
-use flowshield_market::session::{ConnectRequest, SessionRequest, SessionResponse, VoucherMessage};
 use flowshield_market::unix_ms;
+use flowshield_market::wire::session::{
+    ConnectRequest, SessionRequest, SessionResponse, VoucherMessage,
+};
 use flowshield_proto::{Keypair, Offer, PeerId, Region, WgPublicKey};
 use std::time::Duration;
 
@@ -45,9 +46,13 @@ async fn bad_session_input_is_refused_with_a_clear_error() {
     let _daemon = Daemon::spawn(&ns, Implementation::Flowshield, &iface).expect("data plane");
 
     let chain = LocalChain::start().await.expect("local chain");
-    let market = devnet::deploy(&chain, &devnet::demo_params())
-        .await
-        .unwrap();
+    let owner = chain.provider_for(chain.dev_signer(0).unwrap()).unwrap();
+    let params = MarketParams {
+        accept_timeout: 60,
+        close_grace: 5,
+        ..MarketParams::default()
+    };
+    let market = MarketClient::deploy(owner, &params).await.unwrap();
     let provider_signer = chain.funded_signer().await.unwrap();
     let client_signer = chain.funded_signer().await.unwrap();
     let intruder = chain.funded_signer().await.unwrap();

@@ -16,7 +16,7 @@ use flowshield_chain::alloy::signers::local::PrivateKeySigner;
 use flowshield_chain::alloy::sol_types::Eip712Domain;
 use flowshield_chain::voucher::{sign_report, Report};
 use flowshield_chain::{DecaRegistryClient, LocalChain, MarketClient, MarketParams};
-use flowshield_market::certgate::{spawn_announcer, CertPolicy};
+use flowshield_market::fullnode::certgate::{spawn_announcer, CertPolicy};
 use flowshield_market::fullnode::{DecaConfig, Fullnode, FullnodeConfig, FullnodeEvent};
 use flowshield_market::provider::{Provider, ProviderConfig};
 use flowshield_proto::{ChainAddress, Keypair, Offer, Region, WgPublicKey};

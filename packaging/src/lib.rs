@@ -35,7 +35,7 @@
 //! opens its UAPI socket to a group (`FLOWSHIELD_UAPI_GROUP`, see
 //! `flowshield_tunnel::uapi::access`), and the provider derives the offer's
 //! WireGuard key and chain address when its configuration omits them
-//! (`flowshield_market::offer_keys`), so the shipped configuration holds no
+//! (`flowshield_market::provider::offer_keys`), so the shipped configuration holds no
 //! generated value.
 //!
 //! Tests: `tests/config.rs` checks the shipped files against the code (the

@@ -23,8 +23,10 @@ pub mod tunnel;
 use crate::chain::ChainSetupError;
 use crate::net::{self, MarketRequest, MarketResponse, NetConfig, NetHandle};
 use crate::session::pricing::Prices;
-use crate::session::VoucherMessage;
-use crate::session::{parse_u256, ConnectRequest, ConnectedInfo, SessionRequest, SessionResponse};
+use crate::wire::session::VoucherMessage;
+use crate::wire::session::{
+    parse_u256, ConnectRequest, ConnectedInfo, SessionRequest, SessionResponse,
+};
 use crate::{identity, unix_ms};
 use config::ClientFile;
 use discovery::{Source, Wanted};

@@ -2,7 +2,7 @@
 //! `flowshield up`, read through UAPI (counters, handshakes), taken down
 //! with `flowshield down`.
 
-use crate::session::ConnectedInfo;
+use crate::wire::session::ConnectedInfo;
 use flowshield_tunnel::key::{PublicKey, SecretKey};
 use std::net::{Ipv4Addr, UdpSocket};
 use std::path::{Path, PathBuf};

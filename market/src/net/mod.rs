@@ -61,7 +61,7 @@ pub enum MarketRequest {
     /// Ask a provider for its latest signed heartbeat.
     GetHeartbeat,
     /// An order session message from a client to a provider.
-    Session(crate::session::SessionRequest),
+    Session(crate::wire::session::SessionRequest),
 }
 
 /// The answer to a [`MarketRequest`].
@@ -70,7 +70,7 @@ pub enum MarketResponse {
     /// A signed heartbeat envelope (wire encoding, as text).
     Heartbeat(String),
     /// A provider's answer to a session message.
-    Session(crate::session::SessionResponse),
+    Session(crate::wire::session::SessionResponse),
     Error(String),
 }
 

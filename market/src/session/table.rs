@@ -1,10 +1,12 @@
 //! The provider's table of order sessions (sans-IO): what it checks before
 //! accepting an order, how it takes vouchers, and when it redeems or ends a
-//! session. The [`super::host`] driver feeds it chain reads, UAPI counters
+//! session. The [`crate::provider::host`] driver feeds it chain reads, UAPI counters
 //! and the clock, and carries out what it decides.
 
 use super::pricing::{self, Prices, Underpaid, MAX_UNDERPAID_STRIKES};
-use super::{parse_u256, ConnectRequest, VoucherMessage, WireError, CONNECT_MAX_SKEW_MS};
+use crate::wire::session::{
+    parse_u256, ConnectRequest, VoucherMessage, WireError, CONNECT_MAX_SKEW_MS,
+};
 use flowshield_chain::alloy::primitives::{Address, U256};
 use flowshield_chain::alloy::sol_types::Eip712Domain;
 use flowshield_chain::voucher::{SignedVoucher, VoucherError, VoucherLedger};

@@ -1,5 +1,5 @@
 use super::*;
-use crate::dashboard::fixtures;
+use crate::provider::dashboard::fixtures;
 
 const PROVIDER_TOML: &str = r#"
 identity_file = "/tmp/p.key"

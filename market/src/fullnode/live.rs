@@ -8,7 +8,7 @@
 //! SQL at start and expired on the same clock as the SQL rows. A match is
 //! then one pass over a dense `Vec` under a read lock.
 
-use crate::index::IndexedProvider;
+use crate::fullnode::index::IndexedProvider;
 use flowshield_proto::{Offer, PeerId};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

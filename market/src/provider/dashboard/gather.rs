@@ -12,8 +12,8 @@ use super::view::{
     inspect_certificate, CertInput, ChainFacts, DashboardView, Inputs, Panel, PeerTraffic,
     RegistryFacts, ReputationFacts,
 };
-use crate::certgate::binding_of;
-use crate::session::host::{HostSnapshot, SessionHost};
+use crate::fullnode::certgate::binding_of;
+use crate::provider::host::{HostSnapshot, SessionHost};
 use crate::unix_ms;
 use flowshield_ca::authority::serial_hash;
 use flowshield_ca::registry::{ChainRegistry, Registry};

@@ -18,10 +18,10 @@
 //! `verifier` is admitted on chain (`isVerifier`) is asked by
 //! [`VerifierRegistry`], cached.
 
-use crate::index::ProviderIndex;
-use crate::metrics::Metrics;
+use crate::fullnode::index::ProviderIndex;
+use crate::fullnode::metrics::Metrics;
+use crate::fullnode::reputation::SharedReputation;
 use crate::net::NetHandle;
-use crate::reputation::SharedReputation;
 use crate::unix_ms;
 use flowshield_chain::alloy::primitives::{keccak256, Address, B256};
 use flowshield_chain::alloy::sol_types::Eip712Domain;

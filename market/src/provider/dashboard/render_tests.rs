@@ -1,5 +1,5 @@
 use super::*;
-use crate::dashboard::fixtures::{inputs, NOW_MS};
+use crate::provider::dashboard::fixtures::{inputs, NOW_MS};
 use flowshield_proto::WgPublicKey;
 
 fn render(i: &Inputs) -> String {

@@ -6,15 +6,25 @@
 //! Two fullnodes stay in sync without talking to each other directly: both
 //! subscribe to the same gossip topics and index what they verify.
 
-use crate::api::{self, ApiState};
-use crate::certgate::{CertGate, CertPolicy};
-use crate::index::{IndexError, ProviderIndex, ProviderQuery};
-use crate::ingest::{Deca, Ingest};
-use crate::live::{LiveEntry, LiveOffers, SharedLive};
-use crate::metrics::Metrics;
+pub mod api;
+pub mod certgate;
+pub mod index;
+mod ingest;
+pub mod live;
+pub mod matching;
+pub mod metrics;
+pub mod reports;
+pub mod reputation;
+
+use crate::fullnode::api::{self, ApiState};
+use crate::fullnode::certgate::{CertGate, CertPolicy};
+use crate::fullnode::index::{IndexError, ProviderIndex, ProviderQuery};
+use crate::fullnode::ingest::{Deca, Ingest};
+use crate::fullnode::live::{LiveEntry, LiveOffers, SharedLive};
+use crate::fullnode::metrics::Metrics;
+use crate::fullnode::reports::{ReportError, ReportService, ReportStore, VerifierRegistry};
+use crate::fullnode::reputation::{ReputationBook, SharedReputation};
 use crate::net::{self, NetConfig, NetError, NetHandle};
-use crate::reports::{ReportError, ReportService, ReportStore, VerifierRegistry};
-use crate::reputation::{ReputationBook, SharedReputation};
 use flowshield_ca::registry::ChainRegistry;
 use flowshield_chain::MarketClient;
 use flowshield_proto::{Keypair, PeerId, ReplayPolicy};

@@ -1,8 +1,8 @@
 //! `POST /v1/reports` and `GET /v1/reports`: verifier reports (see
-//! [`crate::reports`] for the checks).
+//! [`crate::fullnode::reports`] for the checks).
 
-use crate::api::{ApiError, ApiState, ErrorBody};
-use crate::reports::{ReportError, StoredReport, MAX_REPORT_BODY};
+use crate::fullnode::api::{ApiError, ApiState, ErrorBody};
+use crate::fullnode::reports::{ReportError, StoredReport, MAX_REPORT_BODY};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -139,7 +139,7 @@ pub async fn post_report(
         .reputation
         .read()
         .map(|book| book.score_of(&report.provider_key()))
-        .unwrap_or(crate::matching::NEUTRAL_REPUTATION);
+        .unwrap_or(crate::fullnode::matching::NEUTRAL_REPUTATION);
     let status = if new {
         StatusCode::CREATED
     } else {

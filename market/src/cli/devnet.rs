@@ -3,9 +3,9 @@
 //! makes the node (which listens on 127.0.0.1 only) reachable on another
 //! address, e.g. a bridge inside a network namespace. Never for production.
 
-use crate::chain::{write_key_file, ChainSetupError};
 use flowshield_chain::alloy::primitives::Address;
 use flowshield_chain::{LocalChain, MarketClient, MarketParams};
+use flowshield_market::chain::{write_key_file, ChainSetupError};
 use std::net::SocketAddr;
 use std::path::Path;
 use tokio::net::{TcpListener, TcpStream};

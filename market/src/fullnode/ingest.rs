@@ -15,13 +15,13 @@
 //! writing 2000 rows a second. [`FullnodeEvent::Indexed`] is sent once a
 //! heartbeat is in SQL.
 
-use crate::certgate::{self, CertGate, Decision, VerifyJob};
+use crate::fullnode::certgate::{self, CertGate, Decision, VerifyJob};
+use crate::fullnode::index::{IndexedProvider, ProviderIndex};
+use crate::fullnode::live::{LiveEntry, SharedLive};
+use crate::fullnode::metrics::Metrics;
+use crate::fullnode::reports::ReportService;
 use crate::fullnode::FullnodeEvent;
-use crate::index::{IndexedProvider, ProviderIndex};
-use crate::live::{LiveEntry, SharedLive};
-use crate::metrics::Metrics;
 use crate::net::{MarketResponse, NetEvent, NetHandle};
-use crate::reports::ReportService;
 use crate::unix_ms;
 use flowshield_ca::registry::Registry;
 use flowshield_ca::VerifyError;

@@ -78,12 +78,12 @@ impl Metrics {
         registry.register(Box::new(index_flush.clone()))?;
         registry.register(Box::new(index_rows.clone()))?;
         cert_checks.with_label_values(&["valid"]);
-        for reason in crate::certgate::REFUSAL_REASONS {
+        for reason in crate::fullnode::certgate::REFUSAL_REASONS {
             cert_checks.with_label_values(&[reason]);
             heartbeats.with_label_values(&[reason]);
         }
         for source in ["http", "gossip"] {
-            for result in crate::reports::ReportError::RESULTS {
+            for result in crate::fullnode::reports::ReportError::RESULTS {
                 reports.with_label_values(&[source, result]);
             }
         }

@@ -9,7 +9,7 @@
 //! A failed source degrades its own panel only.
 
 use super::format;
-use crate::session::host::{HostSnapshot, SettledTally};
+use crate::provider::host::{HostSnapshot, SettledTally};
 use flowshield_ca::verify::{inspect_chain, CertFacts, VerifyError};
 use flowshield_ca::NodeBinding;
 use flowshield_chain::alloy::primitives::U256;

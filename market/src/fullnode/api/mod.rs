@@ -5,15 +5,17 @@
 //! refusal is a 4xx JSON body `{"error": "...", "field": "..."}` naming the
 //! offending field; nothing on this path can panic on client input.
 
-use crate::api_reports::{
+mod reports;
+
+use crate::fullnode::api::reports::{
     list_reports, post_report, ReportAccepted, ReportBody, ReportFields, ReportView,
 };
-use crate::index::{IndexedProvider, ProviderIndex, ProviderQuery};
-use crate::live::SharedLive;
-use crate::matching::{self, MatchRequest};
-use crate::metrics::Metrics;
-use crate::reports::{ReportService, ReportStore};
-use crate::reputation::{ReputationBook, SharedReputation};
+use crate::fullnode::index::{IndexedProvider, ProviderIndex, ProviderQuery};
+use crate::fullnode::live::SharedLive;
+use crate::fullnode::matching::{self, MatchRequest};
+use crate::fullnode::metrics::Metrics;
+use crate::fullnode::reports::{ReportService, ReportStore};
+use crate::fullnode::reputation::{ReputationBook, SharedReputation};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -73,8 +75,8 @@ pub fn router(state: ApiState) -> Router {
         list_providers,
         provider_reputation,
         match_offer,
-        crate::api_reports::post_report,
-        crate::api_reports::list_reports,
+        crate::fullnode::api::reports::post_report,
+        crate::fullnode::api::reports::list_reports,
         healthz,
         metrics
     ),
@@ -160,7 +162,7 @@ impl From<IndexedProvider> for ProviderView {
 }
 
 /// A provider's reputation as this fullnode computes it from verifier
-/// reports (see [`crate::reputation`]).
+/// reports (see [`crate::fullnode::reputation`]).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReputationView {
     /// Provider chain address, 0x + 40 lowercase hex.

@@ -22,8 +22,8 @@ pub mod gather;
 pub mod render;
 pub mod view;
 
+use crate::provider::host::SessionHost;
 use crate::provider::ProviderFile;
-use crate::session::host::SessionHost;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};

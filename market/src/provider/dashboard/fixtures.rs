@@ -2,7 +2,7 @@
 //! DeCA certificate for them, two sessions, counters and chain facts.
 
 use super::view::*;
-use crate::session::host::{HostSnapshot, SettledTally};
+use crate::provider::host::{HostSnapshot, SettledTally};
 use crate::session::table::SessionSnapshot;
 use flowshield_ca::authority::Authority;
 use flowshield_ca::node::NodeKeys;
@@ -104,7 +104,7 @@ pub fn inputs() -> Inputs {
         }),
         certificate: Panel::ok(CertInput {
             inspected: inspect_certificate(&chain, NOW_MS / 1000),
-            expected: crate::certgate::binding_of(&offer).unwrap(),
+            expected: crate::fullnode::certgate::binding_of(&offer).unwrap(),
             registry: Panel::ok(RegistryFacts {
                 operator_registered: true,
                 root_matches: true,

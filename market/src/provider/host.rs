@@ -7,14 +7,16 @@
 //! under it, which serialises sessions of one provider (a local chain
 //! answers in milliseconds; a provider has at most 32 open orders).
 
-use super::pricing::Prices;
-use super::table::{
+use crate::dataplane::DataPlane;
+use crate::session::pool::TunnelAddressPool;
+use crate::session::pricing::Prices;
+use crate::session::table::{
     EndReason, OrderView, SessionError, SessionPolicy, SessionSnapshot, SessionTable,
 };
-use super::{parse_u256, ConnectRequest, ConnectedInfo, SessionRequest, SessionResponse};
-use crate::dataplane::DataPlane;
-use crate::pool::TunnelAddressPool;
 use crate::unix_ms;
+use crate::wire::session::{
+    parse_u256, ConnectRequest, ConnectedInfo, SessionRequest, SessionResponse,
+};
 use flowshield_chain::alloy::primitives::{Address, U256};
 use flowshield_chain::{MarketClient, OrderStatus};
 use flowshield_proto::{PeerId, WgPublicKey};
@@ -243,7 +245,7 @@ impl SessionHost {
 
     async fn voucher(
         &self,
-        message: &super::VoucherMessage,
+        message: &crate::wire::session::VoucherMessage,
     ) -> Result<SessionResponse, SessionError> {
         let id = parse_u256("order_id", &message.order_id)?;
         let mut state = self.state.lock().await;

@@ -8,20 +8,24 @@
 //!
 //! With a `[chain]` table the provider also sells: it registers on chain
 //! (stake) if needed and answers session requests through
-//! [`crate::session::host::SessionHost`] — accept the order, allocate a
-//! tunnel address ([`crate::pool`]), push the client's peer to the data
+//! [`crate::provider::host::SessionHost`] — accept the order, allocate a
+//! tunnel address ([`crate::session::pool`]), push the client's peer to the data
 //! plane ([`crate::dataplane`]), redeem vouchers, settle and remove the peer.
+
+pub mod dashboard;
+pub mod host;
+pub mod offer_keys;
 
 use crate::chain::{ChainFile, ChainSetupError};
 use crate::dataplane::DataPlane;
 use crate::net::{self, MarketRequest, MarketResponse, NetConfig, NetError, NetEvent, NetHandle};
-use crate::offer_keys;
-use crate::pool::{PoolError, TunnelAddressPool};
-use crate::session::host::{HostConfig, SessionHost};
+use crate::provider::host::{HostConfig, SessionHost};
+use crate::provider::offer_keys;
+use crate::session::pool::{PoolError, TunnelAddressPool};
 use crate::session::pricing::Prices;
 use crate::session::table::{SessionError, SessionPolicy};
-use crate::session::{parse_u256, SessionResponse};
 use crate::unix_ms;
+use crate::wire::session::{parse_u256, SessionResponse};
 use flowshield_chain::alloy::primitives::{B256, U256};
 use flowshield_chain::ProviderTerms;
 use flowshield_proto::offer::u128_text;
@@ -94,7 +98,7 @@ pub enum ProviderError {
 /// redeem_threshold_wei = "1000000000000000"
 /// redeem_interval_secs = 60
 ///
-/// [dashboard]                         # optional: the web dashboard (see crate::dashboard)
+/// [dashboard]                         # optional: the web dashboard (see crate::provider::dashboard)
 /// listen = "127.0.0.1:8090"           # GET / (page), GET /api/status (JSON)
 /// fullnode_url = "http://10.250.0.1:8080"   # optional: reputation from this fullnode
 /// deca_registry = "0x..."             # optional: certificate status on chain (via chain.rpc_url)
@@ -117,7 +121,7 @@ pub struct ProviderFile {
     pub chain: Option<ChainFile>,
     #[serde(default)]
     pub session: SessionFile,
-    pub dashboard: Option<crate::dashboard::DashboardFile>,
+    pub dashboard: Option<crate::provider::dashboard::DashboardFile>,
 }
 
 /// The `[session]` table (see [`ProviderFile`]).
@@ -164,11 +168,11 @@ pub struct OfferFile {
     pub price_per_hour_wei: String,
     pub capacity_mbps: u32,
     pub max_clients: u32,
-    /// Omitted: derived from the data plane ([`crate::offer_keys`]).
+    /// Omitted: derived from the data plane ([`crate::provider::offer_keys`]).
     #[serde(default)]
     pub wg_public_key: Option<String>,
     pub endpoint: String,
-    /// Omitted: `chain.key_file`'s address ([`crate::offer_keys`]).
+    /// Omitted: `chain.key_file`'s address ([`crate::provider::offer_keys`]).
     #[serde(default)]
     pub chain_address: Option<String>,
 }
@@ -188,7 +192,7 @@ impl ProviderFile {
     /// The offer this file describes, for the provider with `keypair`.
     /// Keys the file omits are looked up: the WireGuard key from the data
     /// plane over its UAPI socket (a short blocking call), the chain address
-    /// from `chain.key_file` (see [`crate::offer_keys`]).
+    /// from `chain.key_file` (see [`crate::provider::offer_keys`]).
     pub fn offer(&self, path: &Path, keypair: &Keypair) -> Result<Offer, ProviderError> {
         let field = |field: &'static str, reason: String| ProviderError::ConfigField {
             path: path.to_path_buf(),

@@ -9,7 +9,7 @@
 //! [`match_load`] fires `POST /v1/match` requests at a bounded rate over
 //! one keep-alive connection and reports latency percentiles.
 
-use crate::net::{self, NetConfig, NetError, NetEvent};
+use flowshield_market::net::{self, NetConfig, NetError, NetEvent};
 use flowshield_proto::{Heartbeat, Keypair, Offer, Region, SignedMessage, WgPublicKey};
 use libp2p::Multiaddr;
 use std::time::{Duration, Instant};
@@ -125,7 +125,7 @@ pub async fn simulate_providers(config: SimConfig) -> Result<SimReport, NetError
             let heartbeat = Heartbeat {
                 offer: offers[i].clone(),
                 seq: seqs[i],
-                timestamp_ms: crate::unix_ms(),
+                timestamp_ms: flowshield_market::unix_ms(),
             };
             let published = match SignedMessage::sign(&heartbeat, &keys[i]) {
                 Ok(signed) => net.publish_heartbeat(&signed).await.is_ok(),

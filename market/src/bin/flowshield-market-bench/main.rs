@@ -10,8 +10,10 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use flowshield_market::simulate::{match_load, simulate_providers, SimConfig};
+mod simulate;
+
 use libp2p::Multiaddr;
+use simulate::{match_load, simulate_providers, SimConfig};
 use std::time::Duration;
 
 #[derive(Parser)]

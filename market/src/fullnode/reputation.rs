@@ -12,7 +12,7 @@
 //! them) rank providers the same way. Only the last [`MAX_PERIODS`] periods
 //! count: old behaviour fades out.
 
-use crate::matching::{Reputation, NEUTRAL_REPUTATION};
+use crate::fullnode::matching::{Reputation, NEUTRAL_REPUTATION};
 use flowshield_proto::{ChainAddress, Offer};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};

@@ -1,0 +1,3 @@
+//! The subcommands of `flowshield-market`, one file each.
+
+pub mod devnet;

@@ -1,0 +1,4 @@
+//! Every message the market's roles exchange, typed: the order [`session`]
+//! between client and provider.
+
+pub mod session;

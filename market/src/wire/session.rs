@@ -1,0 +1,260 @@
+//! The order session between a client and a provider, carried as JSON over
+//! the market's request-response protocol ([`crate::net::MarketRequest::Session`]).
+//!
+//! ```text
+//! client                                   provider
+//!   openOrder(provider) on chain (escrow)
+//!   Connect{order, wg key, addr, sig} ───►  order on chain: Pending, ours, escrow ≥ min,
+//!                                           sig by the order's client → acceptOrder,
+//!                                           allocate /32, add peer over UAPI
+//!   ◄─── Connected{address, wg key, endpoint, allowed IPs, keepalive}
+//!   Voucher{cumulative, sig} every few s ─► VoucherLedger (monotonic, ≤ escrow, signer),
+//!                                           under-payment check (see [`pricing`]),
+//!                                           redeem on chain past a threshold
+//!   ◄─── VoucherAccepted{cumulative}
+//!   Disconnect{order} ──────────────────►  remove peer, redeemAndSettle, free address
+//!   ◄─── Disconnected{redeemed}
+//! ```
+//!
+//! This module holds the message types, the `Connect` signature
+//! ([`connect_digest_text`]), [`pricing`] and the provider's sans-IO session
+//! table ([`table`]). The IO drivers are [`host`] (provider side) and
+//! [`crate::client`].
+
+use flowshield_chain::alloy::primitives::{Address, Bytes, Signature, U256};
+use flowshield_chain::alloy::signers::local::PrivateKeySigner;
+use flowshield_chain::alloy::signers::SignerSync;
+use flowshield_chain::voucher::SignedVoucher;
+use flowshield_proto::{PeerId, WgPublicKey};
+use serde::{Deserialize, Serialize};
+
+/// How old (or how far in the future) a `Connect` may be.
+pub const CONNECT_MAX_SKEW_MS: u64 = 60_000;
+
+/// A client's message to a provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum SessionRequest {
+    Connect(ConnectRequest),
+    Voucher(VoucherMessage),
+    Disconnect { order_id: String },
+}
+
+/// The provider's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum SessionResponse {
+    Connected(ConnectedInfo),
+    VoucherAccepted {
+        order_id: String,
+        cumulative_wei: String,
+    },
+    Disconnected {
+        order_id: String,
+        /// What the provider was paid on chain for the order, in wei.
+        redeemed_wei: String,
+    },
+    /// Refused; `error` says why in words, `kind` is stable for programs.
+    Rejected {
+        kind: String,
+        error: String,
+    },
+}
+
+/// `Connect`: "I opened `order_id` with you; add my WireGuard key."
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectRequest {
+    /// Decimal order id.
+    pub order_id: String,
+    pub client_wg_public_key: WgPublicKey,
+    /// `0x…` chain address that opened the order.
+    pub client_chain_address: String,
+    pub timestamp_ms: u64,
+    /// EIP-191 signature (hex) by the client's chain key over
+    /// [`connect_digest_text`].
+    pub signature: String,
+}
+
+/// `Connected`: how the client reaches the provider through the tunnel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectedInfo {
+    pub order_id: String,
+    /// The client's tunnel address, `A.B.C.D/N` (N = the provider's subnet).
+    pub tunnel_address: String,
+    pub provider_wg_public_key: WgPublicKey,
+    /// The provider's WireGuard UDP endpoint.
+    pub endpoint: String,
+    /// What the client routes to the provider (its subnet and what is behind it).
+    pub allowed_ips: Vec<String>,
+    pub persistent_keepalive: u16,
+    /// The provider's own tunnel address (first packet target).
+    pub provider_tunnel_ip: String,
+}
+
+/// A cumulative voucher on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VoucherMessage {
+    pub order_id: String,
+    pub cumulative_wei: String,
+    /// 65-byte signature, hex.
+    pub signature: String,
+}
+
+/// Why a session message is malformed (before any state is consulted).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("{field}: {reason}")]
+    Field { field: &'static str, reason: String },
+}
+
+fn field(field: &'static str, reason: impl Into<String>) -> WireError {
+    WireError::Field {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// Parses a decimal (or `0x` hex) U256.
+pub fn parse_u256(name: &'static str, text: &str) -> Result<U256, WireError> {
+    let text = text.trim();
+    let parsed = if let Some(hex) = text.strip_prefix("0x") {
+        U256::from_str_radix(hex, 16)
+    } else {
+        U256::from_str_radix(text, 10)
+    };
+    parsed.map_err(|_| field(name, format!("'{text}' is not a 256-bit number")))
+}
+
+pub fn parse_address(name: &'static str, text: &str) -> Result<Address, WireError> {
+    text.trim()
+        .parse::<Address>()
+        .map_err(|_| field(name, format!("'{text}' is not a 0x chain address")))
+}
+
+fn parse_hex(name: &'static str, text: &str) -> Result<Vec<u8>, WireError> {
+    hex::decode(text.trim().trim_start_matches("0x")).map_err(|_| field(name, "not hex"))
+}
+
+impl VoucherMessage {
+    pub fn from_signed(v: &SignedVoucher) -> Self {
+        Self {
+            order_id: v.order_id.to_string(),
+            cumulative_wei: v.cumulative_amount.to_string(),
+            signature: hex::encode(&v.signature),
+        }
+    }
+
+    pub fn to_signed(&self) -> Result<SignedVoucher, WireError> {
+        Ok(SignedVoucher {
+            order_id: parse_u256("order_id", &self.order_id)?,
+            cumulative_amount: parse_u256("cumulative_wei", &self.cumulative_wei)?,
+            signature: Bytes::from(parse_hex("signature", &self.signature)?),
+        })
+    }
+}
+
+/// The text a client signs (EIP-191 personal message) to claim an order:
+/// it binds the order, the WireGuard key, the provider and the time, so a
+/// `Connect` cannot be replayed to another provider or with another key.
+pub fn connect_digest_text(
+    order_id: U256,
+    wg: &WgPublicKey,
+    provider: &PeerId,
+    timestamp_ms: u64,
+) -> String {
+    format!("flowshield-connect:v1:order={order_id}:wg={wg}:provider={provider}:ts={timestamp_ms}")
+}
+
+impl ConnectRequest {
+    /// A signed `Connect` for `order_id` with `provider`.
+    pub fn sign(
+        signer: &PrivateKeySigner,
+        order_id: U256,
+        wg: WgPublicKey,
+        provider: &PeerId,
+        timestamp_ms: u64,
+    ) -> Result<Self, WireError> {
+        let text = connect_digest_text(order_id, &wg, provider, timestamp_ms);
+        let sig = signer
+            .sign_message_sync(text.as_bytes())
+            .map_err(|e| field("signature", e.to_string()))?;
+        Ok(Self {
+            order_id: order_id.to_string(),
+            client_wg_public_key: wg,
+            client_chain_address: signer.address().to_string(),
+            timestamp_ms,
+            signature: hex::encode(sig.as_bytes()),
+        })
+    }
+
+    /// The order id and the address that signed this request for `provider`
+    /// (checked against the order's client by the caller).
+    pub fn recover(&self, provider: &PeerId) -> Result<(U256, Address), WireError> {
+        let order_id = parse_u256("order_id", &self.order_id)?;
+        let claimed = parse_address("client_chain_address", &self.client_chain_address)?;
+        let bytes = parse_hex("signature", &self.signature)?;
+        let sig =
+            Signature::try_from(bytes.as_slice()).map_err(|e| field("signature", e.to_string()))?;
+        let text = connect_digest_text(
+            order_id,
+            &self.client_wg_public_key,
+            provider,
+            self.timestamp_ms,
+        );
+        let signer = sig
+            .recover_address_from_msg(text.as_bytes())
+            .map_err(|e| field("signature", e.to_string()))?;
+        if signer != claimed {
+            return Err(field(
+                "signature",
+                format!("signed by {signer}, not by the claimed client {claimed}"),
+            ));
+        }
+        Ok((order_id, signer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> PeerId {
+        flowshield_proto::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id()
+    }
+
+    #[test]
+    fn connect_signature_round_trips_and_binds_its_fields() {
+        let signer = PrivateKeySigner::random();
+        let provider = peer();
+        let req = ConnectRequest::sign(&signer, U256::from(7), WgPublicKey([1; 32]), &provider, 42)
+            .unwrap();
+        let (order, who) = req.recover(&provider).unwrap();
+        assert_eq!((order, who), (U256::from(7), signer.address()));
+        // Another provider, another key, another order: all refused.
+        assert!(req.recover(&peer()).is_err());
+        let mut other_key = req.clone();
+        other_key.client_wg_public_key = WgPublicKey([2; 32]);
+        assert!(other_key.recover(&provider).is_err());
+        let mut other_order = req.clone();
+        other_order.order_id = "8".into();
+        assert!(other_order.recover(&provider).is_err());
+        let mut garbage = req;
+        garbage.signature = "zz".into();
+        let err = garbage.recover(&provider).unwrap_err();
+        assert!(err.to_string().starts_with("signature:"), "{err}");
+    }
+
+    #[test]
+    fn messages_are_tagged_json() {
+        let msg = SessionRequest::Disconnect {
+            order_id: "3".into(),
+        };
+        let text = serde_json::to_string(&msg).unwrap();
+        assert_eq!(text, r#"{"type":"disconnect","order_id":"3"}"#);
+        assert_eq!(serde_json::from_str::<SessionRequest>(&text).unwrap(), msg);
+        assert!(parse_u256("order_id", "-1").is_err());
+        assert_eq!(parse_u256("x", "0x10").unwrap(), U256::from(16));
+    }
+}
