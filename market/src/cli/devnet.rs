@@ -9,7 +9,7 @@ use flowshield_market::chain::{write_key_file, ChainSetupError};
 use std::net::SocketAddr;
 use std::path::Path;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 /// Market parameters for sessions measured in seconds: accept within a
 /// minute, 5 s close grace (a client whose provider died is refunded fast).
@@ -48,15 +48,23 @@ pub async fn funded_key_files(
     Ok(out)
 }
 
-/// Forwards every connection accepted on `listener` to `target`.
+/// Forwards every connection accepted on `listener` to `target`. Aborting
+/// the returned task also ends the connections it forwards.
 pub fn forward(listener: TcpListener, target: SocketAddr) -> JoinHandle<()> {
     tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                if let Ok(mut outbound) = TcpStream::connect(target).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+        let mut connections = JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((mut inbound, _)) = accepted else { break };
+                    connections.spawn(async move {
+                        if let Ok(mut outbound) = TcpStream::connect(target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
                 }
-            });
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
         }
     })
 }

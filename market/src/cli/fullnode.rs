@@ -1,0 +1,85 @@
+//! `flowshield-market fullnode`: index providers from gossip and serve the
+//! HTTP API.
+
+use super::{terminated, trust};
+use anyhow::{Context, Result};
+use flowshield_market::fullnode::{Fullnode, FullnodeConfig};
+use flowshield_market::identity;
+use libp2p::Multiaddr;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct FullnodeArgs {
+    /// libp2p listen address (repeatable).
+    #[arg(long, default_values_t = [
+        "/ip4/0.0.0.0/tcp/4001".parse::<Multiaddr>().expect("valid"),
+        "/ip4/0.0.0.0/udp/4001/quic-v1".parse::<Multiaddr>().expect("valid"),
+    ])]
+    listen: Vec<Multiaddr>,
+    /// HTTP API address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// sqlite://FILE or postgres://USER@HOST/DB.
+    #[arg(long, default_value = "sqlite:///var/lib/flowshield-market/index.db")]
+    db: String,
+    /// Peer to dial at start (repeatable).
+    #[arg(long)]
+    bootstrap: Vec<Multiaddr>,
+    /// The node's key file (created 0600 if absent).
+    #[arg(long, default_value = "/var/lib/flowshield-market/fullnode.key")]
+    identity: PathBuf,
+    /// Drop providers silent for this many seconds.
+    #[arg(long, default_value_t = 30)]
+    expire_secs: u64,
+    /// JSON-RPC of the chain holding the DeCA registry: turns on
+    /// certificate checks of providers.
+    #[arg(long, requires = "deca_registry")]
+    deca_rpc: Option<String>,
+    /// DecaRegistry contract address.
+    #[arg(long, requires = "deca_rpc")]
+    deca_registry: Option<String>,
+    /// Refuse providers that announce no certificate.
+    #[arg(long, requires = "deca_rpc")]
+    require_cert: bool,
+    /// Re-check a valid certificate on chain after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    cert_ttl_secs: u64,
+    /// JSON-RPC of the chain holding the market: turns on /v1/reports.
+    #[arg(long, requires = "market")]
+    chain_rpc: Option<String>,
+    /// BandwidthMarket contract address (EIP-712 domain, isVerifier).
+    #[arg(long, requires = "chain_rpc")]
+    market: Option<String>,
+}
+
+pub async fn run(args: FullnodeArgs) -> Result<()> {
+    let keypair = identity::load_or_create(&args.identity)?;
+    let mut config = FullnodeConfig::new(keypair, args.db);
+    config.listen = args.listen;
+    config.bootstrap = args.bootstrap;
+    config.http = args.http;
+    config.expire_after = Duration::from_secs(args.expire_secs.max(1));
+    if let (Some(rpc), Some(registry)) = (args.deca_rpc, args.deca_registry) {
+        config.deca = Some(trust::deca(
+            &rpc,
+            &registry,
+            args.require_cert,
+            args.cert_ttl_secs,
+        )?);
+    }
+    if let (Some(rpc), Some(market)) = (args.chain_rpc, args.market) {
+        config.market = Some(trust::market(&rpc, &market)?);
+    }
+    let node = Fullnode::start(config)
+        .await
+        .context("starting the fullnode")?;
+    for addr in node.net.listen_addrs() {
+        println!("listening {addr}");
+    }
+    println!("http {}", node.http_addr);
+    terminated().await;
+    node.shutdown().await;
+    Ok(())
+}

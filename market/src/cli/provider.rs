@@ -1,0 +1,99 @@
+//! `flowshield-market provider`: announce an offer and, with a `[chain]`
+//! table, sell sessions; optionally serve the dashboard.
+
+use super::{parse_addrs, terminated, trust};
+use anyhow::{Context, Result};
+use flowshield_market::identity;
+use flowshield_market::provider::dashboard::Dashboard;
+use flowshield_market::provider::{Provider, ProviderConfig, ProviderFile};
+use libp2p::Multiaddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How often a provider gossips its certificate (fullnodes cache verdicts
+/// for longer; a new fullnode hears it within this long).
+const CERT_ANNOUNCE_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(clap::Args)]
+pub struct ProviderArgs {
+    /// TOML configuration (see the provider module's documentation).
+    #[arg(long)]
+    config: PathBuf,
+    /// Peer to dial at start, besides those in the file (repeatable).
+    #[arg(long)]
+    bootstrap: Vec<Multiaddr>,
+    /// Overrides heartbeat_secs from the file.
+    #[arg(long)]
+    heartbeat_secs: Option<u64>,
+    /// DeCA chain.pem (leaf, then operator root) to announce to fullnodes.
+    #[arg(long)]
+    certificate: Option<PathBuf>,
+}
+
+pub async fn run(args: ProviderArgs) -> Result<()> {
+    let path = args.config;
+    let file = ProviderFile::load(&path)?;
+    let keypair = identity::load_or_create(&file.identity_file)?;
+    let offer = file.offer(&path, &keypair)?;
+    let mut bootstrap = parse_addrs(&file.bootstrap, "bootstrap")?;
+    bootstrap.extend(args.bootstrap);
+    let listen = if file.listen.is_empty() {
+        vec![
+            "/ip4/0.0.0.0/tcp/0".parse()?,
+            "/ip4/0.0.0.0/udp/0/quic-v1".parse()?,
+        ]
+    } else {
+        parse_addrs(&file.listen, "listen")?
+    };
+    let sessions = file
+        .session_host(&path, &offer)
+        .await
+        .context("setting up order sessions")?;
+    let certificate = args
+        .certificate
+        .as_deref()
+        .map(trust::read_chain)
+        .transpose()?;
+    let config = ProviderConfig {
+        keypair,
+        offer: offer.clone(),
+        listen,
+        bootstrap,
+        heartbeat_interval: Duration::from_secs(
+            args.heartbeat_secs.unwrap_or(file.heartbeat_secs).max(1),
+        ),
+        dht_refresh_every: 6,
+        sessions: sessions.clone(),
+        certificate: certificate.clone(),
+        cert_announce_every: CERT_ANNOUNCE_EVERY,
+    };
+    let dashboard = match &file.dashboard {
+        Some(table) => {
+            let config = table.config(
+                &path,
+                file.chain.as_ref(),
+                &file.interface,
+                &offer,
+                sessions,
+                certificate,
+            )?;
+            Some(Dashboard::start(config).await?)
+        }
+        None => None,
+    };
+    let node = Provider::start(config)
+        .await
+        .context("starting the provider")?;
+    for addr in node.net.listen_addrs() {
+        println!("listening {addr}");
+    }
+    if let Some(dashboard) = &dashboard {
+        println!("dashboard http://{}/", dashboard.addr());
+    }
+    terminated().await;
+    if let Some(dashboard) = dashboard {
+        dashboard.shutdown();
+    }
+    node.shutdown().await;
+    Ok(())
+}
