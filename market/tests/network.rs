@@ -84,8 +84,9 @@ async fn start_provider(bootstrap: Vec<Multiaddr>, region: &str, price: u128) ->
         bootstrap,
         heartbeat_interval: Duration::from_millis(200),
         dht_refresh_every: 2,
-        tunnel_subnet: "10.77.0.0/24".into(),
         sessions: None,
+        certificate: None,
+        cert_announce_every: Duration::from_secs(60),
     })
     .await
     .unwrap()

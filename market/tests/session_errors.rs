@@ -112,8 +112,9 @@ async fn bad_session_input_is_refused_with_a_clear_error() {
         bootstrap: vec![],
         heartbeat_interval: Duration::from_secs(1),
         dht_refresh_every: 6,
-        tunnel_subnet: "10.77.0.0/24".into(),
         sessions: Some(host.clone()),
+        certificate: None,
+        cert_announce_every: Duration::from_secs(60),
     })
     .await
     .unwrap();

@@ -16,7 +16,7 @@ use flowshield_chain::alloy::signers::local::PrivateKeySigner;
 use flowshield_chain::alloy::sol_types::Eip712Domain;
 use flowshield_chain::voucher::{sign_report, Report};
 use flowshield_chain::{DecaRegistryClient, LocalChain, MarketClient, MarketParams};
-use flowshield_market::fullnode::certgate::{spawn_announcer, CertPolicy};
+use flowshield_market::fullnode::certgate::CertPolicy;
 use flowshield_market::fullnode::{DecaConfig, Fullnode, FullnodeConfig, FullnodeEvent};
 use flowshield_market::provider::{Provider, ProviderConfig};
 use flowshield_proto::{ChainAddress, Keypair, Offer, Region, WgPublicKey};
@@ -90,7 +90,12 @@ fn offer(keypair: &Keypair, wg: [u8; 32], chain: ChainAddress, price: u128) -> O
     }
 }
 
-async fn start_provider(keypair: Keypair, offer: Offer, bootstrap: Vec<Multiaddr>) -> Provider {
+async fn start_provider(
+    keypair: Keypair,
+    offer: Offer,
+    bootstrap: Vec<Multiaddr>,
+    certificate: Option<Vec<Vec<u8>>>,
+) -> Provider {
     Provider::start(ProviderConfig {
         offer,
         keypair,
@@ -98,8 +103,9 @@ async fn start_provider(keypair: Keypair, offer: Offer, bootstrap: Vec<Multiaddr
         bootstrap,
         heartbeat_interval: Duration::from_millis(300),
         dht_refresh_every: 100,
-        tunnel_subnet: "10.78.0.0/24".into(),
         sessions: None,
+        certificate,
+        cert_announce_every: Duration::from_millis(300),
     })
     .await
     .unwrap()
@@ -212,11 +218,7 @@ async fn providers_are_admitted_only_with_a_matching_certificate() {
         (liar_key.clone(), liar_offer, Some(liar_chain)),
         (bare_key.clone(), bare_offer, None),
     ] {
-        let provider = start_provider(key.clone(), offer, bootstrap.clone()).await;
-        if let Some(chain) = chain {
-            spawn_announcer(provider.net.clone(), key, chain, Duration::from_millis(300));
-        }
-        nodes.push(provider);
+        nodes.push(start_provider(key, offer, bootstrap.clone(), chain).await);
     }
 
     let honest_id = honest_key.public().to_peer_id();
@@ -341,12 +343,14 @@ async fn verifier_reports_are_checked_gossiped_and_move_reputation() {
             50,
         ),
         one_addrs.clone(),
+        None,
     )
     .await;
     let good = start_provider(
         good_key.clone(),
         offer(&good_key, [2; 32], ChainAddress(good_addr.into_array()), 55),
         one_addrs.clone(),
+        None,
     )
     .await;
     for id in [

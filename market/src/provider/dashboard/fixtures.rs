@@ -104,7 +104,7 @@ pub fn inputs() -> Inputs {
         }),
         certificate: Panel::ok(CertInput {
             inspected: inspect_certificate(&chain, NOW_MS / 1000),
-            expected: crate::fullnode::certgate::binding_of(&offer).unwrap(),
+            expected: crate::wire::cert::binding_of(&offer).unwrap(),
             registry: Panel::ok(RegistryFacts {
                 operator_registered: true,
                 root_matches: true,

@@ -12,9 +12,9 @@ use super::view::{
     inspect_certificate, CertInput, ChainFacts, DashboardView, Inputs, Panel, PeerTraffic,
     RegistryFacts, ReputationFacts,
 };
-use crate::fullnode::certgate::binding_of;
 use crate::provider::host::{HostSnapshot, SessionHost};
 use crate::unix_ms;
+use crate::wire::cert::binding_of;
 use flowshield_ca::authority::serial_hash;
 use flowshield_ca::registry::{ChainRegistry, Registry};
 use flowshield_ca::CertFacts;

@@ -22,8 +22,8 @@ pub mod gather;
 pub mod render;
 pub mod view;
 
+use crate::chain::ChainFile;
 use crate::provider::host::SessionHost;
-use crate::provider::ProviderFile;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -92,12 +92,14 @@ pub struct DashboardConfig {
 }
 
 impl DashboardFile {
-    /// Checks the table (in the provider file at `path`) and assembles the
+    /// Checks the table (in the provider file at `path`, beside its
+    /// `[chain]` table and data plane `interface`) and assembles the
     /// dashboard's sources.
     pub fn config(
         &self,
         path: &Path,
-        provider: &ProviderFile,
+        chain: Option<&ChainFile>,
+        interface: &str,
         offer: &Offer,
         host: Option<SessionHost>,
         certificate: Option<Vec<Vec<u8>>>,
@@ -131,7 +133,7 @@ impl DashboardFile {
                     .trim()
                     .parse::<Address>()
                     .map_err(|_| bad("deca_registry", format!("'{text}' is not a 0x address")))?;
-                let chain = provider.chain.as_ref().ok_or_else(|| {
+                let chain = chain.ok_or_else(|| {
                     bad(
                         "deca_registry",
                         "needs a [chain] table (its rpc_url reaches the registry)".into(),
@@ -152,7 +154,7 @@ impl DashboardFile {
             refresh_secs: self.refresh_secs,
             sources: Sources {
                 offer: offer.clone(),
-                interface: provider.interface.clone(),
+                interface: interface.to_string(),
                 host,
                 fullnode_url: self.fullnode_url.clone(),
                 certificate: certificate.map(Arc::new),

@@ -15,7 +15,14 @@ endpoint = "203.0.113.7:51820"
 chain_address = "0x0101010101010101010101010101010101010101"
 "#;
 
-fn provider(extra: &str) -> Result<ProviderFile, toml::de::Error> {
+/// The tables of a provider file the dashboard reads.
+#[derive(Debug, serde::Deserialize)]
+struct ProviderTables {
+    dashboard: Option<DashboardFile>,
+    chain: Option<ChainFile>,
+}
+
+fn provider(extra: &str) -> Result<ProviderTables, toml::de::Error> {
     toml::from_str(&format!("{PROVIDER_TOML}{extra}"))
 }
 
@@ -25,7 +32,14 @@ fn config(extra: &str) -> Result<DashboardConfig, DashboardError> {
     file.dashboard
         .as_ref()
         .expect("a [dashboard] table")
-        .config(Path::new("p.toml"), &file, &offer, None, None)
+        .config(
+            Path::new("p.toml"),
+            file.chain.as_ref(),
+            "flowshield0",
+            &offer,
+            None,
+            None,
+        )
 }
 
 #[test]

@@ -268,7 +268,7 @@ fn an_expired_certificate_is_still_described() {
     let chain = fixtures::certificate(&keys, issued_at, 3600);
     let expired = cert_view(|c| {
         c.inspected = inspect_certificate(&chain, NOW_MS / 1000);
-        c.expected = crate::fullnode::certgate::binding_of(&offer).unwrap();
+        c.expected = crate::wire::cert::binding_of(&offer).unwrap();
     });
     let expired = expired.data().unwrap();
     assert_eq!(

@@ -1,0 +1,183 @@
+//! The provider's configuration file: raw TOML tables in, a validated
+//! [`Offer`] out (keys the file omits are found by [`super::offer_keys`]).
+
+use super::dashboard::DashboardFile;
+use super::error::ProviderError;
+use super::offer_keys;
+use crate::chain::ChainFile;
+use flowshield_proto::offer::u128_text;
+use flowshield_proto::{Keypair, Offer, Region};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The provider's configuration file (TOML).
+///
+/// ```toml
+/// identity_file = "/var/lib/flowshield-market/provider.key"
+/// listen = ["/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"]
+/// bootstrap = ["/ip4/203.0.113.5/tcp/4001/p2p/12D3Koo..."]
+/// heartbeat_secs = 5
+/// interface = "flowshield0"
+/// tunnel_subnet = "10.77.0.0/16"
+///
+/// [offer]
+/// region = "eu-west"
+/// price_per_gib_wei = "1000000000000000"
+/// price_per_hour_wei = "0"
+/// capacity_mbps = 500
+/// max_clients = 50
+/// endpoint = "203.0.113.7:51820"
+/// wg_public_key = "base64..."      # optional: default, the data plane's (UAPI get)
+/// chain_address = "0x..."          # optional with [chain]: default, chain.key_file's
+///
+/// [chain]                             # optional: sell (see crate::chain)
+/// rpc_url = "http://10.250.0.1:8545"
+/// market_address = "0x..."
+/// key_file = "/var/lib/flowshield-market/chain.key"
+///
+/// [session]                           # optional, defaults shown
+/// client_allowed_ips = []             # routes behind the provider, e.g. ["198.18.99.0/24"]
+/// min_escrow_wei = "0"
+/// stake_wei = "1000000000000000000"   # staked at start if not yet registered
+/// keepalive_secs = 25
+/// idle_timeout_secs = 30              # no voucher this long: settle, remove the peer
+/// redeem_threshold_wei = "1000000000000000"
+/// redeem_interval_secs = 60
+///
+/// [dashboard]                         # optional: the web dashboard (see crate::provider::dashboard)
+/// listen = "127.0.0.1:8090"           # GET / (page), GET /api/status (JSON)
+/// fullnode_url = "http://10.250.0.1:8080"   # optional: reputation from this fullnode
+/// deca_registry = "0x..."             # optional: certificate status on chain (via chain.rpc_url)
+/// refresh_secs = 5                    # page reload interval; 0: never
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderFile {
+    pub identity_file: PathBuf,
+    #[serde(default)]
+    pub listen: Vec<String>,
+    #[serde(default)]
+    pub bootstrap: Vec<String>,
+    #[serde(default = "default_heartbeat_secs")]
+    pub heartbeat_secs: u64,
+    #[serde(default = "default_interface")]
+    pub interface: String,
+    pub tunnel_subnet: String,
+    pub offer: OfferFile,
+    pub chain: Option<ChainFile>,
+    #[serde(default)]
+    pub session: SessionFile,
+    pub dashboard: Option<DashboardFile>,
+}
+
+/// The `[session]` table (see [`ProviderFile`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionFile {
+    pub client_allowed_ips: Vec<String>,
+    pub min_escrow_wei: String,
+    pub stake_wei: String,
+    pub keepalive_secs: u16,
+    pub idle_timeout_secs: u64,
+    pub redeem_threshold_wei: String,
+    pub redeem_interval_secs: u64,
+}
+
+impl Default for SessionFile {
+    fn default() -> Self {
+        Self {
+            client_allowed_ips: Vec::new(),
+            min_escrow_wei: "0".into(),
+            stake_wei: "1000000000000000000".into(),
+            keepalive_secs: 25,
+            idle_timeout_secs: 30,
+            redeem_threshold_wei: "1000000000000000".into(),
+            redeem_interval_secs: 60,
+        }
+    }
+}
+
+fn default_heartbeat_secs() -> u64 {
+    5
+}
+
+fn default_interface() -> String {
+    "flowshield0".into()
+}
+
+/// The `[offer]` table; prices are decimal strings of wei.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfferFile {
+    pub region: String,
+    pub price_per_gib_wei: String,
+    pub price_per_hour_wei: String,
+    pub capacity_mbps: u32,
+    pub max_clients: u32,
+    /// Omitted: derived from the data plane ([`crate::provider::offer_keys`]).
+    #[serde(default)]
+    pub wg_public_key: Option<String>,
+    pub endpoint: String,
+    /// Omitted: `chain.key_file`'s address ([`crate::provider::offer_keys`]).
+    #[serde(default)]
+    pub chain_address: Option<String>,
+}
+
+impl ProviderFile {
+    pub fn load(path: &Path) -> Result<Self, ProviderError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ProviderError::Config {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        toml::from_str(&text).map_err(|e| ProviderError::Config {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The offer this file describes, for the provider with `keypair`.
+    /// Keys the file omits are looked up: the WireGuard key from the data
+    /// plane over its UAPI socket (a short blocking call), the chain address
+    /// from `chain.key_file` (see [`crate::provider::offer_keys`]).
+    pub fn offer(&self, path: &Path, keypair: &Keypair) -> Result<Offer, ProviderError> {
+        let field = |field: &'static str, reason: String| ProviderError::ConfigField {
+            path: path.to_path_buf(),
+            field,
+            reason,
+        };
+        let o = &self.offer;
+        let offer = Offer {
+            provider_peer_id: keypair.public().to_peer_id(),
+            chain_address: offer_keys::chain_address(
+                o.chain_address.as_deref(),
+                self.chain.as_ref(),
+            )
+            .map_err(|e| field("offer.chain_address", e))?,
+            wg_public_key: offer_keys::wg_public_key(
+                o.wg_public_key.as_deref(),
+                &self.interface,
+                flowshield_tunnel::uapi::client::get,
+            )
+            .map_err(|e| field("offer.wg_public_key", e))?,
+            endpoint: o
+                .endpoint
+                .parse::<SocketAddr>()
+                .map_err(|e| field("offer.endpoint", e.to_string()))?,
+            region: Region::new(&o.region).map_err(|e| field("offer.region", e.to_string()))?,
+            price_per_gib_wei: u128_text::parse(&o.price_per_gib_wei)
+                .map_err(|e| field("offer.price_per_gib_wei", e))?,
+            price_per_hour_wei: u128_text::parse(&o.price_per_hour_wei)
+                .map_err(|e| field("offer.price_per_hour_wei", e))?,
+            capacity_mbps: o.capacity_mbps,
+            max_clients: o.max_clients,
+        };
+        offer
+            .validate()
+            .map_err(|e| field("offer", e.to_string()))?;
+        if self.heartbeat_secs == 0 {
+            return Err(field("heartbeat_secs", "must be at least 1".into()));
+        }
+        Ok(offer)
+    }
+}

@@ -1,0 +1,92 @@
+//! Selling: with a `[chain]` table the provider registers on chain (stake)
+//! if it is not yet, and builds its [`SessionHost`].
+
+use super::config::ProviderFile;
+use super::error::ProviderError;
+use super::host::{HostConfig, SessionHost};
+use crate::dataplane::DataPlane;
+use crate::session::pricing::Prices;
+use crate::session::table::SessionPolicy;
+use crate::wire::session::parse_u256;
+use flowshield_chain::alloy::primitives::{B256, U256};
+use flowshield_chain::ProviderTerms;
+use flowshield_proto::Offer;
+use sha2::Digest;
+use std::path::Path;
+
+impl ProviderFile {
+    /// With a `[chain]` table: registers on chain if needed and returns the
+    /// session host; without, `None` (the provider only announces).
+    pub async fn session_host(
+        &self,
+        path: &Path,
+        offer: &Offer,
+    ) -> Result<Option<SessionHost>, ProviderError> {
+        let Some(chain) = &self.chain else {
+            return Ok(None);
+        };
+        let field = |field: &'static str, reason: String| ProviderError::ConfigField {
+            path: path.to_path_buf(),
+            field,
+            reason,
+        };
+        let wei = |name: &'static str, text: &str| {
+            parse_u256(name, text).map_err(|e| field(name, e.to_string()))
+        };
+        let s = &self.session;
+        for cidr in &s.client_allowed_ips {
+            flowshield_tunnel::uapi::set::parse_cidr(cidr)
+                .map_err(|e| field("session.client_allowed_ips", e))?;
+        }
+        let (signer, market) = chain.connect()?;
+        if signer.address().0 .0 != offer.chain_address.0 {
+            return Err(field(
+                "offer.chain_address",
+                format!("differs from chain.key_file's address {}", signer.address()),
+            ));
+        }
+        let prices = Prices {
+            per_gib: U256::from(offer.price_per_gib_wei),
+            per_hour: U256::from(offer.price_per_hour_wei),
+        };
+        let record = market
+            .provider_record(signer.address())
+            .await
+            .map_err(|e| ProviderError::Register(e.to_string()))?;
+        if !record.registered {
+            let offer_json = serde_json::to_vec(offer).unwrap_or_default();
+            let terms = ProviderTerms {
+                price_per_gib: prices.per_gib,
+                price_per_hour: prices.per_hour,
+                metadata_hash: B256::from_slice(&sha2::Sha256::digest(&offer_json)),
+                wg_public_key: offer.wg_public_key.0,
+            };
+            market
+                .register(wei("session.stake_wei", &s.stake_wei)?, &terms)
+                .await
+                .map_err(|e| ProviderError::Register(e.to_string()))?;
+            tracing::info!(address = %signer.address(), "registered on chain");
+        }
+        let policy = SessionPolicy {
+            me: signer.address(),
+            min_escrow: wei("session.min_escrow_wei", &s.min_escrow_wei)?,
+            prices,
+            idle_timeout_ms: s.idle_timeout_secs.max(1) * 1000,
+            redeem_threshold: wei("session.redeem_threshold_wei", &s.redeem_threshold_wei)?,
+            redeem_interval_ms: s.redeem_interval_secs.max(1) * 1000,
+        };
+        let host = SessionHost::new(HostConfig {
+            peer_id: offer.provider_peer_id,
+            market,
+            dataplane: DataPlane::new(&self.interface),
+            tunnel_subnet: self.tunnel_subnet.clone(),
+            provider_wg_public_key: offer.wg_public_key,
+            endpoint: offer.endpoint.to_string(),
+            client_allowed_ips: s.client_allowed_ips.clone(),
+            keepalive_secs: s.keepalive_secs,
+            policy,
+        })
+        .await?;
+        Ok(Some(host))
+    }
+}
