@@ -3,7 +3,7 @@
 //!
 //! How the certificate travels: a provider gossips a signed
 //! [`CertAnnouncement`] (its `[leaf, operator root]` chain) when it starts
-//! and every few heartbeats ([`spawn_announcer`]); heartbeats themselves
+//! and every few heartbeats (`crate::provider`'s announcer); heartbeats themselves
 //! stay small. A fullnode keeps the newest announcement per provider. For
 //! each heartbeat, [`CertGate::check`] looks up the verdict cached for
 //! (provider, certificate hash, the heartbeat's binding); when there is
@@ -18,10 +18,10 @@
 //! refused only under `require` (`--require-cert`).
 
 use crate::unix_ms;
+use crate::wire::cert::binding_of;
 use flowshield_ca::registry::Registry;
 use flowshield_ca::{verify_node_cert, NodeBinding, VerifyError};
-use flowshield_chain::alloy::primitives::Address;
-use flowshield_proto::{CertAnnouncement, Heartbeat, Keypair, Offer, PeerId, SignedMessage};
+use flowshield_proto::{CertAnnouncement, Heartbeat, PeerId};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -97,20 +97,6 @@ pub struct CertGate {
     announced: HashMap<PeerId, Announced>,
     verdicts: HashMap<PeerId, Verdict>,
     running: HashSet<PeerId>,
-}
-
-/// The binding a heartbeat claims: its wg key, PeerId and chain address.
-pub fn binding_of(offer: &Offer) -> Result<NodeBinding, &'static str> {
-    Ok(NodeBinding {
-        wg_pubkey: offer.wg_public_key.0,
-        // `flowshield-ca` has its own libp2p-identity version: go through text.
-        peer_id: offer
-            .provider_peer_id
-            .to_base58()
-            .parse()
-            .map_err(|_| "cert_binding_malformed")?,
-        chain_address: Address::from(offer.chain_address.0),
-    })
 }
 
 impl CertGate {
@@ -263,35 +249,4 @@ pub async fn verify(registry: &dyn Registry, job: &VerifyJob) -> Result<u64, Ver
     verify_node_cert(registry, &job.chain, &job.expected, None, false, now)
         .await
         .map(|facts| facts.not_after)
-}
-
-/// Gossips the provider's certificate chain now and then every `every`.
-pub fn spawn_announcer(
-    net: crate::net::NetHandle,
-    keypair: Keypair,
-    chain: Vec<Vec<u8>>,
-    every: Duration,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
-        loop {
-            tick.tick().await;
-            let announcement = CertAnnouncement {
-                provider_peer_id: keypair.public().to_peer_id(),
-                chain: chain.clone(),
-                timestamp_ms: unix_ms(),
-            };
-            match SignedMessage::sign(&announcement, &keypair) {
-                Ok(signed) => {
-                    if let Err(e) = net.publish_cert(&signed).await {
-                        tracing::debug!(error = %e, "certificate not announced (no fullnode yet?)");
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot sign the certificate announcement");
-                    return;
-                }
-            }
-        }
-    })
 }

@@ -83,14 +83,14 @@ const MIGRATIONS: [(i64, &str, &str, &str); 2] = [
     (
         1,
         "providers",
-        include_str!("../migrations/sqlite/0001_providers.sql"),
-        include_str!("../migrations/postgres/0001_providers.sql"),
+        include_str!("../../migrations/sqlite/0001_providers.sql"),
+        include_str!("../../migrations/postgres/0001_providers.sql"),
     ),
     (
         2,
         "reports",
-        include_str!("../migrations/sqlite/0002_reports.sql"),
-        include_str!("../migrations/postgres/0002_reports.sql"),
+        include_str!("../../migrations/sqlite/0002_reports.sql"),
+        include_str!("../../migrations/postgres/0002_reports.sql"),
     ),
 ];
 

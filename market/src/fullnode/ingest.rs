@@ -20,7 +20,6 @@ use crate::fullnode::index::{IndexedProvider, ProviderIndex};
 use crate::fullnode::live::{LiveEntry, SharedLive};
 use crate::fullnode::metrics::Metrics;
 use crate::fullnode::reports::ReportService;
-use crate::fullnode::FullnodeEvent;
 use crate::net::{MarketResponse, NetEvent, NetHandle};
 use crate::unix_ms;
 use flowshield_ca::registry::Registry;
@@ -31,8 +30,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinSet;
 
 type Verdict = (VerifyJob, Result<u64, VerifyError>);
+
+/// What the fullnode did with a heartbeat (for observers such as tests).
+#[derive(Debug, Clone, PartialEq)]
+pub enum FullnodeEvent {
+    Indexed { provider: PeerId, seq: u64 },
+    Rejected { reason: &'static str },
+    Expired { count: u64 },
+}
 
 /// DeCA admission: the gate and the registry it checks against.
 pub(crate) struct Deca {
@@ -65,6 +73,8 @@ struct State {
     written: HashMap<PeerId, u64>,
     held: HashMap<PeerId, (Box<Heartbeat>, Box<SignedMessage<Heartbeat>>)>,
     verdicts_tx: mpsc::Sender<Verdict>,
+    /// Certificate checks running on chain; dropped (aborted) with the loop.
+    checks: JoinSet<()>,
 }
 
 impl Ingest {
@@ -79,6 +89,7 @@ impl Ingest {
             written: HashMap::new(),
             held: HashMap::new(),
             verdicts_tx,
+            checks: JoinSet::new(),
         };
         loop {
             tokio::select! {
@@ -86,6 +97,7 @@ impl Ingest {
                     let Some(event) = event else { break };
                     self.handle_event(event, &mut state).await;
                 }
+                Some(_) = state.checks.join_next(), if !state.checks.is_empty() => {}
                 Some((job, outcome)) = verdicts_rx.recv() => {
                     self.handle_verdict(job, outcome, &mut state).await;
                 }
@@ -159,7 +171,7 @@ impl Ingest {
                 if let Some(deca) = &self.deca {
                     let registry = deca.registry.clone();
                     let verdicts = state.verdicts_tx.clone();
-                    tokio::spawn(async move {
+                    state.checks.spawn(async move {
                         let outcome = certgate::verify(registry.as_ref(), &job).await;
                         let _ = verdicts.send((*job, outcome)).await;
                     });

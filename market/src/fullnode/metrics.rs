@@ -78,15 +78,6 @@ impl Metrics {
         registry.register(Box::new(index_flush.clone()))?;
         registry.register(Box::new(index_rows.clone()))?;
         cert_checks.with_label_values(&["valid"]);
-        for reason in crate::fullnode::certgate::REFUSAL_REASONS {
-            cert_checks.with_label_values(&[reason]);
-            heartbeats.with_label_values(&[reason]);
-        }
-        for source in ["http", "gossip"] {
-            for result in crate::fullnode::reports::ReportError::RESULTS {
-                reports.with_label_values(&[source, result]);
-            }
-        }
         registry.register(Box::new(heartbeats.clone()))?;
         registry.register(Box::new(providers_indexed.clone()))?;
         registry.register(Box::new(match_latency.clone()))?;
@@ -105,6 +96,21 @@ impl Metrics {
             index_flush,
             index_rows,
         })
+    }
+
+    /// Pre-creates the series of every certificate refusal reason (also a
+    /// heartbeat result) and every report result, so dashboards see zeros,
+    /// not gaps. The lists belong to the modules that give those labels.
+    pub fn precreate(&self, cert_refusals: &[&str], report_results: &[&str]) {
+        for reason in cert_refusals {
+            self.cert_checks.with_label_values(&[reason]);
+            self.heartbeats.with_label_values(&[reason]);
+        }
+        for source in ["http", "gossip"] {
+            for result in report_results {
+                self.reports.with_label_values(&[source, result]);
+            }
+        }
     }
 
     /// The text exposition format.

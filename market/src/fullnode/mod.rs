@@ -16,18 +16,19 @@ pub mod metrics;
 pub mod reports;
 pub mod reputation;
 
-use crate::fullnode::api::{self, ApiState};
-use crate::fullnode::certgate::{CertGate, CertPolicy};
 use crate::fullnode::index::{IndexError, ProviderIndex, ProviderQuery};
+pub use crate::fullnode::ingest::FullnodeEvent;
 use crate::fullnode::ingest::{Deca, Ingest};
 use crate::fullnode::live::{LiveEntry, LiveOffers, SharedLive};
 use crate::fullnode::metrics::Metrics;
 use crate::fullnode::reports::{ReportError, ReportService, ReportStore, VerifierRegistry};
 use crate::fullnode::reputation::{ReputationBook, SharedReputation};
 use crate::net::{self, NetConfig, NetError, NetHandle};
+use api::ApiState;
+use certgate::{CertGate, CertPolicy};
 use flowshield_ca::registry::ChainRegistry;
 use flowshield_chain::MarketClient;
-use flowshield_proto::{Keypair, PeerId, ReplayPolicy};
+use flowshield_proto::{Keypair, ReplayPolicy};
 use libp2p::Multiaddr;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -100,14 +101,6 @@ impl FullnodeConfig {
     }
 }
 
-/// What the fullnode did with a heartbeat (for observers such as tests).
-#[derive(Debug, Clone, PartialEq)]
-pub enum FullnodeEvent {
-    Indexed { provider: PeerId, seq: u64 },
-    Rejected { reason: &'static str },
-    Expired { count: u64 },
-}
-
 /// A running fullnode.
 pub struct Fullnode {
     pub net: NetHandle,
@@ -124,6 +117,7 @@ impl Fullnode {
     pub async fn start(config: FullnodeConfig) -> Result<Self, FullnodeError> {
         let index = ProviderIndex::connect(&config.db_url).await?;
         let metrics = Metrics::new()?;
+        metrics.precreate(&certgate::REFUSAL_REASONS, &ReportError::RESULTS);
         let live = load_live(&index).await?;
         metrics
             .providers_indexed

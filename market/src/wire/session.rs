@@ -9,16 +9,16 @@
 //!                                           allocate /32, add peer over UAPI
 //!   ◄─── Connected{address, wg key, endpoint, allowed IPs, keepalive}
 //!   Voucher{cumulative, sig} every few s ─► VoucherLedger (monotonic, ≤ escrow, signer),
-//!                                           under-payment check (see [`pricing`]),
+//!                                           under-payment check (see [`crate::session::pricing`]),
 //!                                           redeem on chain past a threshold
 //!   ◄─── VoucherAccepted{cumulative}
 //!   Disconnect{order} ──────────────────►  remove peer, redeemAndSettle, free address
 //!   ◄─── Disconnected{redeemed}
 //! ```
 //!
-//! This module holds the message types, the `Connect` signature
-//! ([`connect_digest_text`]), [`pricing`] and the provider's sans-IO session
-//! table ([`table`]). The IO drivers are [`host`] (provider side) and
+//! This module holds the message types and the `Connect` signature
+//! ([`connect_digest_text`]). The sans-IO session logic is in
+//! [`crate::session`]; the IO drivers are [`crate::provider::host`] and
 //! [`crate::client`].
 
 use flowshield_chain::alloy::primitives::{Address, Bytes, Signature, U256};

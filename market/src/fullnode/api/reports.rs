@@ -1,75 +1,17 @@
 //! `POST /v1/reports` and `GET /v1/reports`: verifier reports (see
 //! [`crate::fullnode::reports`] for the checks).
 
-use crate::fullnode::api::{ApiError, ApiState, ErrorBody};
+use super::state::{ApiError, ApiState};
 use crate::fullnode::reports::{ReportError, StoredReport, MAX_REPORT_BODY};
+use crate::wire::api::{ErrorBody, ReportAccepted, ReportBody, ReportView};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Serialize;
 use std::collections::HashMap;
-use utoipa::ToSchema;
 
 const DEFAULT_REPORT_LIMIT: u32 = 100;
 const MAX_REPORT_LIMIT: u32 = 1000;
-
-/// The body of `POST /v1/reports`: the verifier's signed report
-/// (documentation; parsed by hand). Unknown fields are ignored.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct ReportBody {
-    /// The verifier's chain address, 0x + 40 hex; must recover from `signature`.
-    verifier: String,
-    /// The market contract (EIP-712 verifyingContract), 0x + 40 hex.
-    market: String,
-    /// EIP-712 chain id.
-    chain_id: u64,
-    report: ReportFields,
-    /// Measurements; `report.metrics_hash` is keccak256 of this object's
-    /// JSON exactly as sent.
-    #[schema(value_type = Object)]
-    metrics: serde_json::Value,
-    /// 65-byte EIP-712 signature (r || s || v, v 27 or 28, low s), 0x + 130 hex.
-    signature: String,
-}
-
-/// The EIP-712 `Report(address provider,uint64 period,bool passed,bytes32 metricsHash)`.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct ReportFields {
-    /// Provider chain address, 0x + 40 hex.
-    provider: String,
-    period: u64,
-    passed: bool,
-    /// 0x + 64 hex.
-    metrics_hash: String,
-}
-
-/// What a fullnode answers to an accepted report.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReportAccepted {
-    pub provider: String,
-    pub period: u64,
-    pub verifier: String,
-    /// `false` if this (provider, period, verifier) was already stored.
-    pub new: bool,
-    /// The provider's reputation now, 0 to 1.
-    pub reputation: f64,
-}
-
-/// One stored report.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReportView {
-    pub provider: String,
-    pub period: u64,
-    pub verifier: String,
-    pub passed: bool,
-    pub received_ms: u64,
-    /// The report as the verifier signed and sent it.
-    #[schema(value_type = Object)]
-    pub report: serde_json::Value,
-}
 
 impl From<StoredReport> for ReportView {
     fn from(r: StoredReport) -> Self {
