@@ -1,5 +1,6 @@
-//! A market process a test started: its stdout lines on a channel, its
-//! stderr in a log file shown when the test fails.
+//! A process a test started (a market node, a helper server): its stdout
+//! lines on a channel, so waits on readiness lines can time out; its stderr
+//! in a log file shown when the test fails.
 
 use anyhow::{bail, Context, Result};
 use flowshield_e2e::netns::Netns;
@@ -7,12 +8,13 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// A market process in a namespace: stdout lines on a channel, stderr in a
-/// log file printed when the process is dropped during a panic.
+/// A process a test started: stdout lines on a channel, stderr in a log
+/// file printed when the process is dropped during a panic. Dropping it
+/// kills its process group.
 pub struct Proc {
     pub name: String,
     child: Child,
@@ -21,12 +23,20 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Runs `program args` inside `ns` with the market's test log filter.
     pub fn spawn(ns: &Netns, dir: &Path, name: &str, program: &str, args: &[&str]) -> Result<Self> {
-        let log = dir.join(format!("{name}.log"));
-        let mut child = ns
-            .command(program)
+        let mut command = ns.command(program);
+        command
             .args(args)
-            .env("RUST_LOG", "info,libp2p=warn,sqlx=warn")
+            .env("RUST_LOG", "info,libp2p=warn,sqlx=warn");
+        Self::start(dir, name, &mut command)
+    }
+
+    /// Starts `command` in a process group of its own; its stderr goes to
+    /// `<dir>/<name>.log`.
+    pub fn start(dir: &Path, name: &str, command: &mut Command) -> Result<Self> {
+        let log = dir.join(format!("{name}.log"));
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log)?)
@@ -75,6 +85,14 @@ impl Proc {
         }
     }
 
+    /// The rest of the first stdout line starting with `prefix`, trimmed.
+    pub fn wait_prefix(&self, prefix: &str, timeout: Duration) -> Result<String> {
+        self.wait_line(timeout, |line| {
+            line.strip_prefix(prefix)
+                .map(|rest| rest.trim().to_string())
+        })
+    }
+
     /// The next JSON event line with `"event": event`.
     pub fn wait_event(&self, event: &str, timeout: Duration) -> Result<Value> {
         self.wait_line(timeout, |line| {
@@ -82,6 +100,11 @@ impl Proc {
                 .ok()
                 .filter(|v| v["event"] == event)
         })
+    }
+
+    /// Where its stderr goes.
+    pub fn log_path(&self) -> &Path {
+        &self.log
     }
 
     pub fn log_tail(&self) -> String {

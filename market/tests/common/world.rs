@@ -20,7 +20,6 @@ use flowshield_e2e::process::run_ok;
 use flowshield_e2e::wg::KeyPair;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_flowshield-market");
@@ -170,7 +169,7 @@ impl World {
                     .filter(|a| a.contains("/tcp/"))
                     .map(str::to_string)
             })?;
-            node.wait_line(WAIT, |l| l.starts_with("http ").then_some(()))?;
+            node.wait_prefix("http ", WAIT)?;
             fullnode_addrs.push(addr);
             fullnodes.push(Some(node));
         }
@@ -293,17 +292,10 @@ redeem_interval_secs = 5
 "#,
             dir = dir.display(),
             host = 10 + i,
-            bootstrap = self
-                .fullnode_addrs
-                .iter()
-                .map(|a| format!("\"{a}\""))
-                .collect::<Vec<_>>()
-                .join(", "),
+            bootstrap = toml_strings(&self.fullnode_addrs),
             wg = keys.public,
-            rpc = self.chain_info["rpc_url"].as_str().context("rpc")?,
-            market = self.chain_info["market_address"]
-                .as_str()
-                .context("market")?,
+            rpc = self.rpc_url()?,
+            market = self.market_address()?,
         );
         let extra = extras(
             self,
@@ -321,7 +313,7 @@ redeem_interval_secs = 5
         let mut argv = vec!["provider", "--config", path.to_str().context("utf8")?];
         argv.extend(extra.args.iter().map(String::as_str));
         let sidecar = Proc::spawn(&ns, dir, &format!("provider{i}"), BIN, &argv)?;
-        sidecar.wait_line(WAIT, |l| l.starts_with("listening ").then_some(()))?;
+        sidecar.wait_prefix("listening ", WAIT)?;
         self.providers.push(ProviderSite {
             ns,
             iface,
@@ -378,23 +370,12 @@ market_address = "{market}"
 key_file = "{dir}/client.key"
 "#,
             dir = dir.display(),
-            fullnodes = fullnode_urls
-                .iter()
-                .map(|u| format!("\"{u}\""))
-                .collect::<Vec<_>>()
-                .join(", "),
-            bootstrap = self
-                .fullnode_addrs
-                .iter()
-                .map(|a| format!("\"{a}\""))
-                .collect::<Vec<_>>()
-                .join(", "),
+            fullnodes = toml_strings(fullnode_urls),
+            bootstrap = toml_strings(&self.fullnode_addrs),
             iface = self.client_iface,
             bin = flowshield_e2e::flowshield_bin()?.display(),
-            rpc = self.chain_info["rpc_url"].as_str().context("rpc")?,
-            market = self.chain_info["market_address"]
-                .as_str()
-                .context("market")?,
+            rpc = self.rpc_url()?,
+            market = self.market_address()?,
         );
         let path = dir.join("client.toml");
         std::fs::write(&path, text)?;
@@ -456,12 +437,9 @@ key_file = "{dir}/client.key"
         let mut args = vec![
             "chain-status".to_string(),
             "--rpc".into(),
-            self.chain_info["rpc_url"].as_str().context("rpc")?.into(),
+            self.rpc_url()?.into(),
             "--market".into(),
-            self.chain_info["market_address"]
-                .as_str()
-                .context("market")?
-                .into(),
+            self.market_address()?.into(),
         ];
         for a in accounts {
             args.push("--account".into());
@@ -480,6 +458,18 @@ key_file = "{dir}/client.key"
                 )?
                 .trim(),
         )?)
+    }
+
+    /// The dev chain's JSON-RPC URL.
+    pub fn rpc_url(&self) -> Result<&str> {
+        self.chain_info["rpc_url"].as_str().context("rpc_url")
+    }
+
+    /// The `BandwidthMarket` the dev chain deployed.
+    pub fn market_address(&self) -> Result<&str> {
+        self.chain_info["market_address"]
+            .as_str()
+            .context("market_address")
     }
 
     pub fn account(&self, name: &str) -> String {
@@ -511,6 +501,15 @@ key_file = "{dir}/client.key"
     }
 }
 
+/// `"a", "b"`: the inside of a TOML array of strings.
+fn toml_strings(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|item| format!("\"{item}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn wei(v: &Value) -> u128 {
     v.as_str()
         .and_then(|s| s.parse().ok())
@@ -523,15 +522,7 @@ impl Drop for World {
         let mut all: Vec<&Netns> = vec![&self.cl, &self.hub, &self.origin];
         all.extend(self.providers.iter().map(|p| &p.ns));
         for ns in all {
-            let pids =
-                run_ok(Command::new("ip").args(["netns", "pids", ns.name()])).unwrap_or_default();
-            for pid in pids
-                .split_whitespace()
-                .filter_map(|p| p.parse::<i32>().ok())
-            {
-                // SAFETY: processes inside a namespace this test created.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
+            ns.kill_processes();
         }
         let _ = std::fs::remove_file(flowshield_tunnel::uapi::socket_path(&self.client_iface));
         for p in &self.providers {
