@@ -1,81 +1,24 @@
 //! The `flowshield-market` binary end to end on 127.0.0.1: a fullnode and a
 //! provider as separate processes, configured the way an operator would.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod common;
+
+use common::http::get_blocking as http_get;
+use common::process::Proc;
+use common::{BIN, WAIT};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const WAIT: Duration = Duration::from_secs(30);
-const BIN: &str = env!("CARGO_BIN_EXE_flowshield-market");
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Lines the process prints, read on a thread so waits can time out.
-fn lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn wait_line(rx: &mpsc::Receiver<String>, prefix: &str) -> String {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("no '{prefix}' line in time"));
-        if let Some(rest) = line.strip_prefix(prefix) {
-            return rest.trim().to_string();
-        }
-    }
-}
-
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+/// `flowshield-market args` as `name`, logging warnings to `dir/name.log`.
+fn spawn(dir: &Path, name: &str, args: &[&str]) -> Proc {
+    Proc::start(
+        dir,
+        name,
+        Command::new(BIN).args(args).env("RUST_LOG", "warn"),
     )
-    .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    let status = text[9..12].parse().unwrap();
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-fn spawn(args: &[&str]) -> (Process, mpsc::Receiver<String>) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let rx = lines(child.stdout.take().unwrap());
-    (Process(child), rx)
+    .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// A provider file in `dir` offering in sa-east at `price_per_gib_wei`
@@ -113,19 +56,23 @@ fn fullnode_and_provider_processes_find_each_other() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("index.db").display());
     let fullnode_key = dir.path().join("fullnode.key");
-    let (_fullnode, fullnode_out) = spawn(&[
+    let fullnode = spawn(
+        dir.path(),
         "fullnode",
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--http",
-        "127.0.0.1:0",
-        "--db",
-        &db,
-        "--identity",
-        fullnode_key.to_str().unwrap(),
-    ]);
-    let listen = wait_line(&fullnode_out, "listening ");
-    let http = wait_line(&fullnode_out, "http ");
+        &[
+            "fullnode",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--http",
+            "127.0.0.1:0",
+            "--db",
+            &db,
+            "--identity",
+            fullnode_key.to_str().unwrap(),
+        ],
+    );
+    let listen = fullnode.wait_prefix("listening ", WAIT).unwrap();
+    let http = fullnode.wait_prefix("http ", WAIT).unwrap();
     let mode = std::fs::metadata(&fullnode_key)
         .unwrap()
         .permissions()
@@ -135,14 +82,18 @@ fn fullnode_and_provider_processes_find_each_other() {
     assert_eq!(http_get(&http, "/healthz"), (200, "ok\n".to_string()));
 
     let config = write_provider_config(dir.path(), "123");
-    let (_provider, provider_out) = spawn(&[
+    let provider = spawn(
+        dir.path(),
         "provider",
-        "--config",
-        config.to_str().unwrap(),
-        "--bootstrap",
-        &listen,
-    ]);
-    wait_line(&provider_out, "listening ");
+        &[
+            "provider",
+            "--config",
+            config.to_str().unwrap(),
+            "--bootstrap",
+            &listen,
+        ],
+    );
+    provider.wait_prefix("listening ", WAIT).unwrap();
 
     // The fullnode's index is only observable over HTTP here; poll it.
     let deadline = Instant::now() + WAIT;
@@ -178,21 +129,19 @@ fn json_logs_are_one_object_per_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = format!("sqlite://{}", dir.path().join("index.db").display());
     let key = dir.path().join("fullnode.key");
-    let log = dir.path().join("stderr.log");
-    let mut child = Command::new(BIN)
-        .args(["--log-format", "json", "fullnode", "--listen"])
-        .args(["/ip4/127.0.0.1/tcp/0", "--http", "127.0.0.1:0", "--db", &db])
-        .arg("--identity")
-        .arg(&key)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("spawn fullnode");
-    let out = lines(child.stdout.take().expect("stdout"));
-    let process = Process(child);
-    wait_line(&out, "http ");
+    let process = Proc::start(
+        dir.path(),
+        "stderr",
+        Command::new(BIN)
+            .args(["--log-format", "json", "fullnode", "--listen"])
+            .args(["/ip4/127.0.0.1/tcp/0", "--http", "127.0.0.1:0", "--db", &db])
+            .arg("--identity")
+            .arg(&key)
+            .env_remove("RUST_LOG"),
+    )
+    .expect("spawn fullnode");
+    process.wait_prefix("http ", WAIT).expect("http line");
+    let log = process.log_path().to_path_buf();
     drop(process);
     let text = std::fs::read_to_string(&log).expect("read log");
     let events: Vec<serde_json::Value> = text

@@ -21,7 +21,7 @@ mod common;
 
 use anyhow::{bail, ensure, Context, Result};
 use browser::{check_screenshot, find_attr, find_text, full_page_png, geometry, Browser};
-use common::{wei, ProviderExtras, ProviderKeys, World, BLOB_BYTES, WAIT};
+use common::{block_on, wei, ProviderExtras, ProviderKeys, World, BLOB_BYTES, WAIT};
 use fantoccini::{Client, Locator};
 use flowshield_ca::authority::{pem_encode, serial_hash, Authority};
 use flowshield_ca::node::{NodeKeyFile, NodeKeys};
@@ -46,24 +46,13 @@ struct Deca {
     peer_id: String,
 }
 
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(future)
-}
-
 /// Deploys a `DecaRegistry`, registers an operator and issues p0 a
 /// certificate binding the keys it is about to start with.
 fn issue_certificate(world: &World, keys: &ProviderKeys) -> Result<(Deca, PathBuf)> {
     let dir = world.dir.path();
     let operator_key = dir.join("deca.key");
     let operator = flowshield_market::chain::read_key_file(&operator_key)?;
-    let rpc_url = world.chain_info["rpc_url"]
-        .as_str()
-        .context("rpc_url")?
-        .to_string();
+    let rpc_url = world.rpc_url()?.to_string();
     let now = flowshield_ca::unix_now();
     let authority = Authority::create(operator.address(), now)?;
     let registry = world.hub.run_inside(|| {
@@ -261,10 +250,7 @@ async fn check(
     let order = connected["order_id"].as_str().context("order_id")?;
     let provider: Address = world.account("p0").parse()?;
     let client: Address = world.account("client").parse()?;
-    let market_address: Address = world.chain_info["market_address"]
-        .as_str()
-        .context("market")?
-        .parse()?;
+    let market_address: Address = world.market_address()?.parse()?;
     let market = MarketClient::at(market_address, rpc::connect_read_only(&deca.rpc_url)?);
     let id = U256::from_str_radix(order, 10)?;
 

@@ -1,77 +1,21 @@
-//! `DataPlane` against a real `flowshield daemon` (needs root and
-//! /dev/net/tun). The binary is taken from `FLOWSHIELD_BIN`, else from the
-//! target directory these tests were built in (`cargo build -p
-//! flowshield-tunnel` puts it there); without it, or without root, the test
-//! says so and passes without checking anything.
+//! `DataPlane` against a real `flowshield daemon` in a network namespace
+//! (flowshield-e2e's `Daemon`: needs root, /dev/net/tun and the
+//! `flowshield` binary from `FLOWSHIELD_BIN` or this target directory,
+//! `cargo build -p flowshield-tunnel`). A missing requirement fails the
+//! test with what to do.
 
+use flowshield_e2e::daemon::{Daemon, Implementation};
+use flowshield_e2e::netns::Netns;
 use flowshield_market::dataplane::DataPlane;
 use flowshield_proto::WgPublicKey;
 use flowshield_tunnel::uapi::client;
-use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-fn flowshield_bin() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("FLOWSHIELD_BIN") {
-        return Some(PathBuf::from(path));
-    }
-    // .../target/debug/deps/dataplane-HASH -> .../target/debug/flowshield
-    let exe = std::env::current_exe().ok()?;
-    let candidate = exe.parent()?.parent()?.join("flowshield");
-    candidate.exists().then_some(candidate)
-}
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SIGTERM lets the daemon remove its socket and interface.
-        send_sigterm(self.0.id());
-        let _ = self.0.wait();
-    }
-}
-
-fn send_sigterm(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-}
-
-fn start_daemon(bin: &PathBuf, iface: &str) -> Option<Daemon> {
-    let mut child = Command::new(bin)
-        .args(["daemon", iface])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let stdout = child.stdout.take()?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let daemon = Daemon(child);
-    match rx.recv_timeout(Duration::from_secs(15)) {
-        Ok(line) if line.trim() == "ready" => Some(daemon),
-        _ => None,
-    }
-}
 
 #[tokio::test]
 async fn adds_and_removes_a_peer_on_a_real_daemon() {
-    let Some(bin) = flowshield_bin() else {
-        eprintln!("skipped: no flowshield binary (cargo build -p flowshield-tunnel, or set FLOWSHIELD_BIN)");
-        return;
-    };
-    let iface = format!("fsdp{}", std::process::id() % 10_000);
-    let Some(_daemon) = start_daemon(&bin, &iface) else {
-        eprintln!("skipped: flowshield daemon did not start (needs root and /dev/net/tun)");
-        return;
-    };
+    let ns = Netns::new().expect("namespace");
+    let iface = flowshield_e2e::unique_iface();
+    let _daemon = Daemon::spawn(&ns, Implementation::Flowshield, &iface).expect("data plane");
     let key = WgPublicKey([0x42; 32]);
     let plane = DataPlane::new(&iface);
     plane

@@ -2,63 +2,27 @@
 //! nodes talking real libp2p (TCP and QUIC) and real HTTP. Every wait is on
 //! an event or a query result, bounded by a timeout.
 
-use flowshield_market::fullnode::{Fullnode, FullnodeConfig, FullnodeEvent};
+mod common;
+
+use common::http::request as http;
+use common::net::{
+    listen_tcp_and_quic, provider_config, quic_addr, tcp_addr, wait_fullnode, within,
+};
+use flowshield_market::fullnode::{Fullnode, FullnodeEvent};
 use flowshield_market::net::{self, MarketRequest, MarketResponse, NetConfig, NetEvent, NetHandle};
 use flowshield_market::provider::{Provider, ProviderConfig};
 use flowshield_market::unix_ms;
-use flowshield_proto::{Heartbeat, Keypair, Offer, PeerId, Region, SignedMessage, WgPublicKey};
+use flowshield_proto::{Heartbeat, Keypair, Offer, PeerId, Region, SignedMessage};
 use libp2p::Multiaddr;
 use serde_json::Value;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{broadcast, mpsc};
-
-const WAIT: Duration = Duration::from_secs(30);
-
-fn listen() -> Vec<Multiaddr> {
-    vec![
-        "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-        "/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap(),
-    ]
-}
-
-fn tcp_addr(addrs: &[Multiaddr]) -> Multiaddr {
-    addrs
-        .iter()
-        .find(|a| a.to_string().contains("/tcp/"))
-        .unwrap()
-        .clone()
-}
-
-fn quic_addr(addrs: &[Multiaddr]) -> Multiaddr {
-    addrs
-        .iter()
-        .find(|a| a.to_string().contains("/quic-v1"))
-        .unwrap()
-        .clone()
-}
-
-async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
+use tokio::sync::mpsc;
 
 fn offer(keypair: &Keypair, region: &str, price: u128) -> Offer {
     Offer {
-        provider_peer_id: keypair.public().to_peer_id(),
-        chain_address: "0x00000000000000000000000000000000000000aa"
-            .parse()
-            .unwrap(),
-        wg_public_key: WgPublicKey([9; 32]),
-        endpoint: "127.0.0.1:51820".parse().unwrap(),
         region: Region::new(region).unwrap(),
         price_per_gib_wei: price,
-        price_per_hour_wei: 0,
-        capacity_mbps: 100,
-        max_clients: 8,
+        ..common::net::offer(keypair)
     }
 }
 
@@ -66,27 +30,21 @@ async fn start_fullnode(
     bootstrap: Vec<Multiaddr>,
     expire_after: Duration,
 ) -> (tempfile::TempDir, Fullnode) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("index.db").display());
-    let mut config = FullnodeConfig::new(Keypair::generate_ed25519(), url);
-    config.listen = listen();
-    config.bootstrap = bootstrap;
-    config.expire_after = expire_after;
-    (dir, Fullnode::start(config).await.unwrap())
+    common::net::start_fullnode(|config| {
+        config.listen = listen_tcp_and_quic();
+        config.bootstrap = bootstrap;
+        config.expire_after = expire_after;
+    })
+    .await
 }
 
 async fn start_provider(bootstrap: Vec<Multiaddr>, region: &str, price: u128) -> Provider {
     let keypair = Keypair::generate_ed25519();
+    let offer = offer(&keypair, region, price);
     Provider::start(ProviderConfig {
-        offer: offer(&keypair, region, price),
-        keypair,
-        listen: listen(),
+        listen: listen_tcp_and_quic(),
         bootstrap,
-        heartbeat_interval: Duration::from_millis(200),
-        dht_refresh_every: 2,
-        sessions: None,
-        certificate: None,
-        cert_announce_every: Duration::from_secs(60),
+        ..provider_config(keypair, offer)
     })
     .await
     .unwrap()
@@ -94,26 +52,9 @@ async fn start_provider(bootstrap: Vec<Multiaddr>, region: &str, price: u128) ->
 
 async fn start_node(bootstrap: Vec<Multiaddr>) -> (NetHandle, mpsc::Receiver<NetEvent>) {
     let mut config = NetConfig::new(Keypair::generate_ed25519());
-    config.listen = listen();
+    config.listen = listen_tcp_and_quic();
     config.bootstrap = bootstrap;
     net::spawn(config).await.unwrap()
-}
-
-async fn wait_fullnode(
-    events: &mut broadcast::Receiver<FullnodeEvent>,
-    what: &str,
-    pred: impl Fn(&FullnodeEvent) -> bool,
-) -> FullnodeEvent {
-    within(what, async {
-        loop {
-            match events.recv().await {
-                Ok(event) if pred(&event) => return event,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("fullnode events closed: {e}"),
-            }
-        }
-    })
-    .await
 }
 
 async fn wait_subscribed(events: &mut mpsc::Receiver<NetEvent>, peer: PeerId) {
@@ -126,28 +67,6 @@ async fn wait_subscribed(events: &mut mpsc::Receiver<NetEvent>, peer: PeerId) {
         panic!("net events closed");
     })
     .await
-}
-
-/// One HTTP/1.1 request over a fresh connection; returns status and body.
-async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    within("HTTP response", stream.read_to_end(&mut response))
-        .await
-        .unwrap();
-    let text = String::from_utf8(response).unwrap();
-    let status = text[9..12].parse().unwrap();
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
 }
 
 fn json(body: &str) -> Value {

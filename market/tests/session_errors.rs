@@ -3,9 +3,13 @@
 //! and a raw libp2p client sending what an honest client never would. Every
 //! refusal names what was wrong. Needs root (the data plane).
 
+mod common;
+
+use common::devnet;
+use common::net::{listen_tcp, provider_config};
 use flowshield_chain::alloy::primitives::U256;
 use flowshield_chain::voucher::sign_voucher;
-use flowshield_chain::{LocalChain, MarketClient, MarketParams, OrderStatus, ProviderTerms};
+use flowshield_chain::{LocalChain, OrderStatus, ProviderTerms};
 use flowshield_e2e::daemon::{Daemon, Implementation};
 use flowshield_e2e::netns::Netns;
 use flowshield_market::dataplane::DataPlane;
@@ -18,7 +22,7 @@ use flowshield_market::unix_ms;
 use flowshield_market::wire::session::{
     ConnectRequest, SessionRequest, SessionResponse, VoucherMessage,
 };
-use flowshield_proto::{Keypair, Offer, PeerId, Region, WgPublicKey};
+use flowshield_proto::{Keypair, Offer, PeerId, WgPublicKey};
 use std::time::Duration;
 
 async fn ask(net: &NetHandle, peer: PeerId, request: SessionRequest) -> SessionResponse {
@@ -46,13 +50,9 @@ async fn bad_session_input_is_refused_with_a_clear_error() {
     let _daemon = Daemon::spawn(&ns, Implementation::Flowshield, &iface).expect("data plane");
 
     let chain = LocalChain::start().await.expect("local chain");
-    let owner = chain.provider_for(chain.dev_signer(0).unwrap()).unwrap();
-    let params = MarketParams {
-        accept_timeout: 60,
-        close_grace: 5,
-        ..MarketParams::default()
-    };
-    let market = MarketClient::deploy(owner, &params).await.unwrap();
+    let market = devnet::deploy(&chain, &devnet::demo_params())
+        .await
+        .unwrap();
     let provider_signer = chain.funded_signer().await.unwrap();
     let client_signer = chain.funded_signer().await.unwrap();
     let intruder = chain.funded_signer().await.unwrap();
@@ -94,32 +94,23 @@ async fn bad_session_input_is_refused_with_a_clear_error() {
     })
     .await
     .unwrap();
-    let listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    let offer = Offer {
+        chain_address: flowshield_proto::ChainAddress(provider_signer.address().0 .0),
+        price_per_gib_wei: 1 << 30,
+        capacity_mbps: 10,
+        max_clients: 4,
+        ..common::net::offer(&keypair)
+    };
     let provider = Provider::start(ProviderConfig {
-        offer: Offer {
-            provider_peer_id: provider_peer,
-            chain_address: flowshield_proto::ChainAddress(provider_signer.address().0 .0),
-            wg_public_key: WgPublicKey([9; 32]),
-            endpoint: "127.0.0.1:51820".parse().unwrap(),
-            region: Region::new("eu-west").unwrap(),
-            price_per_gib_wei: 1 << 30,
-            price_per_hour_wei: 0,
-            capacity_mbps: 10,
-            max_clients: 4,
-        },
-        keypair,
-        listen: listen.clone(),
-        bootstrap: vec![],
         heartbeat_interval: Duration::from_secs(1),
         dht_refresh_every: 6,
         sessions: Some(host.clone()),
-        certificate: None,
-        cert_announce_every: Duration::from_secs(60),
+        ..provider_config(keypair, offer)
     })
     .await
     .unwrap();
     let mut config = NetConfig::new(Keypair::generate_ed25519());
-    config.listen = listen;
+    config.listen = listen_tcp();
     config.bootstrap = provider.net.listen_addrs().to_vec();
     let (client, _events) = net::spawn(config).await.unwrap();
 

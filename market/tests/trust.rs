@@ -4,6 +4,10 @@
 //! `DecaRegistry`), and verifier reports (a real `BandwidthMarket` with an
 //! admitted verifier) feeding reputation into `/v1/match`.
 
+mod common;
+
+use common::http::request_json as http;
+use common::net::{provider_config, start_fullnode, wait_fullnode, within};
 use flowshield_ca::authority::Authority;
 use flowshield_ca::client::CaClient;
 use flowshield_ca::node::NodeKeys;
@@ -17,76 +21,21 @@ use flowshield_chain::alloy::sol_types::Eip712Domain;
 use flowshield_chain::voucher::{sign_report, Report};
 use flowshield_chain::{DecaRegistryClient, LocalChain, MarketClient, MarketParams};
 use flowshield_market::fullnode::certgate::CertPolicy;
-use flowshield_market::fullnode::{DecaConfig, Fullnode, FullnodeConfig, FullnodeEvent};
+use flowshield_market::fullnode::{DecaConfig, FullnodeEvent};
 use flowshield_market::provider::{Provider, ProviderConfig};
 use flowshield_proto::{ChainAddress, Keypair, Offer, Region, WgPublicKey};
 use libp2p::Multiaddr;
 use serde_json::Value;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::broadcast;
-
-const WAIT: Duration = Duration::from_secs(60);
-
-async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-fn listen() -> Vec<Multiaddr> {
-    vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]
-}
-
-async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Value) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    within("HTTP response", stream.read_to_end(&mut response))
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&response);
-    let status = text[9..12].parse().unwrap();
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
-async fn wait_event(
-    events: &mut broadcast::Receiver<FullnodeEvent>,
-    what: &str,
-    pred: impl Fn(&FullnodeEvent) -> bool,
-) {
-    within(what, async {
-        loop {
-            match events.recv().await {
-                Ok(event) if pred(&event) => return,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("fullnode events closed: {e}"),
-            }
-        }
-    })
-    .await
-}
 
 fn offer(keypair: &Keypair, wg: [u8; 32], chain: ChainAddress, price: u128) -> Offer {
     Offer {
-        provider_peer_id: keypair.public().to_peer_id(),
         chain_address: chain,
         wg_public_key: WgPublicKey(wg),
-        endpoint: "127.0.0.1:51820".parse().unwrap(),
         region: Region::new("eu").unwrap(),
         price_per_gib_wei: price,
-        price_per_hour_wei: 0,
-        capacity_mbps: 100,
-        max_clients: 8,
+        ..common::net::offer(keypair)
     }
 }
 
@@ -97,27 +46,15 @@ async fn start_provider(
     certificate: Option<Vec<Vec<u8>>>,
 ) -> Provider {
     Provider::start(ProviderConfig {
-        offer,
-        keypair,
-        listen: listen(),
         bootstrap,
         heartbeat_interval: Duration::from_millis(300),
         dht_refresh_every: 100,
-        sessions: None,
         certificate,
         cert_announce_every: Duration::from_millis(300),
+        ..provider_config(keypair, offer)
     })
     .await
     .unwrap()
-}
-
-async fn start_fullnode(config: impl FnOnce(&mut FullnodeConfig)) -> (tempfile::TempDir, Fullnode) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("index.db").display());
-    let mut c = FullnodeConfig::new(Keypair::generate_ed25519(), url);
-    c.listen = listen();
-    config(&mut c);
-    (dir, Fullnode::start(c).await.unwrap())
 }
 
 /// A node's libp2p key as the market's keypair type.
@@ -222,13 +159,13 @@ async fn providers_are_admitted_only_with_a_matching_certificate() {
     }
 
     let honest_id = honest_key.public().to_peer_id();
-    wait_event(
+    wait_fullnode(
         &mut events,
         "the certified provider indexed",
         |e| matches!(e, FullnodeEvent::Indexed { provider, .. } if *provider == honest_id),
     )
     .await;
-    wait_event(&mut events, "the mismatching certificate refused", |e| {
+    wait_fullnode(&mut events, "the mismatching certificate refused", |e| {
         matches!(
             e,
             FullnodeEvent::Rejected {
@@ -237,7 +174,7 @@ async fn providers_are_admitted_only_with_a_matching_certificate() {
         )
     })
     .await;
-    wait_event(
+    wait_fullnode(
         &mut events,
         "the provider without certificate refused",
         |e| {
@@ -357,7 +294,7 @@ async fn verifier_reports_are_checked_gossiped_and_move_reputation() {
         cheap_key.public().to_peer_id(),
         good_key.public().to_peer_id(),
     ] {
-        wait_event(
+        wait_fullnode(
             &mut events,
             "provider indexed",
             |e| matches!(e, FullnodeEvent::Indexed { provider, .. } if *provider == id),

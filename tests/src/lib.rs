@@ -215,15 +215,7 @@ pub fn cleanup_stale() {
             continue;
         }
         // Processes still inside are daemons an earlier run started.
-        let pids = process::run_ok(std::process::Command::new("ip").args(["netns", "pids", name]))
-            .unwrap_or_default();
-        for pid in pids
-            .split_whitespace()
-            .filter_map(|p| p.parse::<i32>().ok())
-        {
-            // SAFETY: plain kill(2) on a pid read from `ip netns pids`.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
+        netns::kill_processes_in(name);
         eprintln!("e2e: removing stale namespace {name}");
         let _ = process::run_ok(std::process::Command::new("ip").args(["netns", "del", name]));
     }

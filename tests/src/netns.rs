@@ -49,6 +49,11 @@ impl Netns {
         run_inside(&self.name, f)
     }
 
+    /// SIGKILLs every process inside the namespace (see [`kill_processes_in`]).
+    pub fn kill_processes(&self) {
+        kill_processes_in(&self.name);
+    }
+
     /// `ip -n NAME args...`.
     pub fn ip(&self, args: &[&str]) -> anyhow::Result<String> {
         run_ok(Command::new("ip").args(["-n", &self.name]).args(args))
@@ -60,6 +65,21 @@ impl Drop for Netns {
         if let Err(err) = run_ok(Command::new("ip").args(["netns", "del", &self.name])) {
             eprintln!("e2e: cannot delete namespace {}: {err:#}", self.name);
         }
+    }
+}
+
+/// SIGKILLs every process inside the namespace `name` (`ip netns pids`):
+/// daemons a test started there and did not stop. Best effort; nothing is
+/// reported.
+pub fn kill_processes_in(name: &str) {
+    let pids = run_ok(Command::new("ip").args(["netns", "pids", name])).unwrap_or_default();
+    for pid in pids
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+    {
+        // SAFETY: plain kill(2) on a pid read from `ip netns pids` for a
+        // namespace this harness created.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
     }
 }
 
