@@ -3,9 +3,9 @@
 //! vouchers as traffic flows, fail over when the provider goes silent, and
 //! settle on `disconnect`.
 //!
-//! The client talks to its owner through JSON lines on stdout, one per
-//! event (`connected` with `purchase_to_first_packet_ms`, `failover`,
-//! `abandoned_order_closed`, `disconnected`), and takes `disconnect` on a
+//! The client talks to its owner through JSON lines on stdout, one
+//! [`ClientEvent`] each (`connected` with `purchase_to_first_packet_ms`,
+//! `failover`, `abandoned_order_closed`, `disconnected`), and takes `disconnect` on a
 //! unix control socket (0600, see [`control`]) or on SIGTERM/Ctrl-C.
 //!
 //! Voucher rule (the provider's check is in [`crate::session::pricing`]):
@@ -14,6 +14,10 @@
 //! and the time since `Connected`. The extra wei keeps vouchers strictly
 //! increasing, so an idle tunnel still tells the provider the client is
 //! alive.
+//!
+//! Layout: this file checks the configuration and runs the loop;
+//! [`session`] finds a provider, opens the order and pays for it;
+//! [`settle`] ends it on chain.
 
 pub mod config;
 pub mod control;
@@ -25,6 +29,7 @@ pub mod tunnel;
 use crate::chain::ChainSetupError;
 use crate::identity;
 use crate::net::{self, NetConfig};
+use crate::wire::client::{ClientEvent, Disconnected};
 use crate::wire::session::parse_u256;
 use config::ClientFile;
 use discovery::Wanted;
@@ -32,14 +37,13 @@ use flowshield_chain::alloy::signers::local::PrivateKeySigner;
 use flowshield_chain::alloy::sol_types::Eip712Domain;
 use flowshield_chain::MarketClient;
 use flowshield_proto::{PeerId, Region};
-use serde_json::{json, Value};
 use session::{establish, pay_loop, SessionEnd};
 use settle::{close_abandoned, disconnect};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Mutex};
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 use tracing::Instrument;
 
 /// How long to wait for an order to be settled on chain.
@@ -77,10 +81,13 @@ pub(super) fn chain_err(what: &str) -> impl Fn(flowshield_chain::ChainError) -> 
 }
 
 /// Prints one JSON event line on stdout.
-pub fn emit(value: Value) {
+pub fn emit(event: &ClientEvent) {
     use std::io::Write;
+    let Ok(line) = serde_json::to_string(event) else {
+        return;
+    };
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{value}");
+    let _ = writeln!(out, "{line}");
     let _ = out.flush();
 }
 
@@ -107,7 +114,7 @@ pub async fn run(
     file: ClientFile,
     overrides: Overrides,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<Value, ClientError> {
+) -> Result<Disconnected, ClientError> {
     let field = |field: &'static str, reason: String| ClientError::Field { field, reason };
     let escrow = parse_u256("escrow_wei", &file.escrow_wei)
         .map_err(|e| field("escrow_wei", e.to_string()))?;
@@ -149,12 +156,22 @@ pub async fn run(
     };
     net_config.bootstrap = parse_addrs(&file.bootstrap, "bootstrap")?;
     let (net, mut net_events) = net::spawn(net_config).await?;
+    // Every task started here is owned by `tasks` and stopped before
+    // `run` returns.
+    let mut tasks = JoinSet::new();
     // The client answers no requests; drain events so the network never blocks.
-    tokio::spawn(async move { while net_events.recv().await.is_some() {} });
+    tasks.spawn(async move { while net_events.recv().await.is_some() {} });
 
     let (control_tx, mut control_rx) = mpsc::channel(4);
-    let control = control::serve(&file.control_socket(), control_tx.clone())?;
-    tokio::spawn(async move {
+    let control = match control::serve(&file.control_socket(), control_tx.clone()) {
+        Ok(control) => control,
+        Err(e) => {
+            tasks.shutdown().await;
+            net.shutdown().await;
+            return Err(e);
+        }
+    };
+    tasks.spawn(async move {
         shutdown.await;
         let _ = control_tx.send(None).await;
     });
@@ -164,21 +181,22 @@ pub async fn run(
         max_price_per_gib_wei: max_price,
         exclude: HashSet::new(),
     };
-    let mut closing: Vec<JoinHandle<()>> = Vec::new();
+    // Orders of lost providers being closed on chain.
+    let mut closing: JoinSet<()> = JoinSet::new();
     let mut failover_from: Option<(PeerId, Instant)> = None;
     let result = loop {
-        let mut session = match establish(&file, &chain, &net, &mut wanted, escrow).await {
-            Ok(s) => s,
-            Err(e) => break Err(e),
-        };
+        let mut session =
+            match establish(&file, &chain, &net, &mut wanted, escrow, &mut closing).await {
+                Ok(s) => s,
+                Err(e) => break Err(e),
+            };
         if let Some((from, since)) = failover_from.take() {
-            emit(json!({
-                "event": "failover_done",
-                "from_provider": from.to_base58(),
-                "to_provider": session.offer.provider_peer_id.to_base58(),
-                "order_id": session.order_id.to_string(),
-                "failover_ms": since.elapsed().as_millis() as u64,
-            }));
+            emit(&ClientEvent::FailoverDone {
+                from_provider: from,
+                to_provider: session.offer.provider_peer_id,
+                order_id: session.order_id,
+                failover_ms: since.elapsed().as_millis() as u64,
+            });
         }
         let span = tracing::info_span!("session", order = %session.order_id, provider = %session.offer.provider_peer_id);
         let end = pay_loop(&file, &chain, &net, &mut session, escrow, &mut control_rx)
@@ -187,34 +205,37 @@ pub async fn run(
         match end {
             SessionEnd::ProviderLost(reason) => {
                 let peer = session.offer.provider_peer_id;
-                emit(json!({
-                    "event": "failover",
-                    "from_provider": peer.to_base58(),
-                    "order_id": session.order_id.to_string(),
-                    "reason": reason,
-                }));
+                emit(&ClientEvent::Failover {
+                    from_provider: peer,
+                    order_id: session.order_id,
+                    reason,
+                });
                 wanted.exclude.insert(peer);
                 failover_from = Some((peer, Instant::now()));
                 let _ =
                     tunnel::flowshield(&file.flowshield_bin, "down", &file.wg_quick_path()).await;
-                closing.push(tokio::spawn(
+                closing.spawn(
                     close_abandoned(chain.clone(), session.order_id, escrow).instrument(span),
-                ));
+                );
             }
             SessionEnd::Disconnect(reply) => {
                 let summary = disconnect(&file, &chain, &net, &mut session, escrow)
                     .instrument(span)
                     .await;
-                for handle in closing.drain(..) {
-                    let _ = tokio::time::timeout(SETTLE_TIMEOUT, handle).await;
-                }
-                let value = match &summary {
-                    Ok(v) => v.clone(),
-                    Err(e) => json!({"event": "error", "error": e.to_string()}),
+                // Let lost providers' orders finish closing, within bounds.
+                let _ = tokio::time::timeout(SETTLE_TIMEOUT, async {
+                    while closing.join_next().await.is_some() {}
+                })
+                .await;
+                let event = match &summary {
+                    Ok(s) => ClientEvent::Disconnected(s.clone()),
+                    Err(e) => ClientEvent::Error {
+                        error: e.to_string(),
+                    },
                 };
-                emit(value.clone());
+                emit(&event);
                 if let Some(reply) = reply {
-                    if reply.send(value).is_ok() {
+                    if reply.send(event).is_ok() {
                         // The control handler writes the answer on its own
                         // task; give it time before the runtime stops.
                         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -225,6 +246,9 @@ pub async fn run(
         }
     };
     control.abort();
+    let _ = control.await;
+    closing.shutdown().await;
+    tasks.shutdown().await;
     let _ = std::fs::remove_file(file.control_socket());
     net.shutdown().await;
     result

@@ -3,10 +3,13 @@
 
 use super::config::ClientFile;
 use super::discovery::{self, Source, Wanted};
-use super::{chain_err, emit, settle::close_abandoned, tunnel, Chain, ClientError};
+use super::{
+    chain_err, control::DisconnectReply, emit, settle::close_abandoned, tunnel, Chain, ClientError,
+};
 use crate::net::{MarketRequest, MarketResponse, NetHandle};
 use crate::session::pricing::Prices;
 use crate::unix_ms;
+use crate::wire::client::ClientEvent;
 use crate::wire::session::{
     ConnectRequest, ConnectedInfo, SessionRequest, SessionResponse, VoucherMessage,
 };
@@ -14,10 +17,10 @@ use flowshield_chain::alloy::primitives::{Address, U256};
 use flowshield_chain::voucher::sign_voucher;
 use flowshield_proto::{Offer, WgPublicKey};
 use flowshield_tunnel::key::SecretKey;
-use serde_json::{json, Value};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 /// A handshake older than this (WireGuard re-keys every 2 min) means the
 /// provider's data plane is gone.
@@ -30,14 +33,14 @@ pub(super) struct Session {
     pub(super) order_id: U256,
     pub(super) offer: Offer,
     pub(super) info: ConnectedInfo,
-    pub(super) provider_key: [u8; 32],
+    pub(super) provider_key: WgPublicKey,
     pub(super) connected_at: Instant,
     pub(super) last_voucher: U256,
     pub(super) bytes: u64,
 }
 
 pub(super) enum SessionEnd {
-    Disconnect(Option<oneshot::Sender<Value>>),
+    Disconnect(Option<DisconnectReply>),
     ProviderLost(String),
 }
 
@@ -49,6 +52,7 @@ pub(super) async fn establish(
     net: &NetHandle,
     wanted: &mut Wanted,
     escrow: U256,
+    closing: &mut JoinSet<()>,
 ) -> Result<Session, ClientError> {
     let mut last_error = None;
     for attempt in 1..=CONNECT_ATTEMPTS {
@@ -64,19 +68,21 @@ pub(super) async fn establish(
             }
         };
         let peer = offer.provider_peer_id;
-        match try_provider(file, chain, net, &offer, escrow, started).await {
+        match try_provider(file, chain, net, &offer, escrow, started, closing).await {
             Ok(session) => {
-                emit(json!({
-                    "event": "connected",
-                    "order_id": session.order_id.to_string(),
-                    "provider": peer.to_base58(),
-                    "provider_chain_address": offer.chain_address.to_string(),
-                    "found_via": match &source { Source::Fullnode(url) => url.clone(), Source::Dht => "dht".into() },
-                    "tunnel_address": session.info.tunnel_address,
-                    "endpoint": session.info.endpoint,
-                    "escrow_wei": escrow.to_string(),
-                    "purchase_to_first_packet_ms": started.elapsed().as_millis() as u64,
-                }));
+                emit(&ClientEvent::Connected {
+                    order_id: session.order_id,
+                    provider: peer,
+                    provider_chain_address: offer.chain_address.to_string(),
+                    found_via: match &source {
+                        Source::Fullnode(url) => url.clone(),
+                        Source::Dht => "dht".into(),
+                    },
+                    tunnel_address: session.info.tunnel_address.to_string(),
+                    endpoint: session.info.endpoint.to_string(),
+                    escrow_wei: escrow,
+                    purchase_to_first_packet_ms: started.elapsed().as_millis() as u64,
+                });
                 return Ok(session);
             }
             Err(e) => {
@@ -96,6 +102,7 @@ pub(super) async fn try_provider(
     offer: &Offer,
     escrow: U256,
     started: Instant,
+    closing: &mut JoinSet<()>,
 ) -> Result<Session, ClientError> {
     let peer = offer.provider_peer_id;
     let provider_address = Address::from(offer.chain_address.0);
@@ -147,7 +154,7 @@ pub(super) async fn try_provider(
     let session = Session {
         order_id,
         offer: offer.clone(),
-        provider_key: info.provider_wg_public_key.0,
+        provider_key: info.provider_wg_public_key,
         info,
         connected_at: Instant::now(),
         last_voucher: U256::ZERO,
@@ -172,13 +179,13 @@ pub(super) async fn try_provider(
             let left = Duration::from_secs(file.first_packet_timeout_secs)
                 .saturating_sub(started.elapsed())
                 .max(Duration::from_secs(2));
-            tunnel::wait_first_packet(&file.interface, session.provider_key, provider_ip, left)
+            tunnel::wait_first_packet(&file.interface, &session.provider_key, provider_ip, left)
                 .await
         }
         .await;
     if let Err(e) = up {
         let _ = tunnel::flowshield(&file.flowshield_bin, "down", &file.wg_quick_path()).await;
-        tokio::spawn(close_abandoned(chain.clone(), order_id, U256::ZERO));
+        closing.spawn(close_abandoned(chain.clone(), order_id, U256::ZERO));
         return Err(e.into());
     }
     Ok(session)
@@ -191,7 +198,7 @@ pub(super) async fn pay_loop(
     net: &NetHandle,
     session: &mut Session,
     escrow: U256,
-    control: &mut mpsc::Receiver<Option<oneshot::Sender<Value>>>,
+    control: &mut mpsc::Receiver<Option<DisconnectReply>>,
 ) -> SessionEnd {
     let every = Duration::from_secs(file.voucher_secs);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -202,12 +209,12 @@ pub(super) async fn pay_loop(
                 return SessionEnd::Disconnect(command.flatten());
             }
             _ = ticker.tick() => {
-                let Some(counters) = tunnel::counters(&file.interface, session.provider_key).await else {
+                let Some(counters) = tunnel::counters(&file.interface, &session.provider_key).await else {
                     return SessionEnd::ProviderLost("the tunnel interface is gone".into());
                 };
-                session.bytes = counters.bytes;
+                session.bytes = counters.bytes();
                 let now = unix_ms() / 1000;
-                if counters.last_handshake != 0 && now.saturating_sub(counters.last_handshake) > HANDSHAKE_STALE_SECS {
+                if counters.last_handshake.0 != 0 && now.saturating_sub(counters.last_handshake.0) > HANDSHAKE_STALE_SECS {
                     return SessionEnd::ProviderLost(format!("no handshake for {HANDSHAKE_STALE_SECS} s"));
                 }
                 match send_voucher(chain, net, session, escrow, every * 2).await {

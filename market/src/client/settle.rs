@@ -6,10 +6,10 @@ use super::config::ClientFile;
 use super::session::{send_voucher, Session};
 use super::{chain_err, emit, tunnel, Chain, ClientError, SETTLE_TIMEOUT};
 use crate::net::{MarketRequest, MarketResponse, NetHandle};
+use crate::wire::client::{ClientEvent, Disconnected, SettledBy};
 use crate::wire::session::{SessionRequest, SessionResponse};
 use flowshield_chain::alloy::primitives::U256;
 use flowshield_chain::OrderStatus;
-use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 /// Final voucher, `Disconnect`, settlement on chain, refund withdrawn,
@@ -20,9 +20,9 @@ pub(super) async fn disconnect(
     net: &NetHandle,
     session: &mut Session,
     escrow: U256,
-) -> Result<Value, ClientError> {
-    if let Some(c) = tunnel::counters(&file.interface, session.provider_key).await {
-        session.bytes = c.bytes;
+) -> Result<Disconnected, ClientError> {
+    if let Some(c) = tunnel::counters(&file.interface, &session.provider_key).await {
+        session.bytes = c.bytes();
     }
     let timeout = Duration::from_secs(file.voucher_secs.max(2) * 2);
     if let Err(e) = send_voucher(chain, net, session, escrow, timeout).await {
@@ -50,18 +50,24 @@ pub(super) async fn disconnect(
         .order(session.order_id)
         .await
         .map_err(chain_err("reading the order"))?;
-    Ok(json!({
-        "event": "disconnected",
-        "order_id": session.order_id.to_string(),
-        "provider": session.offer.provider_peer_id.to_base58(),
-        "settled_by": if by_provider { "provider" } else { "client" },
-        "bytes": session.bytes,
-        "voucher_wei": session.last_voucher.to_string(),
-        "escrow_wei": order.escrow.to_string(),
-        "provider_paid_wei": order.redeemed.to_string(),
-        "client_refunded_wei": refunded.to_string(),
-        "status": format!("{:?}", OrderStatus::from_u8(order.status).unwrap_or(OrderStatus::None)),
-    }))
+    Ok(Disconnected {
+        order_id: session.order_id,
+        provider: session.offer.provider_peer_id,
+        settled_by: if by_provider {
+            SettledBy::Provider
+        } else {
+            SettledBy::Client
+        },
+        bytes: session.bytes,
+        voucher_wei: session.last_voucher,
+        escrow_wei: order.escrow,
+        provider_paid_wei: order.redeemed,
+        client_refunded_wei: refunded,
+        status: format!(
+            "{:?}",
+            OrderStatus::from_u8(order.status).unwrap_or(OrderStatus::None)
+        ),
+    })
 }
 
 /// Waits for `order` to be settled (requesting close and settling itself
@@ -121,11 +127,10 @@ pub(super) async fn settle_and_withdraw(
 /// after the grace period, withdraw the refund.
 pub(super) async fn close_abandoned(chain: Chain, order: U256, _escrow: U256) {
     match settle_and_withdraw(&chain, order, true).await {
-        Ok(refund) => emit(json!({
-            "event": "abandoned_order_closed",
-            "order_id": order.to_string(),
-            "client_refunded_wei": refund.to_string(),
-        })),
+        Ok(refund) => emit(&ClientEvent::AbandonedOrderClosed {
+            order_id: order,
+            client_refunded_wei: refund,
+        }),
         Err(e) => tracing::warn!(%order, error = %e, "abandoned order not closed"),
     }
 }
