@@ -79,7 +79,7 @@ impl std::fmt::Debug for SessionHost {
 
 fn rejected(e: &SessionError) -> SessionResponse {
     SessionResponse::Rejected {
-        kind: e.kind().to_string(),
+        kind: e.kind(),
         error: e.to_string(),
     }
 }
@@ -161,7 +161,7 @@ impl SessionHost {
             }
         };
         result.unwrap_or_else(|e| {
-            tracing::info!(kind = e.kind(), error = %e, "session request refused");
+            tracing::info!(kind = %e.kind(), error = %e, "session request refused");
             rejected(&e)
         })
     }
