@@ -1,5 +1,7 @@
-//! The provider's hold on its data plane: adding and removing a client's
-//! WireGuard peer through the UAPI socket, as `wg set` would.
+//! A hold on a data plane through its UAPI socket: adding and removing a
+//! client's WireGuard peer, as `wg set` would, and reading peer counters,
+//! as `wg show` would (the provider's session host and dashboard, the
+//! client's own tunnel).
 //!
 //! The requests are built sans-IO ([`add_peer_request`],
 //! [`remove_peer_request`]) and sent with `flowshield-tunnel`'s blocking UAPI
@@ -46,6 +48,29 @@ pub fn remove_peer_request(public_key: &WgPublicKey) -> SetRequest {
     }
 }
 
+/// One peer's counters as the data plane reports them (`get=1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCounters {
+    pub public_key: WgPublicKey,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// Unix time of the last handshake, (seconds, nanoseconds); (0, 0) if none.
+    pub last_handshake: (u64, u32),
+}
+
+impl PeerCounters {
+    /// rx + tx bytes.
+    pub fn bytes(&self) -> u64 {
+        self.rx_bytes.saturating_add(self.tx_bytes)
+    }
+
+    /// Unix milliseconds of the last handshake, `None` before the first.
+    pub fn last_handshake_ms(&self) -> Option<u64> {
+        let (secs, nanos) = self.last_handshake;
+        (secs != 0).then(|| secs.saturating_mul(1000) + u64::from(nanos) / 1_000_000)
+    }
+}
+
 /// One WireGuard interface reached through its UAPI socket.
 #[derive(Debug, Clone)]
 pub struct DataPlane {
@@ -77,6 +102,39 @@ impl DataPlane {
     pub async fn remove_peer(&self, public_key: &WgPublicKey) -> Result<(), DataPlaneError> {
         tracing::info!(iface = %self.iface, peer = %public_key, "removing peer");
         self.send(remove_peer_request(public_key)).await
+    }
+
+    /// Every peer's counters.
+    pub async fn counters(&self) -> Result<Vec<PeerCounters>, DataPlaneError> {
+        let iface = self.iface.clone();
+        let snapshot = tokio::task::spawn_blocking(move || client::get(&iface))
+            .await
+            .map_err(|e| DataPlaneError::Task {
+                iface: self.iface.clone(),
+                reason: e.to_string(),
+            })??;
+        Ok(snapshot
+            .peers
+            .iter()
+            .map(|p| PeerCounters {
+                public_key: WgPublicKey(p.public_key.0),
+                rx_bytes: p.rx_bytes,
+                tx_bytes: p.tx_bytes,
+                last_handshake: p.last_handshake,
+            })
+            .collect())
+    }
+
+    /// The counters of one peer; `None` if the data plane has no such peer.
+    pub async fn peer_counters(
+        &self,
+        public_key: &WgPublicKey,
+    ) -> Result<Option<PeerCounters>, DataPlaneError> {
+        Ok(self
+            .counters()
+            .await?
+            .into_iter()
+            .find(|p| p.public_key == *public_key))
     }
 
     async fn send(&self, request: SetRequest) -> Result<(), DataPlaneError> {

@@ -38,7 +38,7 @@ async fn ask(net: &NetHandle, peer: PeerId, request: SessionRequest) -> SessionR
 
 fn kind(response: &SessionResponse) -> (&str, &str) {
     match response {
-        SessionResponse::Rejected { kind, error } => (kind, error),
+        SessionResponse::Rejected { kind, error } => (kind.as_str(), error),
         other => panic!("expected a refusal, got {other:?}"),
     }
 }

@@ -3,6 +3,7 @@
 use super::terminated;
 use anyhow::Result;
 use flowshield_market::client::{self, config::ClientFile, control, Overrides};
+use flowshield_market::wire::client::ClientEvent;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -40,10 +41,8 @@ pub async fn run(action: ClientAction) -> Result<()> {
                 region,
                 max_price_per_gib_wei: max_price,
             };
-            let summary = client::run(file, overrides, terminated()).await?;
-            if summary["event"] != "disconnected" {
-                anyhow::bail!("disconnect failed: {summary}");
-            }
+            // Returns the `disconnected` summary (already printed) or the error.
+            client::run(file, overrides, terminated()).await?;
         }
         ClientAction::Disconnect {
             config,
@@ -55,8 +54,8 @@ pub async fn run(action: ClientAction) -> Result<()> {
                 Duration::from_secs(timeout_secs),
             )
             .await?;
-            println!("{answer}");
-            if answer["event"] != "disconnected" {
+            println!("{}", serde_json::to_string(&answer)?);
+            if !matches!(answer, ClientEvent::Disconnected(_)) {
                 anyhow::bail!("the client did not disconnect cleanly");
             }
         }

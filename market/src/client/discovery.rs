@@ -5,11 +5,11 @@
 //! providers but cannot forge one.
 
 use crate::net::NetHandle;
+use crate::wire::api::{ErrorBody, MatchBody, MatchView, ProviderView};
 use flowshield_proto::{Heartbeat, Offer, PeerId, Region, SignedMessage};
-use serde_json::Value;
+use reqwest::StatusCode;
 use std::collections::HashSet;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One HTTP exchange with a fullnode takes at most this long.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(3);
@@ -81,9 +81,10 @@ pub async fn find(
     }
 }
 
-fn verified_offer(value: &Value) -> Option<Offer> {
-    let text = value.get("signed_heartbeat")?.as_str()?;
-    let signed = SignedMessage::<Heartbeat>::from_bytes(text.as_bytes()).ok()?;
+/// The offer inside a fullnode's `signed_heartbeat`, if its signature
+/// holds and its signer is the provider it names.
+fn verified_offer(signed_heartbeat: &str) -> Option<Offer> {
+    let signed = SignedMessage::<Heartbeat>::from_bytes(signed_heartbeat.as_bytes()).ok()?;
     let heartbeat = signed.verify().ok()?;
     (signed.claimed_signer().ok()? == heartbeat.offer.provider_peer_id).then_some(heartbeat.offer)
 }
@@ -94,39 +95,42 @@ pub async fn from_fullnode(url: &str, wanted: &Wanted) -> Result<Offer, Discover
         url: url.to_string(),
         reason,
     };
-    let mut body = serde_json::json!({
-        "max_price_per_gib_wei": wanted.max_price_per_gib_wei.to_string(),
-    });
-    if let Some(region) = &wanted.region {
-        body["region"] = Value::String(region.to_string());
-    }
-    let (status, reply) = http(url, "POST", "/v1/match", Some(&body.to_string()))
-        .await
-        .map_err(err)?;
+    let fullnode = Fullnode::new(url).map_err(err)?;
+    let body = MatchBody {
+        region: wanted.region.as_ref().map(|r| r.to_string()),
+        max_price_per_gib_wei: wanted.max_price_per_gib_wei.to_string(),
+        ..MatchBody::default()
+    };
+    let request = fullnode.client.post(fullnode.url("/v1/match")).json(&body);
+    let (status, reply) = exchange(request).await.map_err(err)?;
     match status {
-        200 => {
-            let value: Value = serde_json::from_str(&reply).map_err(|e| err(e.to_string()))?;
-            let offer = verified_offer(&value)
+        StatusCode::OK => {
+            let view: MatchView = parse(&reply).map_err(err)?;
+            let offer = verified_offer(&view.signed_heartbeat)
                 .ok_or_else(|| err("match carries no valid signed heartbeat".into()))?;
             if wanted.accepts(&offer) {
                 return Ok(offer);
             }
         }
-        404 => return Err(err("no provider matches".into())),
-        other => return Err(err(format!("HTTP {other}: {}", reply.trim()))),
+        StatusCode::NOT_FOUND => return Err(err("no provider matches".into())),
+        other => return Err(err(refusal(other, &reply))),
     }
     // The best match is one to avoid: list and pick the cheapest other.
-    let mut path = format!("/v1/providers?max_price={}", wanted.max_price_per_gib_wei);
+    let mut query = vec![("max_price", wanted.max_price_per_gib_wei.to_string())];
     if let Some(region) = &wanted.region {
-        path.push_str(&format!("&region={region}"));
+        query.push(("region", region.to_string()));
     }
-    let (status, reply) = http(url, "GET", &path, None).await.map_err(err)?;
-    if status != 200 {
-        return Err(err(format!("HTTP {status}: {}", reply.trim())));
+    let request = fullnode
+        .client
+        .get(fullnode.url("/v1/providers"))
+        .query(&query);
+    let (status, reply) = exchange(request).await.map_err(err)?;
+    if status != StatusCode::OK {
+        return Err(err(refusal(status, &reply)));
     }
-    let list: Vec<Value> = serde_json::from_str(&reply).map_err(|e| err(e.to_string()))?;
+    let list: Vec<ProviderView> = parse(&reply).map_err(err)?;
     list.iter()
-        .filter_map(verified_offer)
+        .filter_map(|view| verified_offer(&view.signed_heartbeat))
         .filter(|o| wanted.accepts(o))
         .min_by_key(|o| o.price_per_gib_wei)
         .ok_or_else(|| err("every matching provider is excluded".into()))
@@ -160,92 +164,91 @@ pub async fn from_dht(net: &NetHandle, wanted: &Wanted) -> Result<Offer, Discove
     best.ok_or_else(|| DiscoveryError::Dht("no provider record matches".into()))
 }
 
-/// A minimal HTTP/1.1 exchange (`http://host:port` only), bounded in time
-/// and size. Returns the status and body.
-pub async fn http(
-    base: &str,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> Result<(u16, String), String> {
-    let hostport = base
-        .trim_end_matches('/')
-        .strip_prefix("http://")
-        .ok_or_else(|| "only http:// URLs are supported".to_string())?;
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(hostport)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let body = body.unwrap_or("");
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| format!("send: {e}"))?;
-        let mut raw = Vec::new();
-        (&mut stream)
-            .take(MAX_BODY as u64)
-            .read_to_end(&mut raw)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, rest) = text
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| "malformed HTTP answer".to_string())?;
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| "malformed HTTP status".to_string())?;
-        let body = if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            dechunk(rest)
-        } else {
-            rest.to_string()
-        };
-        Ok((status, body))
-    };
-    tokio::time::timeout(HTTP_TIMEOUT, exchange)
-        .await
-        .map_err(|_| format!("no answer within {HTTP_TIMEOUT:?}"))?
+/// A fullnode's base URL and the HTTP client that talks to it.
+struct Fullnode {
+    base: String,
+    client: reqwest::Client,
 }
 
-fn dechunk(mut text: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = text.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || rest.len() < n {
-            break;
+impl Fullnode {
+    /// Refuses anything but `http://` (this build has no TLS).
+    fn new(base: &str) -> Result<Self, String> {
+        let base = base.trim_end_matches('/');
+        if !base.starts_with("http://") {
+            return Err("only http:// URLs are supported".into());
         }
-        out.push_str(&rest[..n]);
-        text = rest[n..].trim_start_matches("\r\n");
+        let client = reqwest::Client::builder()
+            .timeout(HTTP_TIMEOUT)
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(Self {
+            base: base.to_string(),
+            client,
+        })
     }
-    out
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+/// Sends `request` and reads the answer, bounded in time ([`HTTP_TIMEOUT`])
+/// and size ([`MAX_BODY`], checked while reading). Returns the status and body.
+async fn exchange(request: reqwest::RequestBuilder) -> Result<(StatusCode, Vec<u8>), String> {
+    let mut response = request.send().await.map_err(|e| describe(&e))?;
+    let status = response.status();
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY as u64)
+    {
+        return Err(format!("answer larger than {MAX_BODY} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(format!("answer larger than {MAX_BODY} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((status, body))
+}
+
+/// What went wrong with an exchange, in words: a connection error starts
+/// with `connect`, a timeout says how long was waited.
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if error.is_timeout() {
+        format!("no answer within {HTTP_TIMEOUT:?}")
+    } else if error.is_connect() {
+        format!("connect: {text}")
+    } else {
+        format!("read: {text}")
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| e.to_string())
+}
+
+/// A refusal's words: the fullnode's `ErrorBody` if it sent one.
+fn refusal(status: StatusCode, body: &[u8]) -> String {
+    let reason = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody {
+            error,
+            field: Some(field),
+        }) => format!("{field}: {error}"),
+        Ok(ErrorBody { error, field: None }) => error,
+        Err(_) => String::from_utf8_lossy(body).trim().to_string(),
+    };
+    format!("HTTP {}: {reason}", status.as_u16())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dechunks_bodies() {
-        assert_eq!(dechunk("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), "abcde");
-    }
-
-    #[tokio::test]
-    async fn unreachable_fullnodes_are_reported() {
-        let err = http("http://127.0.0.1:1", "GET", "/", None)
-            .await
-            .unwrap_err();
-        assert!(err.starts_with("connect"), "{err}");
-        let err = http("https://x", "GET", "/", None).await.unwrap_err();
-        assert!(err.contains("http://"), "{err}");
-    }
-}
+#[path = "discovery_tests.rs"]
+mod tests;

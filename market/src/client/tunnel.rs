@@ -2,8 +2,10 @@
 //! `flowshield up`, read through UAPI (counters, handshakes), taken down
 //! with `flowshield down`.
 
+use crate::dataplane::{DataPlane, PeerCounters};
 use crate::wire::session::ConnectedInfo;
-use flowshield_tunnel::key::{PublicKey, SecretKey};
+use flowshield_proto::WgPublicKey;
+use flowshield_tunnel::key::SecretKey;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -79,37 +81,22 @@ pub async fn flowshield(bin: &Path, verb: &str, file: &Path) -> Result<(), Tunne
     Ok(())
 }
 
-/// What UAPI says about the provider peer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PeerCounters {
-    pub bytes: u64,
-    /// Unix seconds of the last handshake, 0 if none.
-    pub last_handshake: u64,
-}
-
 /// Reads the provider peer's counters (None if the interface or peer is gone).
-pub async fn counters(iface: &str, peer: [u8; 32]) -> Option<PeerCounters> {
-    let iface = iface.to_string();
-    let snapshot =
-        tokio::task::spawn_blocking(move || flowshield_tunnel::uapi::client::get(&iface))
-            .await
-            .ok()?
-            .ok()?;
-    snapshot
-        .peers
-        .iter()
-        .find(|p| p.public_key == PublicKey(peer))
-        .map(|p| PeerCounters {
-            bytes: p.rx_bytes.saturating_add(p.tx_bytes),
-            last_handshake: p.last_handshake.0,
-        })
+pub async fn counters(iface: &str, peer: &WgPublicKey) -> Option<PeerCounters> {
+    match DataPlane::new(iface).peer_counters(peer).await {
+        Ok(counters) => counters,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot read the tunnel's counters");
+            None
+        }
+    }
 }
 
 /// Sends a datagram into the tunnel (to the provider's tunnel address,
 /// discard port) until the first handshake completes.
 pub async fn wait_first_packet(
     iface: &str,
-    peer: [u8; 32],
+    peer: &WgPublicKey,
     provider_ip: Ipv4Addr,
     timeout: Duration,
 ) -> Result<(), TunnelError> {
@@ -125,7 +112,7 @@ pub async fn wait_first_packet(
         }
         if counters(iface, peer)
             .await
-            .is_some_and(|c| c.last_handshake != 0)
+            .is_some_and(|c| c.last_handshake.0 != 0)
         {
             return Ok(());
         }
@@ -140,7 +127,6 @@ pub async fn wait_first_packet(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flowshield_proto::WgPublicKey;
 
     fn info() -> ConnectedInfo {
         ConnectedInfo {

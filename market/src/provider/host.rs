@@ -20,7 +20,6 @@ use crate::wire::session::{
 use flowshield_chain::alloy::primitives::{Address, U256};
 use flowshield_chain::{MarketClient, OrderStatus};
 use flowshield_proto::{PeerId, WgPublicKey};
-use flowshield_tunnel::key::PublicKey;
 use std::sync::Arc;
 use tokio::sync::Mutex;
 use tracing::Instrument;
@@ -80,7 +79,7 @@ impl std::fmt::Debug for SessionHost {
 
 fn rejected(e: &SessionError) -> SessionResponse {
     SessionResponse::Rejected {
-        kind: e.kind().to_string(),
+        kind: e.kind(),
         error: e.to_string(),
     }
 }
@@ -162,7 +161,7 @@ impl SessionHost {
             }
         };
         result.unwrap_or_else(|e| {
-            tracing::info!(kind = e.kind(), error = %e, "session request refused");
+            tracing::info!(kind = %e.kind(), error = %e, "session request refused");
             rejected(&e)
         })
     }
@@ -226,20 +225,12 @@ impl SessionHost {
 
     /// rx + tx bytes of `key` on our data plane (0 if unknown).
     async fn measured_bytes(&self, key: WgPublicKey) -> u64 {
-        let iface = self.config.dataplane.iface().to_string();
-        let snapshot =
-            tokio::task::spawn_blocking(move || flowshield_tunnel::uapi::client::get(&iface)).await;
-        match snapshot {
-            Ok(Ok(snapshot)) => snapshot
-                .peers
-                .iter()
-                .find(|p| p.public_key == PublicKey(key.0))
-                .map_or(0, |p| p.rx_bytes.saturating_add(p.tx_bytes)),
-            Ok(Err(e)) => {
+        match self.config.dataplane.peer_counters(&key).await {
+            Ok(counters) => counters.map_or(0, |c| c.bytes()),
+            Err(e) => {
                 tracing::warn!(error = %e, "cannot read peer counters");
                 0
             }
-            Err(_) => 0,
         }
     }
 

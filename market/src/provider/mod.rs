@@ -28,7 +28,7 @@ pub use error::ProviderError;
 
 use crate::net::{self, MarketRequest, MarketResponse, NetConfig, NetEvent, NetHandle};
 use crate::unix_ms;
-use crate::wire::session::SessionResponse;
+use crate::wire::session::{RejectKind, SessionResponse};
 use flowshield_proto::{Heartbeat, Keypair, Offer, ProtoError, SignedMessage};
 use host::SessionHost;
 use libp2p::Multiaddr;
@@ -185,7 +185,7 @@ async fn run(
                             let response = match host {
                                 Some(host) => host.handle(peer, session).await,
                                 None => SessionResponse::Rejected {
-                                    kind: "not_selling".into(),
+                                    kind: RejectKind::NotSelling,
                                     error: "this provider has no [chain] configuration".into(),
                                 },
                             };

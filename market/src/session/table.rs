@@ -5,7 +5,7 @@
 
 use super::pricing::{self, Prices, Underpaid, MAX_UNDERPAID_STRIKES};
 use crate::wire::session::{
-    parse_u256, ConnectRequest, VoucherMessage, WireError, CONNECT_MAX_SKEW_MS,
+    parse_u256, ConnectRequest, RejectKind, VoucherMessage, WireError, CONNECT_MAX_SKEW_MS,
 };
 use flowshield_chain::alloy::primitives::{Address, U256};
 use flowshield_chain::alloy::sol_types::Eip712Domain;
@@ -56,24 +56,24 @@ pub enum SessionError {
 
 impl SessionError {
     /// A stable name for programs (`Rejected.kind`).
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> RejectKind {
         match self {
-            Self::Wire(_) => "malformed",
-            Self::UnknownOrder(_) => "unknown_order",
-            Self::NotOurOrder { .. } => "not_our_order",
-            Self::NotPending { .. } => "not_pending",
-            Self::EscrowTooSmall { .. } => "escrow_too_small",
-            Self::WrongClient { .. } => "wrong_client",
-            Self::StaleConnect { .. } => "stale_connect",
-            Self::AlreadyConnected(_) => "already_connected",
-            Self::KeyInUse(..) => "key_in_use",
-            Self::NoSession(_) => "no_session",
-            Self::Voucher(VoucherError::NotIncreasing { .. }) => "voucher_not_increasing",
-            Self::Voucher(VoucherError::ExceedsEscrow { .. }) => "voucher_exceeds_escrow",
-            Self::Voucher(VoucherError::BadSignature(_)) => "voucher_bad_signature",
-            Self::Voucher(VoucherError::WrongOrder { .. }) => "voucher_wrong_order",
-            Self::Underpaid(_) => "underpaid",
-            Self::Unavailable(_) => "unavailable",
+            Self::Wire(_) => RejectKind::Malformed,
+            Self::UnknownOrder(_) => RejectKind::UnknownOrder,
+            Self::NotOurOrder { .. } => RejectKind::NotOurOrder,
+            Self::NotPending { .. } => RejectKind::NotPending,
+            Self::EscrowTooSmall { .. } => RejectKind::EscrowTooSmall,
+            Self::WrongClient { .. } => RejectKind::WrongClient,
+            Self::StaleConnect { .. } => RejectKind::StaleConnect,
+            Self::AlreadyConnected(_) => RejectKind::AlreadyConnected,
+            Self::KeyInUse(..) => RejectKind::KeyInUse,
+            Self::NoSession(_) => RejectKind::NoSession,
+            Self::Voucher(VoucherError::NotIncreasing { .. }) => RejectKind::VoucherNotIncreasing,
+            Self::Voucher(VoucherError::ExceedsEscrow { .. }) => RejectKind::VoucherExceedsEscrow,
+            Self::Voucher(VoucherError::BadSignature(_)) => RejectKind::VoucherBadSignature,
+            Self::Voucher(VoucherError::WrongOrder { .. }) => RejectKind::VoucherWrongOrder,
+            Self::Underpaid(_) => RejectKind::Underpaid,
+            Self::Unavailable(_) => RejectKind::Unavailable,
         }
     }
 }

@@ -56,9 +56,76 @@ pub enum SessionResponse {
     },
     /// Refused; `error` says why in words, `kind` is stable for programs.
     Rejected {
-        kind: String,
+        kind: RejectKind,
         error: String,
     },
+}
+
+/// Why a session message was refused, stable for programs (`Rejected.kind`,
+/// a snake_case string on the wire). The provider's reasons are
+/// [`crate::session::table::SessionError::kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectKind {
+    Malformed,
+    UnknownOrder,
+    NotOurOrder,
+    NotPending,
+    EscrowTooSmall,
+    WrongClient,
+    StaleConnect,
+    AlreadyConnected,
+    KeyInUse,
+    NoSession,
+    VoucherNotIncreasing,
+    VoucherExceedsEscrow,
+    VoucherBadSignature,
+    VoucherWrongOrder,
+    Underpaid,
+    Unavailable,
+    /// The provider has no `[chain]` table: it sells nothing.
+    NotSelling,
+    /// A kind this build does not know (a newer provider's).
+    #[serde(other)]
+    Other,
+}
+
+impl RejectKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::UnknownOrder => "unknown_order",
+            Self::NotOurOrder => "not_our_order",
+            Self::NotPending => "not_pending",
+            Self::EscrowTooSmall => "escrow_too_small",
+            Self::WrongClient => "wrong_client",
+            Self::StaleConnect => "stale_connect",
+            Self::AlreadyConnected => "already_connected",
+            Self::KeyInUse => "key_in_use",
+            Self::NoSession => "no_session",
+            Self::VoucherNotIncreasing => "voucher_not_increasing",
+            Self::VoucherExceedsEscrow => "voucher_exceeds_escrow",
+            Self::VoucherBadSignature => "voucher_bad_signature",
+            Self::VoucherWrongOrder => "voucher_wrong_order",
+            Self::Underpaid => "underpaid",
+            Self::Unavailable => "unavailable",
+            Self::NotSelling => "not_selling",
+            Self::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for RejectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for RejectKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// `Connect`: "I opened `order_id` with you; add my WireGuard key."
@@ -255,6 +322,27 @@ mod tests {
         assert_eq!(text, r#"{"type":"disconnect","order_id":"3"}"#);
         assert_eq!(serde_json::from_str::<SessionRequest>(&text).unwrap(), msg);
         assert!(parse_u256("order_id", "-1").is_err());
+        let rejected = SessionResponse::Rejected {
+            kind: RejectKind::NotSelling,
+            error: "no".into(),
+        };
+        let text = serde_json::to_string(&rejected).unwrap();
+        assert_eq!(
+            text,
+            r#"{"type":"rejected","kind":"not_selling","error":"no"}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<SessionResponse>(&text).unwrap(),
+            rejected
+        );
+        let newer = r#"{"type":"rejected","kind":"too_new","error":"?"}"#;
+        assert!(matches!(
+            serde_json::from_str::<SessionResponse>(newer).unwrap(),
+            SessionResponse::Rejected {
+                kind: RejectKind::Other,
+                ..
+            }
+        ));
         assert_eq!(parse_u256("x", "0x10").unwrap(), U256::from(16));
     }
 }

@@ -12,6 +12,7 @@ use super::view::{
     inspect_certificate, CertInput, ChainFacts, DashboardView, Inputs, Panel, PeerTraffic,
     RegistryFacts, ReputationFacts,
 };
+use crate::dataplane::{DataPlane, DataPlaneError};
 use crate::provider::host::{HostSnapshot, SessionHost};
 use crate::unix_ms;
 use crate::wire::cert::binding_of;
@@ -19,7 +20,7 @@ use flowshield_ca::authority::serial_hash;
 use flowshield_ca::registry::{ChainRegistry, Registry};
 use flowshield_ca::CertFacts;
 use flowshield_chain::alloy::primitives::{B256, U256};
-use flowshield_proto::{Offer, WgPublicKey};
+use flowshield_proto::Offer;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,24 +103,21 @@ impl Gatherer {
     async fn traffic(&self) -> Panel<Vec<PeerTraffic>> {
         let iface = self.sources.interface.clone();
         bounded("the data plane", async move {
-            let name = iface.clone();
-            let snapshot =
-                tokio::task::spawn_blocking(move || flowshield_tunnel::uapi::client::get(&name))
+            let counters =
+                DataPlane::new(iface.as_str())
+                    .counters()
                     .await
-                    .map_err(|e| format!("UAPI call to {iface} did not finish: {e}"))?
-                    .map_err(|e| format!("UAPI {iface}: {}", error_chain(&e)))?;
-            Ok(snapshot
-                .peers
+                    .map_err(|e| match e {
+                        DataPlaneError::Uapi(e) => format!("UAPI {iface}: {}", error_chain(&e)),
+                        other => other.to_string(),
+                    })?;
+            Ok(counters
                 .iter()
-                .map(|p| {
-                    let (secs, nanos) = p.last_handshake;
-                    PeerTraffic {
-                        wg_key: WgPublicKey(p.public_key.0),
-                        rx_bytes: p.rx_bytes,
-                        tx_bytes: p.tx_bytes,
-                        last_handshake_ms: (secs != 0)
-                            .then(|| secs.saturating_mul(1000) + u64::from(nanos) / 1_000_000),
-                    }
+                .map(|p| PeerTraffic {
+                    wg_key: p.public_key,
+                    rx_bytes: p.rx_bytes,
+                    tx_bytes: p.tx_bytes,
+                    last_handshake_ms: p.last_handshake_ms(),
                 })
                 .collect())
         })

@@ -1,0 +1,284 @@
+//! One session with a provider: find and open it ([`establish`],
+//! [`try_provider`]), then pay for it with vouchers ([`pay_loop`]).
+
+use super::config::ClientFile;
+use super::discovery::{self, Source, Wanted};
+use super::{
+    chain_err, control::DisconnectReply, emit, settle::close_abandoned, tunnel, Chain, ClientError,
+};
+use crate::net::{MarketRequest, MarketResponse, NetHandle};
+use crate::session::pricing::Prices;
+use crate::unix_ms;
+use crate::wire::client::ClientEvent;
+use crate::wire::session::{
+    ConnectRequest, ConnectedInfo, SessionRequest, SessionResponse, VoucherMessage,
+};
+use flowshield_chain::alloy::primitives::{Address, U256};
+use flowshield_chain::voucher::sign_voucher;
+use flowshield_proto::{Offer, WgPublicKey};
+use flowshield_tunnel::key::SecretKey;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+/// A handshake older than this (WireGuard re-keys every 2 min) means the
+/// provider's data plane is gone.
+pub(super) const HANDSHAKE_STALE_SECS: u64 = 180 + 30;
+/// Attempts to find and connect to a provider before giving up.
+pub(super) const CONNECT_ATTEMPTS: u32 = 5;
+
+/// One live session with a provider.
+pub(super) struct Session {
+    pub(super) order_id: U256,
+    pub(super) offer: Offer,
+    pub(super) info: ConnectedInfo,
+    pub(super) provider_key: WgPublicKey,
+    pub(super) connected_at: Instant,
+    pub(super) last_voucher: U256,
+    pub(super) bytes: u64,
+}
+
+pub(super) enum SessionEnd {
+    Disconnect(Option<DisconnectReply>),
+    ProviderLost(String),
+}
+
+/// Finds a provider, opens the order, connects, brings the tunnel up and
+/// waits for the first packet. Retries with other providers.
+pub(super) async fn establish(
+    file: &ClientFile,
+    chain: &Chain,
+    net: &NetHandle,
+    wanted: &mut Wanted,
+    escrow: U256,
+    closing: &mut JoinSet<()>,
+) -> Result<Session, ClientError> {
+    let mut last_error = None;
+    for attempt in 1..=CONNECT_ATTEMPTS {
+        let started = Instant::now();
+        let (offer, source) = match discovery::find(&file.fullnodes, net, wanted).await {
+            Ok((offer, source, _)) => (offer, source),
+            Err(e) => {
+                tracing::warn!(attempt, error = %e, "no provider found yet");
+                last_error = Some(ClientError::Discovery(e));
+                // Back-off of a bounded retry loop (providers may still be announcing).
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+        };
+        let peer = offer.provider_peer_id;
+        match try_provider(file, chain, net, &offer, escrow, started, closing).await {
+            Ok(session) => {
+                emit(&ClientEvent::Connected {
+                    order_id: session.order_id,
+                    provider: peer,
+                    provider_chain_address: offer.chain_address.to_string(),
+                    found_via: match &source {
+                        Source::Fullnode(url) => url.clone(),
+                        Source::Dht => "dht".into(),
+                    },
+                    tunnel_address: session.info.tunnel_address.to_string(),
+                    endpoint: session.info.endpoint.to_string(),
+                    escrow_wei: escrow,
+                    purchase_to_first_packet_ms: started.elapsed().as_millis() as u64,
+                });
+                return Ok(session);
+            }
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "provider unusable, excluding it");
+                wanted.exclude.insert(peer);
+                last_error = Some(e);
+            }
+        }
+    }
+    Err(last_error.unwrap_or(ClientError::GaveUp(CONNECT_ATTEMPTS)))
+}
+
+pub(super) async fn try_provider(
+    file: &ClientFile,
+    chain: &Chain,
+    net: &NetHandle,
+    offer: &Offer,
+    escrow: U256,
+    started: Instant,
+    closing: &mut JoinSet<()>,
+) -> Result<Session, ClientError> {
+    let peer = offer.provider_peer_id;
+    let provider_address = Address::from(offer.chain_address.0);
+    let order_id = {
+        let _tx = chain.tx_lock.lock().await;
+        chain
+            .market
+            .open_order(provider_address, escrow)
+            .await
+            .map_err(chain_err("openOrder"))?
+            .0
+    };
+    tracing::info!(order = %order_id, %peer, "order opened");
+    let secret = SecretKey::generate_private();
+    let wg = WgPublicKey(secret.public_key().0);
+    let refused = |reason: String| ClientError::Refused { peer, reason };
+    let connected = async {
+        if !net.connected_peers().await?.contains(&peer) {
+            if let Err(e) = net.find_peer(peer).await {
+                tracing::debug!(%peer, error = %e, "DHT lookup of the provider failed");
+            }
+        }
+        let request = ConnectRequest::sign(&chain.signer, order_id, wg, &peer, unix_ms())
+            .map_err(|e| refused(e.to_string()))?;
+        match net
+            .request(
+                peer,
+                MarketRequest::Session(SessionRequest::Connect(request)),
+            )
+            .await?
+        {
+            MarketResponse::Session(SessionResponse::Connected(info)) => Ok(info),
+            MarketResponse::Session(SessionResponse::Rejected { error, .. }) => Err(refused(error)),
+            other => Err(refused(format!("unexpected answer {other:?}"))),
+        }
+    }
+    .await;
+    let info = match connected {
+        Ok(info) => info,
+        Err(e) => {
+            // Never accepted: take the escrow back at once.
+            let _tx = chain.tx_lock.lock().await;
+            if let Err(c) = chain.market.cancel_order(order_id).await {
+                tracing::warn!(order = %order_id, error = %c, "cancelling the order failed");
+            }
+            return Err(e);
+        }
+    };
+    let session = Session {
+        order_id,
+        offer: offer.clone(),
+        provider_key: info.provider_wg_public_key,
+        info,
+        connected_at: Instant::now(),
+        last_voucher: U256::ZERO,
+        bytes: 0,
+    };
+    let up =
+        async {
+            let text = tunnel::wg_quick_text(&secret, &session.info)?;
+            let path = file.wg_quick_path();
+            // A previous session's interface (failover) goes first.
+            if flowshield_tunnel::uapi::socket_path(&file.interface).exists() {
+                let _ = tunnel::flowshield(&file.flowshield_bin, "down", &path).await;
+            }
+            tunnel::write_private(&path, &text)?;
+            tunnel::flowshield(&file.flowshield_bin, "up", &path).await?;
+            let provider_ip: Ipv4Addr = session.info.provider_tunnel_ip.parse().map_err(|_| {
+                tunnel::TunnelError::BadInfo {
+                    field: "provider_tunnel_ip",
+                    value: session.info.provider_tunnel_ip.clone(),
+                }
+            })?;
+            let left = Duration::from_secs(file.first_packet_timeout_secs)
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_secs(2));
+            tunnel::wait_first_packet(&file.interface, &session.provider_key, provider_ip, left)
+                .await
+        }
+        .await;
+    if let Err(e) = up {
+        let _ = tunnel::flowshield(&file.flowshield_bin, "down", &file.wg_quick_path()).await;
+        closing.spawn(close_abandoned(chain.clone(), order_id, U256::ZERO));
+        return Err(e.into());
+    }
+    Ok(session)
+}
+
+/// Signs and sends vouchers until told to disconnect or the provider is lost.
+pub(super) async fn pay_loop(
+    file: &ClientFile,
+    chain: &Chain,
+    net: &NetHandle,
+    session: &mut Session,
+    escrow: U256,
+    control: &mut mpsc::Receiver<Option<DisconnectReply>>,
+) -> SessionEnd {
+    let every = Duration::from_secs(file.voucher_secs);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let mut failures = 0u32;
+    loop {
+        tokio::select! {
+            command = control.recv() => {
+                return SessionEnd::Disconnect(command.flatten());
+            }
+            _ = ticker.tick() => {
+                let Some(counters) = tunnel::counters(&file.interface, &session.provider_key).await else {
+                    return SessionEnd::ProviderLost("the tunnel interface is gone".into());
+                };
+                session.bytes = counters.bytes();
+                let now = unix_ms() / 1000;
+                if counters.last_handshake.0 != 0 && now.saturating_sub(counters.last_handshake.0) > HANDSHAKE_STALE_SECS {
+                    return SessionEnd::ProviderLost(format!("no handshake for {HANDSHAKE_STALE_SECS} s"));
+                }
+                match send_voucher(chain, net, session, escrow, every * 2).await {
+                    Ok(()) => failures = 0,
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!(failures, error = %e, "voucher not delivered");
+                        if failures >= file.max_failed_vouchers.max(1) {
+                            return SessionEnd::ProviderLost(format!("provider stopped answering: {e}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the session costs now, by the client's own counters.
+pub(super) fn amount_now(session: &Session, escrow: U256) -> U256 {
+    let prices = Prices {
+        per_gib: U256::from(session.offer.price_per_gib_wei),
+        per_hour: U256::from(session.offer.price_per_hour_wei),
+    };
+    let elapsed = session.connected_at.elapsed().as_millis() as u64;
+    prices
+        .due(session.bytes, elapsed, escrow)
+        .max(session.last_voucher + U256::from(1))
+        .min(escrow)
+}
+
+/// Sends one voucher; a refusal is logged, not an error (the provider is
+/// alive); no answer is an error.
+pub(super) async fn send_voucher(
+    chain: &Chain,
+    net: &NetHandle,
+    session: &mut Session,
+    escrow: U256,
+    timeout: Duration,
+) -> Result<(), String> {
+    let amount = amount_now(session, escrow);
+    if amount <= session.last_voucher {
+        return Ok(()); // escrow exhausted: nothing more to sign
+    }
+    let voucher = sign_voucher(&chain.signer, &chain.domain, session.order_id, amount)
+        .map_err(|e| e.to_string())?;
+    let request = MarketRequest::Session(SessionRequest::Voucher(VoucherMessage::from_signed(
+        &voucher,
+    )));
+    let answer = tokio::time::timeout(
+        timeout,
+        net.request(session.offer.provider_peer_id, request),
+    )
+    .await
+    .map_err(|_| format!("no answer within {timeout:?}"))?
+    .map_err(|e| e.to_string())?;
+    match answer {
+        MarketResponse::Session(SessionResponse::VoucherAccepted { .. }) => {
+            session.last_voucher = amount;
+            Ok(())
+        }
+        MarketResponse::Session(SessionResponse::Rejected { kind, error }) => {
+            tracing::warn!(%kind, %error, "voucher refused by the provider");
+            Ok(())
+        }
+        other => Err(format!("unexpected answer {other:?}")),
+    }
+}
