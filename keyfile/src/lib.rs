@@ -33,13 +33,20 @@ pub enum KeyFileError {
         source: io::Error,
     },
     /// The group or others may read the file, so its secret may have leaked.
-    #[error("{path}: mode {mode:04o} lets others read it; run chmod 600 {path}")]
+    #[error("{path}: {}", readable(.path, *.mode))]
     Readable {
         /// The file.
         path: PathBuf,
         /// Its permission bits (`& 0o777`).
         mode: u32,
     },
+}
+
+fn readable(path: &Path, mode: u32) -> String {
+    format!(
+        "mode {mode:04o} lets others read it; run chmod 600 {}",
+        path.display()
+    )
 }
 
 impl KeyFileError {
@@ -54,6 +61,15 @@ impl KeyFileError {
     pub fn path(&self) -> &Path {
         match self {
             KeyFileError::Io { path, .. } | KeyFileError::Readable { path, .. } => path,
+        }
+    }
+
+    /// What is wrong, without the path (for callers whose own error names
+    /// the file already).
+    pub fn reason(&self) -> String {
+        match self {
+            KeyFileError::Io { source, .. } => source.to_string(),
+            KeyFileError::Readable { path, mode } => readable(path, *mode),
         }
     }
 
