@@ -17,7 +17,7 @@ pub const DOMAIN_NAME: &str = "FlowShield";
 pub const DOMAIN_VERSION: &str = "1";
 
 /// secp256k1 group order / 2: signatures with a larger `s` are malleable and rejected.
-const SECP256K1N_HALF: U256 = U256::from_limbs([
+pub const SECP256K1N_HALF: U256 = U256::from_limbs([
     0xdfe92f46681b20a0,
     0x5d576e7357a4501d,
     0xffffffffffffffff,

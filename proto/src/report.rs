@@ -163,8 +163,7 @@ fn field<'a, T: serde::Deserialize<'a>>(
     let raw = fields
         .get(name)
         .ok_or_else(|| InvalidReport::new(name, "is required"))?;
-    serde_json::from_str(raw.get())
-        .map_err(|_| InvalidReport::new(name, format!("must be {what}")))
+    serde_json::from_str(raw.get()).map_err(|_| InvalidReport::new(name, format!("must be {what}")))
 }
 
 fn parse_address(name: &'static str, text: &str) -> Result<Address, InvalidReport> {
@@ -184,7 +183,10 @@ fn parse_signature(text: &str) -> Result<Vec<u8>, InvalidReport> {
         .ok_or_else(|| InvalidReport::new("signature", "must be 0x and 130 hex digits"))
 }
 
-fn address(fields: &HashMap<&str, &RawValue>, name: &'static str) -> Result<Address, InvalidReport> {
+fn address(
+    fields: &HashMap<&str, &RawValue>,
+    name: &'static str,
+) -> Result<Address, InvalidReport> {
     let text: &str = field(fields, name, "a 0x address")?;
     parse_address(name, text)
 }

@@ -60,7 +60,9 @@ fn a_signed_document_verifies_and_keeps_its_wire_form() {
         "{text}"
     );
     assert!(
-        text.contains(r#""metrics":{"handshake_ms":12.5,"loss_pct":0.0},"reasons":[],"signature":"0x"#),
+        text.contains(
+            r#""metrics":{"handshake_ms":12.5,"loss_pct":0.0},"reasons":[],"signature":"0x"#
+        ),
         "{text}"
     );
     let back: SignedReport<Metrics> = serde_json::from_str(&text).expect("parse");
@@ -94,8 +96,14 @@ fn refusals_name_the_field() {
         (good.replace(r#""period":9,"#, ""), "period"),
         ("{not json".into(), "body"),
         (good.replace(&provider, "0x12"), "provider"),
-        (good.replace(r#""chain_id":31337"#, r#""chain_id":"x""#), "chain_id"),
-        (format!("{:width$}", good, width = MAX_REPORT_BODY + 1), "body"),
+        (
+            good.replace(r#""chain_id":31337"#, r#""chain_id":"x""#),
+            "chain_id",
+        ),
+        (
+            format!("{:width$}", good, width = MAX_REPORT_BODY + 1),
+            "body",
+        ),
     ];
     for (body, field) in cases {
         assert_eq!(refused(&body, &domain).field, field, "{body}");
