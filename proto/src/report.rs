@@ -137,11 +137,11 @@ impl<M: Serialize> SignedReport<M> {
 
     /// What a fullnode checks on receipt ([`verify_report`] on this
     /// document's JSON): the domain, the metrics hash and that the signature
-    /// recovers to `verifier`.
-    pub fn verify(&self, domain: &Eip712Domain) -> Result<CheckedReport, InvalidReport> {
+    /// recovers to `verifier`. Returns the signer.
+    pub fn verify(&self, domain: &Eip712Domain) -> Result<Address, InvalidReport> {
         let body =
             serde_json::to_vec(self).map_err(|e| InvalidReport::new("body", e.to_string()))?;
-        verify_report(&body, domain)
+        Ok(verify_report(&body, domain)?.verifier)
     }
 }
 
