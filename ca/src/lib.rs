@@ -26,10 +26,8 @@ pub mod verify;
 pub use binding::{BindingField, NodeBinding};
 pub use verify::{verify_node_cert, CertFacts, InclusionEvidence, VerifyError};
 
-/// Current Unix time in seconds.
+/// Current Unix time in seconds (certificate validity is in seconds), from
+/// the market's clock [`flowshield_proto::unix_ms`].
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    flowshield_proto::unix_ms() / 1000
 }

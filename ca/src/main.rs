@@ -1,8 +1,6 @@
 //! `flowshield-ca`: run a DeCA operator, create its keys, and client helpers for nodes and
 //! operators. Thin wiring over the `flowshield_ca` library.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -336,12 +334,8 @@ fn read_signer(path: &Path) -> Result<PrivateKeySigner> {
 
 /// Writes a secret file readable by the owner only; refuses to overwrite.
 fn write_private(path: &Path, contents: &str) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(contents.as_bytes())?;
-    Ok(())
+    Ok(flowshield_keyfile::create_private(
+        path,
+        contents.as_bytes(),
+    )?)
 }

@@ -7,26 +7,23 @@
 //! hashes, signs and verifies exactly as `BandwidthMarket.sol` does (checked on chain by
 //! the integration tests), and [`VoucherLedger`] is the provider-side bookkeeping of the
 //! best voucher seen per order. Nothing here touches the network.
+//!
+//! The domain, the verifier `Report` struct, its digest and the strict recovery are
+//! defined once in `flowshield_proto::eip712` (a verifier, a fullnode and this crate all
+//! hash reports the same way) and re-exported here; signing stays here, with the keys.
 
 use alloy::primitives::{Address, Bytes, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::signers::SignerSync;
-use alloy::sol_types::{eip712_domain, Eip712Domain, SolStruct};
+use alloy::sol_types::{Eip712Domain, SolStruct};
 
 use crate::error::{ChainError, Result};
 
-/// EIP-712 domain name used by `BandwidthMarket`.
-pub const DOMAIN_NAME: &str = "FlowShield";
-/// EIP-712 domain version used by `BandwidthMarket`.
-pub const DOMAIN_VERSION: &str = "1";
-
-/// secp256k1 group order / 2: signatures with a larger `s` are malleable and rejected.
-const SECP256K1N_HALF: U256 = U256::from_limbs([
-    0xdfe92f46681b20a0,
-    0x5d576e7357a4501d,
-    0xffffffffffffffff,
-    0x7fffffffffffffff,
-]);
+#[cfg(test)]
+use flowshield_proto::eip712::SECP256K1N_HALF;
+pub use flowshield_proto::eip712::{
+    market_domain, report_digest, Report, DOMAIN_NAME, DOMAIN_VERSION,
+};
 
 alloy::sol! {
     /// EIP-712 `Voucher`: the client owes `cumulativeAmount` wei in total on `orderId`.
@@ -34,25 +31,6 @@ alloy::sol! {
     struct Voucher {
         uint256 orderId;
         uint256 cumulativeAmount;
-    }
-
-    /// EIP-712 `Report`: a verifier's verdict on a provider for one report period.
-    #[derive(Debug, PartialEq, Eq)]
-    struct Report {
-        address provider;
-        uint64 period;
-        bool passed;
-        bytes32 metricsHash;
-    }
-}
-
-/// The EIP-712 domain of the market deployed at `market` on chain `chain_id`.
-pub fn market_domain(chain_id: u64, market: Address) -> Eip712Domain {
-    eip712_domain! {
-        name: DOMAIN_NAME,
-        version: DOMAIN_VERSION,
-        chain_id: chain_id,
-        verifying_contract: market,
     }
 }
 
@@ -63,11 +41,6 @@ pub fn voucher_digest(domain: &Eip712Domain, order_id: U256, cumulative_amount: 
         cumulativeAmount: cumulative_amount,
     }
     .eip712_signing_hash(domain)
-}
-
-/// The digest a verifier signs for a report (`BandwidthMarket.reportDigest`).
-pub fn report_digest(domain: &Eip712Domain, report: &Report) -> B256 {
-    report.eip712_signing_hash(domain)
 }
 
 /// A voucher with the client's 65-byte signature (`r || s || v`, v in {27, 28}).
@@ -116,28 +89,7 @@ pub fn sign_report(
 /// Recover the signer of `digest` with the same strictness as the contract (OpenZeppelin
 /// ECDSA): exactly 65 bytes, v in {27, 28}, s in the lower half order, r and s non-zero.
 pub fn recover_signer(digest: &B256, signature: &[u8]) -> Result<Address> {
-    let bytes: &[u8; 65] = signature.try_into().map_err(|_| {
-        ChainError::InvalidSignature(format!("expected 65 bytes, got {}", signature.len()))
-    })?;
-    let v = bytes[64];
-    if v != 27 && v != 28 {
-        return Err(ChainError::InvalidSignature(format!(
-            "v must be 27 or 28, got {v}"
-        )));
-    }
-    let r = U256::from_be_slice(&bytes[..32]);
-    let s = U256::from_be_slice(&bytes[32..64]);
-    if r.is_zero() || s.is_zero() {
-        return Err(ChainError::InvalidSignature("zero r or s".into()));
-    }
-    if s > SECP256K1N_HALF {
-        return Err(ChainError::InvalidSignature(
-            "malleable signature (high s)".into(),
-        ));
-    }
-    let sig = alloy::primitives::Signature::from_raw_array(bytes)
-        .map_err(|e| ChainError::InvalidSignature(e.to_string()))?;
-    sig.recover_address_from_prehash(digest)
+    flowshield_proto::eip712::recover_signer(digest, signature)
         .map_err(|e| ChainError::InvalidSignature(e.to_string()))
 }
 

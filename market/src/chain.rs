@@ -6,7 +6,6 @@ use flowshield_chain::alloy::primitives::{Address, B256};
 use flowshield_chain::alloy::signers::local::PrivateKeySigner;
 use flowshield_chain::{rpc, MarketClient};
 use serde::Deserialize;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Why the chain could not be set up.
@@ -59,14 +58,7 @@ pub fn read_key_file(path: &Path) -> Result<PrivateKeySigner, ChainSetupError> {
         path: path.to_path_buf(),
         reason,
     };
-    let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        return Err(err(format!(
-            "mode {:o} lets others read the key; chmod 600 it",
-            meta.permissions().mode() & 0o777
-        )));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let text = flowshield_keyfile::read_private_string(path).map_err(|e| err(e.reason()))?;
     let bytes = hex::decode(text.trim().trim_start_matches("0x"))
         .map_err(|_| err("not a hex key".into()))?;
     let key: [u8; 32] = bytes
@@ -95,17 +87,17 @@ pub fn load_or_create_key_file(path: &Path) -> Result<PrivateKeySigner, ChainSet
 
 /// Writes `signer`'s key as hex, mode 0600 from the start.
 pub fn write_key_file(path: &Path, signer: &PrivateKeySigner) -> Result<(), ChainSetupError> {
-    let err = |e: std::io::Error| ChainSetupError::KeyFile {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
     let text = format!("{}\n", hex::encode(signer.to_bytes()));
-    crate::identity::write_private_file(path, text.as_bytes()).map_err(err)
+    flowshield_keyfile::write_private(path, text.as_bytes()).map_err(|e| ChainSetupError::KeyFile {
+        path: path.to_path_buf(),
+        reason: e.reason(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn creates_a_key_once_then_keeps_it() {

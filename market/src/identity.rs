@@ -5,10 +5,9 @@
 //! the key signs every heartbeat, so a leaked key lets anyone impersonate
 //! the provider. The key itself is never logged; only its PeerId is.
 
+use flowshield_keyfile::KeyFileError;
 use flowshield_proto::Keypair;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// Why the identity could not be loaded or created.
@@ -22,98 +21,50 @@ pub enum IdentityError {
     Malformed { path: PathBuf, reason: String },
 }
 
-/// Reads the key at `path`, or creates a new one there if absent.
-/// Replaces `path` with `contents` in a file created with mode 0600, so a
-/// secret never sits in a file with wider permissions (not even briefly).
-pub fn write_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)?;
+impl From<KeyFileError> for IdentityError {
+    fn from(e: KeyFileError) -> Self {
+        match e {
+            KeyFileError::Readable { path, mode } => IdentityError::Permissions { path, mode },
+            KeyFileError::Io { path, source } => IdentityError::Io { path, source },
+        }
     }
-    match fs::remove_file(path) {
-        Ok(()) => {}
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-        Err(err) => return Err(err),
-    }
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(contents)
 }
 
+/// Reads the key at `path`, or creates a new one there if absent.
 pub fn load_or_create(path: &Path) -> Result<Keypair, IdentityError> {
-    let io_err = |source| IdentityError::Io {
+    let malformed = |reason: String| IdentityError::Malformed {
         path: path.to_path_buf(),
-        source,
+        reason,
     };
-    match fs::metadata(path) {
-        Ok(meta) => {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(IdentityError::Permissions {
-                    path: path.to_path_buf(),
-                    mode,
-                });
-            }
-            let bytes = fs::read(path).map_err(io_err)?;
+    match flowshield_keyfile::read_private(path) {
+        Ok(bytes) => {
             let keypair =
-                Keypair::from_protobuf_encoding(&bytes).map_err(|e| IdentityError::Malformed {
-                    path: path.to_path_buf(),
-                    reason: e.to_string(),
-                })?;
+                Keypair::from_protobuf_encoding(&bytes).map_err(|e| malformed(e.to_string()))?;
             if keypair.clone().try_into_ed25519().is_err() {
-                return Err(IdentityError::Malformed {
-                    path: path.to_path_buf(),
-                    reason: "not an Ed25519 key".into(),
-                });
+                return Err(malformed("not an Ed25519 key".into()));
             }
             tracing::info!(path = %path.display(), peer_id = %keypair.public().to_peer_id(), "loaded identity");
             Ok(keypair)
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        Err(e) if e.is_not_found() => {
             let keypair = Keypair::generate_ed25519();
             let bytes = keypair
                 .to_protobuf_encoding()
-                .map_err(|e| IdentityError::Malformed {
-                    path: path.to_path_buf(),
-                    reason: e.to_string(),
-                })?;
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                fs::create_dir_all(dir).map_err(io_err)?;
-            }
-            // create_new + mode: the file never exists with wider permissions.
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(io_err)?;
-            file.write_all(&bytes).map_err(io_err)?;
-            file.sync_all().map_err(io_err)?;
+                .map_err(|e| malformed(e.to_string()))?;
+            // create_new: never replaces a key another process just wrote.
+            flowshield_keyfile::create_private(path, &bytes)?;
             tracing::info!(path = %path.display(), peer_id = %keypair.public().to_peer_id(), "created identity");
             Ok(keypair)
         }
-        Err(e) => Err(io_err(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn private_file_replaces_a_wider_file_with_a_0600_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub").join("secret");
-        write_private_file(&path, b"first").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"first");
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        write_private_file(&path, b"second").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"second");
-        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-    }
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn creates_0600_then_loads_the_same_key() {

@@ -53,12 +53,7 @@ pub mod session;
 pub mod wire;
 
 /// Milliseconds since the Unix epoch, the clock every signed message uses.
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use flowshield_proto::unix_ms;
 
 /// Binds a TCP listener and reads back its address (port 0 becomes the
 /// port the kernel chose), for the HTTP servers of the roles.

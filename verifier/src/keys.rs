@@ -3,7 +3,6 @@
 //! stricter (like ssh, a group- or world-readable key is refused), and neither key
 //! ever appears in an error or a log.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use alloy::primitives::B256;
@@ -13,18 +12,10 @@ use flowshield_tunnel::key::SecretKey;
 use crate::error::KeyError;
 
 fn read_private(path: &Path) -> Result<String, KeyError> {
-    let err = |reason: String| KeyError {
+    flowshield_keyfile::read_private_string(path).map_err(|e| KeyError {
         path: path.to_path_buf(),
-        reason,
-    };
-    let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(err(format!(
-            "mode {mode:04o} lets others read it; chmod 600 it"
-        )));
-    }
-    std::fs::read_to_string(path).map_err(|e| err(e.to_string()))
+        reason: e.reason(),
+    })
 }
 
 /// Load the WireGuard private key.

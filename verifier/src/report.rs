@@ -3,101 +3,26 @@
 //! and the JSON document published to fullnodes.
 //!
 //! `metricsHash` is keccak256 of the compact JSON of the `metrics` object exactly as
-//! published, so a fullnode can check the numbers against the signed hash.
+//! published, so a fullnode can check the numbers against the signed hash. The struct,
+//! the document and the checks are `flowshield_proto::report`'s (the fullnode uses the
+//! same); this module only fills them in with this verifier's measurements and key.
 
-use alloy::primitives::{keccak256, Address, Bytes, B256};
+use alloy::primitives::Address;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::Eip712Domain;
-use serde::{Deserialize, Serialize};
 
 use crate::stats::{Metrics, Verdict};
 use flowshield_chain::voucher::{self, Report};
 use flowshield_chain::ChainError;
+pub use flowshield_proto::report::ReportFields as ReportJson;
 
-/// The report fields, in JSON form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReportJson {
-    /// Provider address (0x-hex).
-    pub provider: String,
-    /// Report period.
-    pub period: u64,
-    /// Verdict.
-    pub passed: bool,
-    /// keccak256 of the metrics JSON (0x-hex).
-    pub metrics_hash: String,
-}
-
-/// What is POSTed to `{fullnode}/v1/reports`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SignedReport {
-    /// The signer (verifier chain address).
-    pub verifier: String,
-    /// Market the EIP-712 domain binds to.
-    pub market: String,
-    /// Chain id of that domain.
-    pub chain_id: u64,
-    /// The signed fields.
-    pub report: ReportJson,
-    /// The measurements the hash covers.
-    pub metrics: Metrics,
-    /// Why it failed (empty when passed); informative, not signed.
-    pub reasons: Vec<String>,
-    /// 65-byte EIP-712 signature (0x-hex).
-    pub signature: String,
-}
-
-impl SignedReport {
-    /// The EIP-712 struct, parsed back.
-    pub fn to_report(&self) -> Result<Report, ChainError> {
-        let provider = self
-            .report
-            .provider
-            .parse::<Address>()
-            .map_err(|e| ChainError::UnexpectedValue(format!("provider: {e}")))?;
-        let metrics_hash = self
-            .report
-            .metrics_hash
-            .parse::<B256>()
-            .map_err(|e| ChainError::UnexpectedValue(format!("metrics_hash: {e}")))?;
-        Ok(Report {
-            provider,
-            period: self.report.period,
-            passed: self.report.passed,
-            metricsHash: metrics_hash,
-        })
-    }
-
-    /// The signature bytes.
-    pub fn signature_bytes(&self) -> Result<Bytes, ChainError> {
-        self.signature
-            .parse::<Bytes>()
-            .map_err(|e| ChainError::InvalidSignature(e.to_string()))
-    }
-
-    /// Check the metrics hash and that the signature recovers to `verifier` under
-    /// `domain` (what a fullnode does on receipt).
-    pub fn verify(&self, domain: &Eip712Domain) -> Result<Address, ChainError> {
-        let report = self.to_report()?;
-        if metrics_hash(&self.metrics) != report.metricsHash {
-            return Err(ChainError::InvalidSignature(
-                "metrics do not match metrics_hash".into(),
-            ));
-        }
-        let digest = voucher::report_digest(domain, &report);
-        let signer = voucher::recover_signer(&digest, &self.signature_bytes()?)?;
-        if format!("{signer:#x}") != self.verifier.to_lowercase() {
-            return Err(ChainError::InvalidSignature(format!(
-                "signed by {signer:#x}, not {}",
-                self.verifier
-            )));
-        }
-        Ok(signer)
-    }
-}
+/// What is POSTed to `{fullnode}/v1/reports`: `flowshield_proto`'s document
+/// with this verifier's [`Metrics`] (its `verify` is the fullnode's check).
+pub type SignedReport = flowshield_proto::report::SignedReport<Metrics>;
 
 /// keccak256 of the compact JSON of `metrics`.
-pub fn metrics_hash(metrics: &Metrics) -> B256 {
-    keccak256(serde_json::to_vec(metrics).unwrap_or_default())
+pub fn metrics_hash(metrics: &Metrics) -> alloy::primitives::B256 {
+    flowshield_proto::report::metrics_hash(metrics)
 }
 
 /// Sign a report on `provider` for `period`.
@@ -116,26 +41,14 @@ pub fn sign(
         metricsHash: metrics_hash(metrics),
     };
     let signature = voucher::sign_report(signer, domain, &report)?;
-    Ok(SignedReport {
-        verifier: format!("{:#x}", signer.address()),
-        market: domain
-            .verifying_contract
-            .map(|a| format!("{a:#x}"))
-            .unwrap_or_default(),
-        chain_id: domain
-            .chain_id
-            .map(|c| c.saturating_to())
-            .unwrap_or_default(),
-        report: ReportJson {
-            provider: format!("{provider:#x}"),
-            period,
-            passed: verdict.passed,
-            metrics_hash: report.metricsHash.to_string(),
-        },
-        metrics: metrics.clone(),
-        reasons: verdict.reasons.clone(),
-        signature: signature.to_string(),
-    })
+    Ok(SignedReport::new(
+        domain,
+        signer.address(),
+        &report,
+        metrics.clone(),
+        verdict.reasons.clone(),
+        &signature,
+    ))
 }
 
 /// One probe, as stored.

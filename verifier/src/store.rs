@@ -19,11 +19,9 @@ pub struct Store {
     pool: SqlitePool,
 }
 
+/// [`flowshield_proto::unix_ms`] as SQLite's integer.
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
+    i64::try_from(flowshield_proto::unix_ms()).unwrap_or(i64::MAX)
 }
 
 fn addr(a: Address) -> String {

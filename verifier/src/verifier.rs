@@ -346,9 +346,13 @@ pub async fn submit(
     market: &MarketClient,
     signed: &SignedReport,
 ) -> Result<String, flowshield_chain::ChainError> {
-    let report = signed.to_report()?;
+    let unsendable = |e: flowshield_proto::InvalidReport| {
+        flowshield_chain::ChainError::UnexpectedValue(e.to_string())
+    };
+    let report = signed.to_report().map_err(unsendable)?;
+    let signature = signed.signature_bytes().map_err(unsendable)?;
     let receipt = market
-        .submit_signed_report(&report, signed.signature_bytes()?)
+        .submit_signed_report(&report, signature.into())
         .await?;
     Ok(receipt.transaction_hash.to_string())
 }

@@ -52,11 +52,10 @@ pub fn wg_quick_text(secret: &SecretKey, info: &ConnectedInfo) -> Result<String,
 
 /// Writes `text` to `path`, mode 0600 from the start.
 pub fn write_private(path: &Path, text: &str) -> Result<(), TunnelError> {
-    let err = |e: std::io::Error| TunnelError::File {
+    flowshield_keyfile::write_private(path, text.as_bytes()).map_err(|e| TunnelError::File {
         path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
-    crate::identity::write_private_file(path, text.as_bytes()).map_err(err)
+        reason: e.reason(),
+    })
 }
 
 /// Runs `flowshield <verb> <file>`.

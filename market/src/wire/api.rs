@@ -69,8 +69,10 @@ pub struct MatchView {
     pub signed_heartbeat: String,
 }
 
-/// The body of `POST /v1/reports`: the verifier's signed report
-/// (documentation; parsed by hand). Unknown fields are ignored.
+/// The body of `POST /v1/reports`: the verifier's signed report, for the
+/// OpenAPI document only. The type is `flowshield_proto::report::SignedReport`
+/// and the checks are `flowshield_proto::report::verify_report` (proto stays
+/// free of utoipa, hence this mirror). Unknown fields are ignored.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
 pub struct ReportBody {

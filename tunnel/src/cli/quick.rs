@@ -1,13 +1,14 @@
 //! `flowshield up` / `down`: wg-quick for the FlowShield daemon.
 
 use anyhow::{bail, Context};
+use flowshield_keyfile::KeyFileError;
 use flowshield_logging::LogArgs;
 use flowshield_tunnel::config::WgQuickConfig;
 use flowshield_tunnel::device::driver::DEFAULT_MTU;
 use flowshield_tunnel::netcfg::{self, run, Cmd};
 use flowshield_tunnel::uapi::{client, socket_path, DeviceSnapshot};
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -98,10 +99,9 @@ pub fn up(target: &str, log_args: &LogArgs) -> anyhow::Result<()> {
     let (iface, path) = resolve(target)?;
     let cfg = WgQuickConfig::load(&path)?;
     if cfg.interface.private_key.is_some() {
-        if let Ok(meta) = std::fs::metadata(&path) {
-            if meta.permissions().mode() & 0o077 != 0 {
-                tracing::warn!(file = %path.display(), "config file holds a private key but is accessible to others (chmod 600)");
-            }
+        // wg-quick warns rather than refuses: the file is the admin's.
+        if let Err(KeyFileError::Readable { .. }) = flowshield_keyfile::check_private(&path) {
+            tracing::warn!(file = %path.display(), "config file holds a private key but is accessible to others (chmod 600)");
         }
     }
     if netcfg::link_exists(&iface) || socket_path(&iface).exists() && client::get(&iface).is_ok() {
@@ -165,20 +165,7 @@ fn wait_for_exit(iface: &str) -> anyhow::Result<()> {
 /// Writes the live configuration back (SaveConfig), atomically and 0600.
 fn save_config(path: &Path, cfg: &WgQuickConfig, live: &DeviceSnapshot) -> anyhow::Result<()> {
     let text = flowshield_tunnel::config::save_config_text(cfg, live);
-    let tmp = path.with_extension("conf.tmp");
-    {
-        use std::io::Write;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    flowshield_keyfile::write_private(path, text.as_bytes())?;
     tracing::info!(file = %path.display(), "saved configuration (SaveConfig = true)");
     Ok(())
 }

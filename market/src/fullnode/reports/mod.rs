@@ -1,20 +1,10 @@
 //! Verifier reports: what `POST /v1/reports` accepts, how it is checked,
 //! stored and turned into reputation.
 //!
-//! The body is the verifier's `SignedReport` JSON (field names as below;
-//! unknown fields are ignored, e.g. `reasons`):
-//! ```json
-//! {"verifier": "0x<40 hex>", "market": "0x<40 hex>", "chain_id": 31337,
-//!  "report": {"provider": "0x<40 hex>", "period": 7, "passed": true,
-//!             "metrics_hash": "0x<64 hex>"},
-//!  "metrics": {...}, "reasons": [], "signature": "0x<130 hex>"}
-//! ```
-//! Checks, in order, each failure naming its field: the shape; `chain_id`
-//! and `market` are this fullnode's market; `metrics_hash` is keccak256 of
-//! the `metrics` object's bytes exactly as sent (the verifier hashes its
-//! compact JSON); `signature` is a strict (low-s, v ∈ {27, 28}) EIP-712
-//! signature over `flowshield-chain`'s `report_digest` that recovers to
-//! `verifier`. Parsing and recovery ([`parse_report`]) are sans-IO; whether
+//! The body is the verifier's `SignedReport` JSON; its shape, domain,
+//! metrics hash and strict signature are checked by
+//! [`flowshield_proto::report::verify_report`] (sans-IO, the same code the
+//! verifier signs against; each failure names its field). Whether
 //! `verifier` is admitted on chain (`isVerifier`) is asked by
 //! [`VerifierRegistry`], cached.
 
@@ -23,22 +13,18 @@ use crate::fullnode::metrics::Metrics;
 use crate::fullnode::reputation::SharedReputation;
 use crate::net::NetHandle;
 use crate::unix_ms;
-use flowshield_chain::alloy::primitives::{keccak256, Address, B256};
+use flowshield_chain::alloy::primitives::Address;
 use flowshield_chain::alloy::sol_types::Eip712Domain;
-use flowshield_chain::voucher::{self, Report};
 use flowshield_chain::MarketClient;
+use flowshield_proto::report::{verify_report, CheckedReport, InvalidReport};
 use flowshield_proto::ChainAddress;
 use libp2p::gossipsub::MessageAcceptance;
-use serde_json::value::RawValue;
 use sqlx::Row;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Largest report body accepted.
-pub const MAX_REPORT_BODY: usize = 8192;
-/// Largest `metrics` object.
-const MAX_METRICS_BYTES: usize = 4096;
+pub use flowshield_proto::report::MAX_REPORT_BODY;
 
 /// Why a report was refused.
 #[derive(Debug, thiserror::Error)]
@@ -54,13 +40,6 @@ pub enum ReportError {
 }
 
 impl ReportError {
-    fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        Self::Invalid {
-            field,
-            reason: reason.into(),
-        }
-    }
-
     /// A short stable label for metrics.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -105,103 +84,25 @@ impl VerifiedReport {
     }
 }
 
-fn field<'a, T: serde::Deserialize<'a>>(
-    fields: &HashMap<&'a str, &'a RawValue>,
-    name: &'static str,
-    what: &str,
-) -> Result<T, ReportError> {
-    let raw = fields
-        .get(name)
-        .ok_or_else(|| ReportError::invalid(name, "is required"))?;
-    serde_json::from_str(raw.get())
-        .map_err(|_| ReportError::invalid(name, format!("must be {what}")))
-}
-
-fn address(fields: &HashMap<&str, &RawValue>, name: &'static str) -> Result<Address, ReportError> {
-    let text: &str = field(fields, name, "a 0x address")?;
-    text.parse()
-        .map_err(|_| ReportError::invalid(name, "must be 0x and 40 hex digits"))
+impl From<InvalidReport> for ReportError {
+    fn from(e: InvalidReport) -> Self {
+        ReportError::Invalid {
+            field: e.field,
+            reason: e.reason,
+        }
+    }
 }
 
 /// Parses a report body and checks its domain, metrics hash and signature.
 pub fn parse_report(body: &[u8], domain: &Eip712Domain) -> Result<VerifiedReport, ReportError> {
-    if body.len() > MAX_REPORT_BODY {
-        return Err(ReportError::invalid(
-            "body",
-            format!("{} bytes, more than {MAX_REPORT_BODY}", body.len()),
-        ));
-    }
-    let text = std::str::from_utf8(body).map_err(|_| ReportError::invalid("body", "not UTF-8"))?;
-    let top: HashMap<&str, &RawValue> = serde_json::from_str(text)
-        .map_err(|e| ReportError::invalid("body", format!("not a JSON object: {e}")))?;
-    let verifier = address(&top, "verifier")?;
-    let market = address(&top, "market")?;
-    let chain_id: u64 = field(&top, "chain_id", "a whole number")?;
-    let report: HashMap<&str, &RawValue> = field(&top, "report", "an object")?;
-    let provider = address(&report, "provider")?;
-    let period: u64 = field(&report, "period", "a whole number")?;
-    let passed: bool = field(&report, "passed", "true or false")?;
-    let metrics_hash: &str = field(&report, "metrics_hash", "a 0x hash")?;
-    let metrics_hash: B256 = metrics_hash
-        .parse()
-        .map_err(|_| ReportError::invalid("metrics_hash", "must be 0x and 64 hex digits"))?;
-    let metrics = top
-        .get("metrics")
-        .ok_or_else(|| ReportError::invalid("metrics", "is required"))?;
-    if !metrics.get().starts_with('{') || metrics.get().len() > MAX_METRICS_BYTES {
-        return Err(ReportError::invalid(
-            "metrics",
-            format!("must be a JSON object of at most {MAX_METRICS_BYTES} bytes"),
-        ));
-    }
-    let signature: &str = field(&top, "signature", "0x and 130 hex digits")?;
-    let signature = signature
-        .strip_prefix("0x")
-        .and_then(|h| hex::decode(h).ok())
-        .filter(|b| b.len() == 65)
-        .ok_or_else(|| ReportError::invalid("signature", "must be 0x and 130 hex digits"))?;
-
-    if domain.chain_id.map(|c| c.saturating_to::<u64>()) != Some(chain_id) {
-        return Err(ReportError::invalid(
-            "chain_id",
-            "is not the chain of this fullnode's market",
-        ));
-    }
-    if domain.verifying_contract != Some(market) {
-        return Err(ReportError::invalid(
-            "market",
-            "is not this fullnode's market contract",
-        ));
-    }
-    if keccak256(metrics.get().as_bytes()) != metrics_hash {
-        return Err(ReportError::invalid(
-            "metrics_hash",
-            "is not keccak256 of the metrics JSON as sent",
-        ));
-    }
-    let digest = voucher::report_digest(
-        domain,
-        &Report {
-            provider,
-            period,
-            passed,
-            metricsHash: metrics_hash,
-        },
-    );
-    let signer = voucher::recover_signer(&digest, &signature)
-        .map_err(|e| ReportError::invalid("signature", e.to_string()))?;
-    if signer != verifier {
-        return Err(ReportError::invalid(
-            "signature",
-            format!("signed by {signer:#x}, not by the verifier {verifier:#x}"),
-        ));
-    }
+    let CheckedReport { report, verifier } = verify_report(body, domain)?;
     Ok(VerifiedReport {
-        provider,
-        period,
-        passed,
+        provider: report.provider,
+        period: report.period,
+        passed: report.passed,
         verifier,
-        body: text.to_string(),
+        // verify_report refused anything but UTF-8.
+        body: String::from_utf8_lossy(body).into_owned(),
     })
 }
 
