@@ -113,6 +113,26 @@ pub enum NetEvent {
     },
 }
 
+/// The size gauge and eviction counter of one bounded per-peer map, so an
+/// operator sees a flood fill it (`flowshield_tracked_peers{map}`,
+/// `flowshield_evictions_total{map}` on a fullnode). Unset: not exported.
+#[derive(Debug, Clone)]
+pub struct MapGauges {
+    pub tracked: prometheus::IntGauge,
+    pub evictions: prometheus::IntCounter,
+}
+
+impl MapGauges {
+    /// Records the map's size and how many evictions it has made in all.
+    pub fn observe(&self, tracked: usize, evictions_total: u64) {
+        self.tracked.set(tracked as i64);
+        let seen = self.evictions.get();
+        if evictions_total > seen {
+            self.evictions.inc_by(evictions_total - seen);
+        }
+    }
+}
+
 /// How to start the network.
 #[derive(Debug, Clone)]
 pub struct NetConfig {
@@ -127,6 +147,8 @@ pub struct NetConfig {
     pub record_ttl: Duration,
     /// Also subscribe to the certificate and report topics (fullnodes).
     pub fullnode_topics: bool,
+    /// Where the replay guard reports its size and evictions.
+    pub replay_gauges: Option<MapGauges>,
 }
 
 impl NetConfig {
@@ -138,6 +160,7 @@ impl NetConfig {
             replay_policy: ReplayPolicy::default(),
             record_ttl: Duration::from_secs(120),
             fullnode_topics: false,
+            replay_gauges: None,
         }
     }
 }
