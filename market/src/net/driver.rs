@@ -8,7 +8,7 @@ use super::behaviour::{
     heartbeat_record_key, region_key, MarketBehaviour, MarketBehaviourEvent, CERT_TOPIC,
     HEARTBEAT_TOPIC, REPORT_TOPIC,
 };
-use super::{Command, MarketResponse, NetError, NetEvent};
+use super::{Command, MapGauges, MarketResponse, NetError, NetEvent};
 use crate::unix_ms;
 use flowshield_proto::{
     CertAnnouncement, Heartbeat, PeerId, ProtoError, ReplayGuard, ReplayPolicy, SignedMessage,
@@ -52,6 +52,7 @@ pub(crate) struct Driver {
     cert_topic: IdentTopic,
     report_topic: IdentTopic,
     replay: ReplayGuard,
+    replay_gauges: Option<MapGauges>,
     queries: HashMap<kad::QueryId, Pending>,
     requests: HashMap<OutboundRequestId, Reply<MarketResponse>>,
     dials: HashMap<ConnectionId, Reply<()>>,
@@ -67,6 +68,7 @@ impl Driver {
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<NetEvent>,
         policy: ReplayPolicy,
+        replay_gauges: Option<MapGauges>,
         bootstrap: Vec<Multiaddr>,
     ) -> Self {
         Self {
@@ -77,6 +79,7 @@ impl Driver {
             cert_topic: IdentTopic::new(CERT_TOPIC),
             report_topic: IdentTopic::new(REPORT_TOPIC),
             replay: ReplayGuard::new(policy),
+            replay_gauges,
             queries: HashMap::new(),
             requests: HashMap::new(),
             dials: HashMap::new(),
@@ -99,11 +102,18 @@ impl Driver {
                 event = self.swarm.select_next_some() => self.handle_swarm_event(event).await,
                 _ = prune.tick() => {
                     self.replay.prune(unix_ms());
+                    self.observe_replay();
                 }
                 _ = redial.tick() => self.redial_if_alone(),
             }
         }
         tracing::debug!("network task stopped");
+    }
+
+    fn observe_replay(&self) {
+        if let Some(gauges) = &self.replay_gauges {
+            gauges.observe(self.replay.len(), self.replay.evictions());
+        }
     }
 
     fn redial_if_alone(&mut self) {
@@ -244,6 +254,9 @@ impl Driver {
             Command::ConnectedPeers { reply } => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
             }
+            Command::PeerScore { peer, reply } => {
+                let _ = reply.send(behaviour.gossipsub.peer_score(&peer));
+            }
             Command::Shutdown => {}
         }
     }
@@ -342,6 +355,7 @@ impl Driver {
                     .behaviour_mut()
                     .gossipsub
                     .report_message_validation_result(&message_id, &propagation_source, acceptance);
+                self.observe_replay();
                 let event = match verdict {
                     Ok((heartbeat, signed)) => {
                         tracing::debug!(provider = %heartbeat.offer.provider_peer_id, seq = heartbeat.seq, "heartbeat accepted");
