@@ -51,10 +51,13 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# The match load comes from one address, above the per-client API default:
+# allow four times the load.
 "$MARKET_BIN" --log warn fullnode \
     --listen /ip4/127.0.0.1/tcp/0 --http 127.0.0.1:0 \
     --db "sqlite://$WORK/index.db" --identity "$WORK/fullnode.key" \
-    --expire-secs 30 >"$WORK/fullnode.out" 2>"$WORK/fullnode.err" &
+    --expire-secs 30 --api-rate $((MATCH_RATE * 4)) --api-burst $((MATCH_RATE * 4)) \
+    >"$WORK/fullnode.out" 2>"$WORK/fullnode.err" &
 FULLNODE=$!
 PIDS+=("$FULLNODE")
 for _ in $(seq 1 100); do

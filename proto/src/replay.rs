@@ -7,11 +7,20 @@
 //! out of the window are forgotten by [`ReplayGuard::prune`]: a replay of any
 //! message from such a provider is then refused as stale, so forgetting them
 //! opens no hole.
+//!
+//! The table is bounded: when `max_tracked` providers are tracked and a new
+//! one is heard, the provider heard from least recently is evicted. Refusing
+//! newcomers instead would let a flood of fresh PeerIds lock real providers
+//! out. What eviction costs: an evicted provider's messages still inside the
+//! staleness window could be accepted once more; consumers keep the newest
+//! timestamp per provider (the fullnode's live offers do), so such a replay
+//! changes nothing there.
 
 use crate::error::ProtoError;
 use crate::offer::Heartbeat;
 use libp2p_identity::PeerId;
-use std::collections::HashMap;
+use lru::LruCache;
+use std::num::NonZeroUsize;
 
 /// How old or how far ahead a heartbeat may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,8 +29,8 @@ pub struct ReplayPolicy {
     pub max_age_ms: u64,
     /// Further ahead than this is from the future (allowed clock skew).
     pub max_future_ms: u64,
-    /// Most providers tracked at once; beyond it, new providers are refused
-    /// until [`ReplayGuard::prune`] frees room.
+    /// Most providers tracked at once; beyond it, a new provider evicts
+    /// the one heard from least recently.
     pub max_tracked: usize,
 }
 
@@ -41,18 +50,28 @@ struct LastSeen {
     timestamp_ms: u64,
 }
 
-/// Last accepted sequence number per provider.
-#[derive(Debug, Default)]
+/// Last accepted sequence number per provider, least recently heard first
+/// out.
+#[derive(Debug)]
 pub struct ReplayGuard {
     policy: ReplayPolicy,
-    last: HashMap<PeerId, LastSeen>,
+    last: LruCache<PeerId, LastSeen>,
+    evictions: u64,
+}
+
+impl Default for ReplayGuard {
+    fn default() -> Self {
+        Self::new(ReplayPolicy::default())
+    }
 }
 
 impl ReplayGuard {
     pub fn new(policy: ReplayPolicy) -> Self {
+        let cap = NonZeroUsize::new(policy.max_tracked).unwrap_or(NonZeroUsize::MIN);
         Self {
             policy,
-            last: HashMap::new(),
+            last: LruCache::new(cap),
+            evictions: 0,
         }
     }
 
@@ -77,17 +96,12 @@ impl ReplayGuard {
         if age_ms > self.policy.max_age_ms {
             return Err(ProtoError::Stale { age_ms });
         }
-        match self.last.get(author) {
+        match self.last.peek(author) {
             Some(last) if seq <= last.seq => Err(ProtoError::Replayed {
                 last: last.seq,
                 got: seq,
             }),
-            Some(_) => Ok(()),
-            None if self.last.len() >= self.policy.max_tracked => Err(ProtoError::invalid(
-                "provider_peer_id",
-                "too many providers tracked; try again later",
-            )),
-            None => Ok(()),
+            _ => Ok(()),
         }
     }
 
@@ -98,28 +112,39 @@ impl ReplayGuard {
         now_ms: u64,
     ) -> Result<(), ProtoError> {
         let author = heartbeat.offer.provider_peer_id;
-        if self.last.len() >= self.policy.max_tracked && !self.last.contains_key(&author) {
-            self.prune(now_ms);
-        }
         self.check(&author, heartbeat.seq, heartbeat.timestamp_ms, now_ms)?;
-        self.last.insert(
-            author,
-            LastSeen {
-                seq: heartbeat.seq,
-                timestamp_ms: heartbeat.timestamp_ms,
-            },
-        );
+        let seen = LastSeen {
+            seq: heartbeat.seq,
+            timestamp_ms: heartbeat.timestamp_ms,
+        };
+        // `push` evicts the least recently heard provider when full.
+        if let Some((evicted, _)) = self.last.push(author, seen) {
+            if evicted != author {
+                self.evictions += 1;
+            }
+        }
         Ok(())
     }
 
     /// Forgets providers whose last heartbeat is out of the window; returns
     /// how many were forgotten.
     pub fn prune(&mut self, now_ms: u64) -> usize {
-        let before = self.last.len();
         let max_age = self.policy.max_age_ms;
-        self.last
-            .retain(|_, seen| now_ms.saturating_sub(seen.timestamp_ms) <= max_age);
-        before - self.last.len()
+        let stale: Vec<PeerId> = self
+            .last
+            .iter()
+            .filter(|(_, seen)| now_ms.saturating_sub(seen.timestamp_ms) > max_age)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in &stale {
+            self.last.pop(peer);
+        }
+        stale.len()
+    }
+
+    /// Providers evicted to make room since the guard was made.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
     }
 
     /// Providers currently tracked.
@@ -246,30 +271,64 @@ mod tests {
     }
 
     #[test]
-    fn bounded_table() {
+    fn full_table_evicts_the_least_recently_heard() {
         let mut guard = ReplayGuard::new(ReplayPolicy {
             max_tracked: 2,
             ..ReplayPolicy::default()
         });
         let keys: Vec<_> = (0..3).map(|_| Keypair::generate_ed25519()).collect();
+        let ids: Vec<PeerId> = keys.iter().map(|k| k.public().to_peer_id()).collect();
         guard
             .check_and_record(&heartbeat(&keys[0], 1, NOW), NOW)
             .unwrap();
         guard
             .check_and_record(&heartbeat(&keys[1], 1, NOW), NOW)
             .unwrap();
-        assert!(matches!(
-            guard.check_and_record(&heartbeat(&keys[2], 1, NOW), NOW),
-            Err(ProtoError::Invalid {
-                field: "provider_peer_id",
-                ..
-            })
-        ));
-        // Once the others age out, room is made.
+        // keys[0] is heard again, so keys[1] is now the least recent.
         guard
-            .check_and_record(&heartbeat(&keys[2], 1, NOW + 31_000), NOW + 31_000)
+            .check_and_record(&heartbeat(&keys[0], 2, NOW + 1), NOW + 1)
             .unwrap();
-        assert_eq!(guard.len(), 1);
+        // A newcomer is admitted, not refused: a flood of fresh PeerIds
+        // cannot lock real providers out.
+        guard
+            .check_and_record(&heartbeat(&keys[2], 1, NOW + 2), NOW + 2)
+            .unwrap();
+        assert_eq!(guard.len(), 2);
+        assert_eq!(guard.evictions(), 1);
+        // keys[0] is still tracked: its replay is refused.
+        assert_eq!(
+            guard.check(&ids[0], 2, NOW + 3, NOW + 3),
+            Err(ProtoError::Replayed { last: 2, got: 2 })
+        );
+        // keys[1] was evicted: its next sequence number starts afresh.
+        assert_eq!(guard.check(&ids[1], 1, NOW + 3, NOW + 3), Ok(()));
+        // A provider heard again is not an eviction.
+        guard
+            .check_and_record(&heartbeat(&keys[2], 2, NOW + 4), NOW + 4)
+            .unwrap();
+        assert_eq!(guard.evictions(), 1);
+    }
+
+    #[test]
+    fn flood_of_new_providers_keeps_the_table_at_its_cap() {
+        let mut guard = ReplayGuard::new(ReplayPolicy {
+            max_tracked: 16,
+            ..ReplayPolicy::default()
+        });
+        let real = Keypair::generate_ed25519();
+        for i in 0..100 {
+            let fake = Keypair::generate_ed25519();
+            guard
+                .check_and_record(&heartbeat(&fake, 1, NOW + i), NOW + i)
+                .unwrap();
+            assert!(guard.len() <= 16);
+        }
+        assert_eq!(guard.evictions(), 100 - 16);
+        // The real provider starting during the flood is heard.
+        guard
+            .check_and_record(&heartbeat(&real, 1, NOW + 100), NOW + 100)
+            .unwrap();
+        assert_eq!(guard.len(), 16);
     }
 
     impl ReplayGuard {

@@ -3,6 +3,8 @@
 
 use super::{terminated, trust};
 use anyhow::{Context, Result};
+use flowshield_market::fullnode::api::ApiLimits;
+use flowshield_market::fullnode::certgate::GateLimits;
 use flowshield_market::fullnode::{Fullnode, FullnodeConfig};
 use flowshield_market::identity;
 use libp2p::Multiaddr;
@@ -52,6 +54,19 @@ pub struct FullnodeArgs {
     /// BandwidthMarket contract address (EIP-712 domain, isVerifier).
     #[arg(long, requires = "chain_rpc")]
     market: Option<String>,
+    /// Sustained POST requests per second per client address (IPv6: /64).
+    #[arg(long, default_value_t = ApiLimits::default().per_second)]
+    api_rate: u32,
+    /// POST requests a client may send at once before the rate applies.
+    #[arg(long, default_value_t = ApiLimits::default().burst)]
+    api_burst: u32,
+    /// Largest HTTP request body in bytes.
+    #[arg(long, default_value_t = ApiLimits::default().max_body_bytes)]
+    api_max_body: usize,
+    /// Most providers tracked by the replay guard, and by the certificate
+    /// gate (each); beyond it the least recently heard is evicted.
+    #[arg(long, default_value_t = GateLimits::default().max_providers)]
+    max_tracked_peers: usize,
 }
 
 pub async fn run(args: FullnodeArgs) -> Result<()> {
@@ -61,6 +76,13 @@ pub async fn run(args: FullnodeArgs) -> Result<()> {
     config.bootstrap = args.bootstrap;
     config.http = args.http;
     config.expire_after = Duration::from_secs(args.expire_secs.max(1));
+    config.api_limits = ApiLimits {
+        per_second: args.api_rate.max(1),
+        burst: args.api_burst.max(1),
+        max_body_bytes: args.api_max_body,
+    };
+    config.replay_policy.max_tracked = args.max_tracked_peers.max(1);
+    config.cert_limits.max_providers = args.max_tracked_peers.max(1);
     if let (Some(rpc), Some(registry)) = (args.deca_rpc, args.deca_registry) {
         config.deca = Some(trust::deca(
             &rpc,

@@ -1,9 +1,19 @@
 //! The fullnode's Prometheus metrics.
 
+use crate::net::MapGauges;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
+
+/// The bounded per-peer maps a fullnode keeps, as `map` labels.
+pub const BOUNDED_MAPS: [&str; 5] = [
+    "replay_guard",
+    "cert_announcements",
+    "cert_verdicts",
+    "cert_checks_running",
+    "api_clients",
+];
 
 /// Every metric the fullnode exports, in one registry of its own (so two
 /// fullnodes in one process, as in tests, do not share counters).
@@ -23,6 +33,10 @@ pub struct Metrics {
     pub index_flush: Histogram,
     /// Provider rows written to SQL.
     pub index_rows: IntCounter,
+    /// Entries in each bounded per-peer map, by `map`.
+    pub tracked_peers: IntGaugeVec,
+    /// Entries evicted from each bounded map to make room, by `map`.
+    pub evictions: IntCounterVec,
 }
 
 impl Metrics {
@@ -73,6 +87,26 @@ impl Metrics {
             "flowshield_index_rows_written_total",
             "Provider rows written to the index",
         )?;
+        let tracked_peers = IntGaugeVec::new(
+            Opts::new(
+                "flowshield_tracked_peers",
+                "Entries in each bounded per-peer map (replay guard, certificate state, API clients)",
+            ),
+            &["map"],
+        )?;
+        let evictions = IntCounterVec::new(
+            Opts::new(
+                "flowshield_evictions_total",
+                "Entries evicted from each bounded per-peer map to make room for new peers",
+            ),
+            &["map"],
+        )?;
+        registry.register(Box::new(tracked_peers.clone()))?;
+        registry.register(Box::new(evictions.clone()))?;
+        for map in BOUNDED_MAPS {
+            tracked_peers.with_label_values(&[map]);
+            evictions.with_label_values(&[map]);
+        }
         registry.register(Box::new(cert_checks.clone()))?;
         registry.register(Box::new(reports.clone()))?;
         registry.register(Box::new(index_flush.clone()))?;
@@ -95,7 +129,18 @@ impl Metrics {
             reports,
             index_flush,
             index_rows,
+            tracked_peers,
+            evictions,
         })
+    }
+
+    /// The gauge and eviction counter of one bounded map (`map` is one of
+    /// [`BOUNDED_MAPS`]).
+    pub fn map_gauges(&self, map: &str) -> MapGauges {
+        MapGauges {
+            tracked: self.tracked_peers.with_label_values(&[map]),
+            evictions: self.evictions.with_label_values(&[map]),
+        }
     }
 
     /// Pre-creates the series of every certificate refusal reason (also a
@@ -135,5 +180,19 @@ mod tests {
         assert!(text.contains("flowshield_heartbeats_total{result=\"replayed\"} 0"));
         assert!(text.contains("flowshield_providers_indexed 0"));
         assert!(text.contains("flowshield_match_latency_seconds_bucket"));
+        assert!(text.contains("flowshield_tracked_peers{map=\"replay_guard\"} 0"));
+        assert!(text.contains("flowshield_evictions_total{map=\"api_clients\"} 0"));
+    }
+
+    #[test]
+    fn map_gauges_follow_size_and_count_evictions_once() {
+        let metrics = Metrics::new().unwrap();
+        let gauges = metrics.map_gauges("replay_guard");
+        gauges.observe(7, 3);
+        gauges.observe(5, 3);
+        gauges.observe(6, 4);
+        let text = metrics.render();
+        assert!(text.contains("flowshield_tracked_peers{map=\"replay_guard\"} 6"));
+        assert!(text.contains("flowshield_evictions_total{map=\"replay_guard\"} 4"));
     }
 }

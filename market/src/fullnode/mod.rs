@@ -24,8 +24,8 @@ use crate::fullnode::metrics::Metrics;
 use crate::fullnode::reports::{ReportError, ReportService, ReportStore, VerifierRegistry};
 use crate::fullnode::reputation::{ReputationBook, SharedReputation};
 use crate::net::{self, NetConfig, NetError, NetHandle};
-use api::ApiState;
-use certgate::{CertGate, CertPolicy};
+use api::{ApiLimits, ApiState};
+use certgate::{CertGate, CertPolicy, GateGauges, GateLimits};
 use flowshield_ca::registry::ChainRegistry;
 use flowshield_chain::MarketClient;
 use flowshield_proto::{Keypair, ReplayPolicy};
@@ -82,6 +82,10 @@ pub struct FullnodeConfig {
     /// The market contract: enables `/v1/reports` (its EIP-712 domain and
     /// `isVerifier`). Without it reports are refused with 503.
     pub market: Option<MarketClient>,
+    /// Per-client rate and body-size limits of the HTTP API's POSTs.
+    pub api_limits: ApiLimits,
+    /// How much certificate state is kept (with `deca`).
+    pub cert_limits: GateLimits,
 }
 
 impl FullnodeConfig {
@@ -97,6 +101,8 @@ impl FullnodeConfig {
             flush_interval: Duration::from_millis(200),
             deca: None,
             market: None,
+            api_limits: ApiLimits::default(),
+            cert_limits: GateLimits::default(),
         }
     }
 }
@@ -140,6 +146,7 @@ impl Fullnode {
         net_config.bootstrap = config.bootstrap.clone();
         net_config.replay_policy = config.replay_policy;
         net_config.fullnode_topics = true;
+        net_config.replay_gauges = Some(metrics.map_gauges("replay_guard"));
         let (net, net_events) = net::spawn(net_config).await?;
 
         let reports = verifiers.map(|registry| {
@@ -167,6 +174,13 @@ impl Fullnode {
             reports: reports.clone(),
             store,
         });
+        let (app, forget_clients) = api::limits::apply(
+            app,
+            &config.api_limits,
+            Some(metrics.map_gauges("api_clients")),
+        );
+        // The rate limiter keys on the client's address.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let http = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "HTTP server stopped");
@@ -175,7 +189,15 @@ impl Fullnode {
 
         let (events, _) = broadcast::channel(4096);
         let deca = config.deca.map(|deca| Deca {
-            gate: CertGate::new(deca.policy),
+            gate: CertGate::with_limits(
+                deca.policy,
+                config.cert_limits,
+                Some(GateGauges {
+                    announced: metrics.map_gauges("cert_announcements"),
+                    verdicts: metrics.map_gauges("cert_verdicts"),
+                    running: metrics.map_gauges("cert_checks_running"),
+                }),
+            ),
             registry: Arc::new(deca.registry),
         });
         let ingest = Ingest {
@@ -197,7 +219,7 @@ impl Fullnode {
             live,
             reputation,
             events,
-            tasks: vec![http, ingest],
+            tasks: vec![http, forget_clients, ingest],
         })
     }
 

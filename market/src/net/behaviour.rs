@@ -22,6 +22,11 @@ pub const MARKET_PROTOCOL: &str = "/flowshield/market/1";
 const KAD_PROTOCOL: &str = "/flowshield/kad/1.0.0";
 const IDENTIFY_PROTOCOL: &str = "/flowshield/id/1.0.0";
 
+/// Below this gossip score a peer is graylisted: everything it sends over
+/// gossip is ignored. (Below -10 we stop gossiping to it, below -50 we stop
+/// sending it what we publish.)
+pub const GRAYLIST_THRESHOLD: f64 = -80.0;
+
 /// How long to wait for listeners to come up.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -89,6 +94,9 @@ fn behaviour(config: &NetConfig) -> Result<MarketBehaviour, NetError> {
             .subscribe(&gossipsub::IdentTopic::new(topic))
             .map_err(|e| setup(e.to_string()))?;
     }
+    gossipsub
+        .with_peer_score(peer_score_params(), peer_score_thresholds())
+        .map_err(setup)?;
 
     let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
     kad_config
@@ -124,6 +132,54 @@ fn behaviour(config: &NetConfig) -> Result<MarketBehaviour, NetError> {
         gossipsub,
         rpc,
     })
+}
+
+/// Gossip peer scoring: what moves a peer's score is the messages we
+/// refuse. Every topic's payload is signed by its author and checked before
+/// it is forwarded, so an honest peer never relays a message we
+/// `Reject` (late and duplicate copies are only `Ignore`d). Each refused
+/// message counts against the peer squared (`-10 × n²`), decaying by 1% a
+/// second: a few forgeries graylist it for minutes. The positive terms
+/// (time in mesh, first deliveries) are capped low, so no peer can bank
+/// credit before misbehaving. Delivery-rate penalties are off: providers
+/// heartbeat every few seconds, far below any useful mesh delivery quota,
+/// and IP colocation is not penalised because one host legitimately runs
+/// many nodes (the benchmark's simulator, tests, NATed providers);
+/// floods of PeerIds are bounded by the maps' caps instead.
+pub(crate) fn peer_score_params() -> gossipsub::PeerScoreParams {
+    let topic = gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.01,
+        time_in_mesh_quantum: Duration::from_secs(1),
+        time_in_mesh_cap: 500.0,
+        first_message_deliveries_weight: 0.5,
+        first_message_deliveries_decay: 0.9,
+        first_message_deliveries_cap: 10.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: -10.0,
+        invalid_message_deliveries_decay: 0.99,
+        ..gossipsub::TopicScoreParams::default()
+    };
+    let mut params = gossipsub::PeerScoreParams {
+        topic_score_cap: 20.0,
+        ip_colocation_factor_weight: 0.0,
+        decay_to_zero: 0.01,
+        ..gossipsub::PeerScoreParams::default()
+    };
+    for name in [HEARTBEAT_TOPIC, CERT_TOPIC, REPORT_TOPIC] {
+        params
+            .topics
+            .insert(gossipsub::IdentTopic::new(name).hash(), topic.clone());
+    }
+    params
+}
+
+fn peer_score_thresholds() -> gossipsub::PeerScoreThresholds {
+    gossipsub::PeerScoreThresholds {
+        graylist_threshold: GRAYLIST_THRESHOLD,
+        ..gossipsub::PeerScoreThresholds::default()
+    }
 }
 
 /// Builds the swarm and starts every listener; returns once each has an

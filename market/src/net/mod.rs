@@ -12,6 +12,9 @@
 //!   heartbeat under [`heartbeat_record_key`]. Incoming records are verified
 //!   before they are stored.
 //! - **request-response** (JSON, `/flowshield/market/1`) for direct calls.
+//! - gossip **peer scoring** is on: a peer that relays messages we refuse
+//!   (forged, malformed) loses score until it is graylisted
+//!   ([`GRAYLIST_THRESHOLD`]) and everything it gossips is ignored.
 //! - **identify** tells peers our listen addresses, which feed Kademlia.
 //! - transports: TCP (noise + yamux) and QUIC.
 
@@ -20,7 +23,8 @@ mod driver;
 
 use behaviour::build_swarm;
 pub use behaviour::{
-    heartbeat_record_key, region_key, CERT_TOPIC, HEARTBEAT_TOPIC, MARKET_PROTOCOL, REPORT_TOPIC,
+    heartbeat_record_key, region_key, CERT_TOPIC, GRAYLIST_THRESHOLD, HEARTBEAT_TOPIC,
+    MARKET_PROTOCOL, REPORT_TOPIC,
 };
 
 use flowshield_proto::{
@@ -113,6 +117,26 @@ pub enum NetEvent {
     },
 }
 
+/// The size gauge and eviction counter of one bounded per-peer map, so an
+/// operator sees a flood fill it (`flowshield_tracked_peers{map}`,
+/// `flowshield_evictions_total{map}` on a fullnode). Unset: not exported.
+#[derive(Debug, Clone)]
+pub struct MapGauges {
+    pub tracked: prometheus::IntGauge,
+    pub evictions: prometheus::IntCounter,
+}
+
+impl MapGauges {
+    /// Records the map's size and how many evictions it has made in all.
+    pub fn observe(&self, tracked: usize, evictions_total: u64) {
+        self.tracked.set(tracked as i64);
+        let seen = self.evictions.get();
+        if evictions_total > seen {
+            self.evictions.inc_by(evictions_total - seen);
+        }
+    }
+}
+
 /// How to start the network.
 #[derive(Debug, Clone)]
 pub struct NetConfig {
@@ -127,6 +151,8 @@ pub struct NetConfig {
     pub record_ttl: Duration,
     /// Also subscribe to the certificate and report topics (fullnodes).
     pub fullnode_topics: bool,
+    /// Where the replay guard reports its size and evictions.
+    pub replay_gauges: Option<MapGauges>,
 }
 
 impl NetConfig {
@@ -138,6 +164,7 @@ impl NetConfig {
             replay_policy: ReplayPolicy::default(),
             record_ttl: Duration::from_secs(120),
             fullnode_topics: false,
+            replay_gauges: None,
         }
     }
 }
@@ -189,6 +216,10 @@ pub(crate) enum Command {
     ConnectedPeers {
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    PeerScore {
+        peer: PeerId,
+        reply: oneshot::Sender<Option<f64>>,
+    },
     Shutdown,
 }
 
@@ -218,6 +249,7 @@ pub async fn spawn(config: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEv
         command_rx,
         events,
         config.replay_policy,
+        config.replay_gauges.clone(),
         config.bootstrap.clone(),
     );
     let span = tracing::info_span!("net", %peer_id);
@@ -390,6 +422,17 @@ impl NetHandle {
         let (reply, done) = oneshot::channel();
         self.commands
             .send(Command::ConnectedPeers { reply })
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        done.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// The gossip score we give `peer` (`None` if we do not know it); below
+    /// [`GRAYLIST_THRESHOLD`] it is graylisted.
+    pub async fn peer_score(&self, peer: PeerId) -> Result<Option<f64>, NetError> {
+        let (reply, done) = oneshot::channel();
+        self.commands
+            .send(Command::PeerScore { peer, reply })
             .await
             .map_err(|_| NetError::Stopped)?;
         done.await.map_err(|_| NetError::Stopped)

@@ -4,11 +4,14 @@
 //! Request data is parsed by hand rather than by extractors so that every
 //! refusal is a 4xx JSON body `{"error": "...", "field": "..."}` naming the
 //! offending field; nothing on this path can panic on client input.
+//! POST routes are rate- and size-limited per client ([`limits`]).
 
+pub mod limits;
 mod providers;
 mod reports;
 mod state;
 
+pub use limits::ApiLimits;
 pub use providers::{parse_match_body, parse_provider_query, reputation_of, MAX_LIST_LIMIT};
 pub use state::{ApiError, ApiState};
 
