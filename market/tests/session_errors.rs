@@ -19,19 +19,36 @@ use flowshield_market::provider::{Provider, ProviderConfig};
 use flowshield_market::session::pricing::Prices;
 use flowshield_market::session::table::SessionPolicy;
 use flowshield_market::unix_ms;
+use flowshield_market::wire::raw::RawSessionRequest;
 use flowshield_market::wire::session::{
     ConnectRequest, SessionRequest, SessionResponse, VoucherMessage,
 };
 use flowshield_proto::{Keypair, Offer, PeerId, WgPublicKey};
 use std::time::Duration;
 
-async fn ask(net: &NetHandle, peer: PeerId, request: SessionRequest) -> SessionResponse {
+/// Sends a typed request, or raw JSON (what an honest client never sends).
+enum Ask {
+    Typed(SessionRequest),
+    Raw(&'static str),
+}
+
+impl From<SessionRequest> for Ask {
+    fn from(request: SessionRequest) -> Self {
+        Self::Typed(request)
+    }
+}
+
+async fn ask(net: &NetHandle, peer: PeerId, request: impl Into<Ask>) -> SessionResponse {
+    let raw = match request.into() {
+        Ask::Typed(request) => RawSessionRequest::encode(&request).unwrap(),
+        Ask::Raw(json) => RawSessionRequest::from_json(json).unwrap(),
+    };
     match net
-        .request(peer, MarketRequest::Session(request))
+        .request(peer, MarketRequest::Session(raw))
         .await
         .unwrap()
     {
-        MarketResponse::Session(r) => r,
+        MarketResponse::Session(r) => r.decode().unwrap(),
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -77,7 +94,7 @@ async fn bad_session_input_is_refused_with_a_clear_error() {
         dataplane: DataPlane::new(&iface),
         tunnel_subnet: "10.77.0.0/24".into(),
         provider_wg_public_key: WgPublicKey([9; 32]),
-        endpoint: "127.0.0.1:51820".into(),
+        endpoint: "127.0.0.1:51820".parse().unwrap(),
         client_allowed_ips: vec![],
         keepalive_secs: 25,
         policy: SessionPolicy {
@@ -162,9 +179,7 @@ async fn bad_session_input_is_refused_with_a_clear_error() {
     let r = ask(
         &client,
         provider_peer,
-        SessionRequest::Disconnect {
-            order_id: "twelve".into(),
-        },
+        Ask::Raw(r#"{"type":"disconnect","order_id":"twelve"}"#),
     )
     .await;
     assert_eq!(kind(&r).0, "malformed", "{r:?}");
@@ -211,16 +226,14 @@ async fn bad_session_input_is_refused_with_a_clear_error() {
     let r = ask(
         &client,
         provider_peer,
-        SessionRequest::Disconnect {
-            order_id: order.to_string(),
-        },
+        SessionRequest::Disconnect { order_id: order },
     )
     .await;
     assert_eq!(
         r,
         SessionResponse::Disconnected {
-            order_id: order.to_string(),
-            redeemed_wei: "100".into()
+            order_id: order,
+            redeemed_wei: U256::from(100)
         }
     );
     assert_eq!(

@@ -10,14 +10,14 @@ use crate::net::{MarketRequest, MarketResponse, NetHandle};
 use crate::session::pricing::Prices;
 use crate::unix_ms;
 use crate::wire::client::ClientEvent;
+use crate::wire::raw::RawSessionRequest;
 use crate::wire::session::{
     ConnectRequest, ConnectedInfo, SessionRequest, SessionResponse, VoucherMessage,
 };
 use flowshield_chain::alloy::primitives::{Address, U256};
 use flowshield_chain::voucher::sign_voucher;
-use flowshield_proto::{Offer, WgPublicKey};
+use flowshield_proto::{Offer, PeerId, WgPublicKey};
 use flowshield_tunnel::key::SecretKey;
-use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -37,6 +37,23 @@ pub(super) struct Session {
     pub(super) connected_at: Instant,
     pub(super) last_voucher: U256,
     pub(super) bytes: u64,
+}
+
+/// Sends one session message to `peer` and reads its answer. An answer
+/// that does not decode is refused naming the field (`allowed_ips: …`).
+pub(super) async fn ask(
+    net: &NetHandle,
+    peer: PeerId,
+    request: &SessionRequest,
+) -> Result<SessionResponse, ClientError> {
+    let refused = |reason: String| ClientError::Refused { peer, reason };
+    let raw = RawSessionRequest::encode(request).map_err(|e| refused(e.to_string()))?;
+    match net.request(peer, MarketRequest::Session(raw)).await? {
+        MarketResponse::Session(answer) => answer
+            .decode()
+            .map_err(|e| refused(format!("unreadable answer: {e}"))),
+        other => Err(refused(format!("unexpected answer {other:?}"))),
+    }
 }
 
 pub(super) enum SessionEnd {
@@ -127,15 +144,9 @@ pub(super) async fn try_provider(
         }
         let request = ConnectRequest::sign(&chain.signer, order_id, wg, &peer, unix_ms())
             .map_err(|e| refused(e.to_string()))?;
-        match net
-            .request(
-                peer,
-                MarketRequest::Session(SessionRequest::Connect(request)),
-            )
-            .await?
-        {
-            MarketResponse::Session(SessionResponse::Connected(info)) => Ok(info),
-            MarketResponse::Session(SessionResponse::Rejected { error, .. }) => Err(refused(error)),
+        match ask(net, peer, &SessionRequest::Connect(request)).await? {
+            SessionResponse::Connected(info) => Ok(info),
+            SessionResponse::Rejected { error, .. } => Err(refused(error)),
             other => Err(refused(format!("unexpected answer {other:?}"))),
         }
     }
@@ -160,29 +171,22 @@ pub(super) async fn try_provider(
         last_voucher: U256::ZERO,
         bytes: 0,
     };
-    let up =
-        async {
-            let text = tunnel::wg_quick_text(&secret, &session.info)?;
-            let path = file.wg_quick_path();
-            // A previous session's interface (failover) goes first.
-            if flowshield_tunnel::uapi::socket_path(&file.interface).exists() {
-                let _ = tunnel::flowshield(&file.flowshield_bin, "down", &path).await;
-            }
-            tunnel::write_private(&path, &text)?;
-            tunnel::flowshield(&file.flowshield_bin, "up", &path).await?;
-            let provider_ip: Ipv4Addr = session.info.provider_tunnel_ip.parse().map_err(|_| {
-                tunnel::TunnelError::BadInfo {
-                    field: "provider_tunnel_ip",
-                    value: session.info.provider_tunnel_ip.clone(),
-                }
-            })?;
-            let left = Duration::from_secs(file.first_packet_timeout_secs)
-                .saturating_sub(started.elapsed())
-                .max(Duration::from_secs(2));
-            tunnel::wait_first_packet(&file.interface, &session.provider_key, provider_ip, left)
-                .await
+    let up = async {
+        let text = tunnel::wg_quick_text(&secret, &session.info)?;
+        let path = file.wg_quick_path();
+        // A previous session's interface (failover) goes first.
+        if flowshield_tunnel::uapi::socket_path(&file.interface).exists() {
+            let _ = tunnel::flowshield(&file.flowshield_bin, "down", &path).await;
         }
-        .await;
+        tunnel::write_private(&path, &text)?;
+        tunnel::flowshield(&file.flowshield_bin, "up", &path).await?;
+        let provider_ip = session.info.provider_tunnel_ip;
+        let left = Duration::from_secs(file.first_packet_timeout_secs)
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(2));
+        tunnel::wait_first_packet(&file.interface, &session.provider_key, provider_ip, left).await
+    }
+    .await;
     if let Err(e) = up {
         let _ = tunnel::flowshield(&file.flowshield_bin, "down", &file.wg_quick_path()).await;
         closing.spawn(close_abandoned(chain.clone(), order_id, U256::ZERO));
@@ -260,22 +264,17 @@ pub(super) async fn send_voucher(
     }
     let voucher = sign_voucher(&chain.signer, &chain.domain, session.order_id, amount)
         .map_err(|e| e.to_string())?;
-    let request = MarketRequest::Session(SessionRequest::Voucher(VoucherMessage::from_signed(
-        &voucher,
-    )));
-    let answer = tokio::time::timeout(
-        timeout,
-        net.request(session.offer.provider_peer_id, request),
-    )
-    .await
-    .map_err(|_| format!("no answer within {timeout:?}"))?
-    .map_err(|e| e.to_string())?;
+    let request = SessionRequest::Voucher(VoucherMessage::from_signed(&voucher));
+    let answer = tokio::time::timeout(timeout, ask(net, session.offer.provider_peer_id, &request))
+        .await
+        .map_err(|_| format!("no answer within {timeout:?}"))?
+        .map_err(|e| e.to_string())?;
     match answer {
-        MarketResponse::Session(SessionResponse::VoucherAccepted { .. }) => {
+        SessionResponse::VoucherAccepted { .. } => {
             session.last_voucher = amount;
             Ok(())
         }
-        MarketResponse::Session(SessionResponse::Rejected { kind, error }) => {
+        SessionResponse::Rejected { kind, error } => {
             tracing::warn!(%kind, %error, "voucher refused by the provider");
             Ok(())
         }

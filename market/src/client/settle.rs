@@ -3,9 +3,9 @@
 //! closing the order of a provider that went away ([`close_abandoned`]).
 
 use super::config::ClientFile;
-use super::session::{send_voucher, Session};
+use super::session::{ask, send_voucher, Session};
 use super::{chain_err, emit, tunnel, Chain, ClientError, SETTLE_TIMEOUT};
-use crate::net::{MarketRequest, MarketResponse, NetHandle};
+use crate::net::NetHandle;
 use crate::wire::client::{ClientEvent, Disconnected, SettledBy};
 use crate::wire::session::{SessionRequest, SessionResponse};
 use flowshield_chain::alloy::primitives::U256;
@@ -28,16 +28,16 @@ pub(super) async fn disconnect(
     if let Err(e) = send_voucher(chain, net, session, escrow, timeout).await {
         tracing::warn!(error = %e, "final voucher not delivered");
     }
-    let request = MarketRequest::Session(SessionRequest::Disconnect {
-        order_id: session.order_id.to_string(),
-    });
+    let request = SessionRequest::Disconnect {
+        order_id: session.order_id,
+    };
     let by_provider = match tokio::time::timeout(
         Duration::from_secs(30),
-        net.request(session.offer.provider_peer_id, request),
+        ask(net, session.offer.provider_peer_id, &request),
     )
     .await
     {
-        Ok(Ok(MarketResponse::Session(SessionResponse::Disconnected { .. }))) => true,
+        Ok(Ok(SessionResponse::Disconnected { .. })) => true,
         other => {
             tracing::warn!(answer = ?other.map(|r| r.map(|_| ())), "provider did not settle; closing on chain");
             false

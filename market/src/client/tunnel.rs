@@ -23,29 +23,24 @@ pub enum TunnelError {
     NoFirstPacket(Duration),
 }
 
-/// The wg-quick text for a session. Only values already validated go in.
+/// The wg-quick text for a session. Only typed values go in: what the
+/// provider sent was checked field by field where its answer was decoded
+/// ([`crate::wire::raw`]), so no text of its own reaches the file.
 pub fn wg_quick_text(secret: &SecretKey, info: &ConnectedInfo) -> Result<String, TunnelError> {
-    let bad = |field: &'static str, value: &str| TunnelError::BadInfo {
-        field,
-        value: value.chars().take(64).collect(),
-    };
-    flowshield_tunnel::uapi::set::parse_cidr(&info.tunnel_address)
-        .map_err(|_| bad("tunnel_address", &info.tunnel_address))?;
-    flowshield_tunnel::uapi::set::parse_endpoint(&info.endpoint)
-        .map_err(|_| bad("endpoint", &info.endpoint))?;
     if info.allowed_ips.is_empty() {
-        return Err(bad("allowed_ips", ""));
+        return Err(TunnelError::BadInfo {
+            field: "allowed_ips",
+            value: String::new(),
+        });
     }
-    for cidr in &info.allowed_ips {
-        flowshield_tunnel::uapi::set::parse_cidr(cidr).map_err(|_| bad("allowed_ips", cidr))?;
-    }
+    let allowed_ips: Vec<String> = info.allowed_ips.iter().map(ToString::to_string).collect();
     Ok(format!(
         "[Interface]\nPrivateKey = {}\nAddress = {}\n\n[Peer]\nPublicKey = {}\nEndpoint = {}\nAllowedIPs = {}\nPersistentKeepalive = {}\n",
         secret.to_base64(),
         info.tunnel_address,
         info.provider_wg_public_key,
         info.endpoint,
-        info.allowed_ips.join(", "),
+        allowed_ips.join(", "),
         info.persistent_keepalive,
     ))
 }
@@ -127,15 +122,37 @@ pub async fn wait_first_packet(
 mod tests {
     use super::*;
 
+    use crate::wire::raw::RawSessionResponse;
+    use crate::wire::session::SessionResponse;
+    use flowshield_chain::alloy::primitives::U256;
+
     fn info() -> ConnectedInfo {
         ConnectedInfo {
-            order_id: "1".into(),
-            tunnel_address: "10.77.0.2/24".into(),
+            order_id: U256::from(1),
+            tunnel_address: "10.77.0.2/24".parse().unwrap(),
             provider_wg_public_key: WgPublicKey([7; 32]),
-            endpoint: "10.250.0.11:51820".into(),
-            allowed_ips: vec!["10.77.0.0/24".into(), "198.18.99.0/24".into()],
+            endpoint: "10.250.0.11:51820".parse().unwrap(),
+            allowed_ips: vec![
+                "10.77.0.0/24".parse().unwrap(),
+                "198.18.99.0/24".parse().unwrap(),
+            ],
             persistent_keepalive: 25,
-            provider_tunnel_ip: "10.77.0.1".into(),
+            provider_tunnel_ip: "10.77.0.1".parse().unwrap(),
+        }
+    }
+
+    /// A provider's `Connected` answer with `field` set to `value`, read
+    /// as the client reads it; evil values stop there.
+    fn wg_quick_text_of_answer(
+        secret: &SecretKey,
+        field: &str,
+        value: serde_json::Value,
+    ) -> Result<String, Box<dyn std::error::Error>> {
+        let mut answer = serde_json::to_value(SessionResponse::Connected(info()))?;
+        answer[field] = value;
+        match RawSessionResponse::from_json(&answer.to_string())?.decode()? {
+            SessionResponse::Connected(info) => Ok(wg_quick_text(secret, &info)?),
+            other => Err(format!("not a Connected answer: {other:?}").into()),
         }
     }
 
@@ -148,13 +165,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("Endpoint = 10.250.0.11:51820\n"));
+        let evil = serde_json::json!(["0.0.0.0/0\nPostUp = rm -rf /"]);
+        let err = wg_quick_text_of_answer(&secret, "allowed_ips", evil).unwrap_err();
+        assert!(err.to_string().contains("allowed_ips"), "{err}");
+        assert!(wg_quick_text_of_answer(&secret, "endpoint", "x".into()).is_err());
         let mut evil = info();
-        evil.allowed_ips = vec!["0.0.0.0/0\nPostUp = rm -rf /".into()];
+        evil.allowed_ips.clear();
         let err = wg_quick_text(&secret, &evil).unwrap_err();
         assert!(err.to_string().contains("allowed_ips"), "{err}");
-        let mut evil = info();
-        evil.endpoint = "x".into();
-        assert!(wg_quick_text(&secret, &evil).is_err());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s/fsc.conf");
         write_private(&path, &text).unwrap();

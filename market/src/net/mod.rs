@@ -64,8 +64,9 @@ pub enum NetError {
 pub enum MarketRequest {
     /// Ask a provider for its latest signed heartbeat.
     GetHeartbeat,
-    /// An order session message from a client to a provider.
-    Session(crate::wire::session::SessionRequest),
+    /// An order session message from a client to a provider, decoded by
+    /// the provider (so a malformed one is answered, not dropped).
+    Session(crate::wire::raw::RawSessionRequest),
 }
 
 /// The answer to a [`MarketRequest`].
@@ -73,8 +74,8 @@ pub enum MarketRequest {
 pub enum MarketResponse {
     /// A signed heartbeat envelope (wire encoding, as text).
     Heartbeat(String),
-    /// A provider's answer to a session message.
-    Session(crate::wire::session::SessionResponse),
+    /// A provider's answer to a session message, decoded by the client.
+    Session(crate::wire::raw::RawSessionResponse),
     Error(String),
 }
 

@@ -14,12 +14,15 @@ use crate::session::table::{
     EndReason, OrderView, SessionError, SessionPolicy, SessionSnapshot, SessionTable,
 };
 use crate::unix_ms;
+use crate::wire::raw::RawSessionRequest;
 use crate::wire::session::{
-    parse_u256, ConnectRequest, ConnectedInfo, SessionRequest, SessionResponse,
+    ConnectRequest, ConnectedInfo, SessionRequest, SessionResponse, VoucherMessage,
 };
 use flowshield_chain::alloy::primitives::{Address, U256};
 use flowshield_chain::{MarketClient, OrderStatus};
 use flowshield_proto::{PeerId, WgPublicKey};
+use ipnet::{IpNet, Ipv4Net};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::Mutex;
 use tracing::Instrument;
@@ -32,9 +35,9 @@ pub struct HostConfig {
     pub dataplane: DataPlane,
     pub tunnel_subnet: String,
     pub provider_wg_public_key: WgPublicKey,
-    pub endpoint: String,
+    pub endpoint: SocketAddr,
     /// Routes handed to clients besides the provider's subnet.
-    pub client_allowed_ips: Vec<String>,
+    pub client_allowed_ips: Vec<IpNet>,
     pub keepalive_secs: u16,
     pub policy: SessionPolicy,
 }
@@ -135,6 +138,19 @@ impl SessionHost {
         self.config.policy.me
     }
 
+    /// Answers one session message as it came over the wire: decoded here,
+    /// so a malformed one is refused (`malformed`, naming the field).
+    pub async fn handle_raw(&self, from: PeerId, request: &RawSessionRequest) -> SessionResponse {
+        match request.decode() {
+            Ok(request) => self.handle(from, request).await,
+            Err(e) => {
+                let e = SessionError::Wire(e);
+                tracing::info!(%from, kind = %e.kind(), error = %e, "session request refused");
+                rejected(&e)
+            }
+        }
+    }
+
     /// Answers one session message.
     pub async fn handle(&self, from: PeerId, request: SessionRequest) -> SessionResponse {
         let result = match request {
@@ -149,11 +165,10 @@ impl SessionHost {
             SessionRequest::Disconnect { order_id } => {
                 let span = tracing::info_span!("disconnect", order = %order_id);
                 async {
-                    let id = parse_u256("order_id", &order_id)?;
-                    let redeemed = self.end(id, "client disconnected").await?;
+                    let redeemed = self.end(order_id, "client disconnected").await?;
                     Ok(SessionResponse::Disconnected {
                         order_id,
-                        redeemed_wei: redeemed.to_string(),
+                        redeemed_wei: redeemed,
                     })
                 }
                 .instrument(span)
@@ -195,6 +210,14 @@ impl SessionHost {
             .pool
             .allocate()
             .map_err(|e| SessionError::Unavailable(e.to_string()))?;
+        // The client's address in the provider's subnet, e.g. 10.77.0.2/24.
+        let tunnel_address = match Ipv4Net::new(address, state.pool.prefix_len()) {
+            Ok(net) => net,
+            Err(e) => {
+                let _ = state.pool.release(address);
+                return Err(SessionError::Unavailable(e.to_string()));
+            }
+        };
         if let Err(e) = self.config.market.accept_order(id).await {
             let _ = state.pool.release(address);
             return Err(chain_error("acceptOrder", e));
@@ -208,18 +231,16 @@ impl SessionHost {
         }
         state.table.admit(id, &order, wg, address, unix_ms());
         tracing::info!(%address, client = %order.client, escrow = %order.escrow, "order accepted, peer added");
-        let subnet = state.pool.subnet();
-        let prefix = subnet.rsplit('/').next().unwrap_or("32");
-        let mut allowed_ips = vec![subnet.clone()];
-        allowed_ips.extend(self.config.client_allowed_ips.iter().cloned());
+        let mut allowed_ips = vec![IpNet::V4(tunnel_address.trunc())];
+        allowed_ips.extend(self.config.client_allowed_ips.iter().copied());
         Ok(SessionResponse::Connected(ConnectedInfo {
-            order_id: id.to_string(),
-            tunnel_address: format!("{address}/{prefix}"),
+            order_id: id,
+            tunnel_address: IpNet::V4(tunnel_address),
             provider_wg_public_key: self.config.provider_wg_public_key,
-            endpoint: self.config.endpoint.clone(),
+            endpoint: self.config.endpoint,
             allowed_ips,
             persistent_keepalive: self.config.keepalive_secs,
-            provider_tunnel_ip: state.pool.provider_address().to_string(),
+            provider_tunnel_ip: state.pool.provider_address(),
         }))
     }
 
@@ -234,11 +255,8 @@ impl SessionHost {
         }
     }
 
-    async fn voucher(
-        &self,
-        message: &crate::wire::session::VoucherMessage,
-    ) -> Result<SessionResponse, SessionError> {
-        let id = parse_u256("order_id", &message.order_id)?;
+    async fn voucher(&self, message: &VoucherMessage) -> Result<SessionResponse, SessionError> {
+        let id = message.order_id;
         let mut state = self.state.lock().await;
         let key = state
             .table
@@ -260,8 +278,8 @@ impl SessionHost {
             }
         }
         Ok(SessionResponse::VoucherAccepted {
-            order_id: message.order_id.clone(),
-            cumulative_wei: outcome.cumulative.to_string(),
+            order_id: id,
+            cumulative_wei: outcome.cumulative,
         })
     }
 

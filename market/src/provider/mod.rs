@@ -28,6 +28,7 @@ pub use error::ProviderError;
 
 use crate::net::{self, MarketRequest, MarketResponse, NetConfig, NetEvent, NetHandle};
 use crate::unix_ms;
+use crate::wire::raw::RawSessionResponse;
 use crate::wire::session::{RejectKind, SessionResponse};
 use flowshield_proto::{Heartbeat, Keypair, Offer, ProtoError, SignedMessage};
 use host::SessionHost;
@@ -183,13 +184,17 @@ async fn run(
                         let host = config.sessions.clone();
                         children.spawn(async move {
                             let response = match host {
-                                Some(host) => host.handle(peer, session).await,
+                                Some(host) => host.handle_raw(peer, &session).await,
                                 None => SessionResponse::Rejected {
                                     kind: RejectKind::NotSelling,
                                     error: "this provider has no [chain] configuration".into(),
                                 },
                             };
-                            let _ = net.respond(channel, MarketResponse::Session(response)).await;
+                            let response = match RawSessionResponse::encode(&response) {
+                                Ok(raw) => MarketResponse::Session(raw),
+                                Err(e) => MarketResponse::Error(e.to_string()),
+                            };
+                            let _ = net.respond(channel, response).await;
                         });
                         continue;
                     }

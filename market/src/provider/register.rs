@@ -8,6 +8,7 @@ use crate::dataplane::DataPlane;
 use crate::session::pricing::Prices;
 use crate::session::table::SessionPolicy;
 use crate::wire::session::parse_u256;
+use crate::wire::text::ip_net;
 use flowshield_chain::alloy::primitives::{B256, U256};
 use flowshield_chain::ProviderTerms;
 use flowshield_proto::Offer;
@@ -34,10 +35,19 @@ impl ProviderFile {
             parse_u256(name, text).map_err(|e| field(name, e.to_string()))
         };
         let s = &self.session;
-        for cidr in &s.client_allowed_ips {
-            flowshield_tunnel::uapi::set::parse_cidr(cidr)
-                .map_err(|e| field("session.client_allowed_ips", e))?;
-        }
+        let client_allowed_ips = s
+            .client_allowed_ips
+            .iter()
+            .map(|cidr| {
+                ip_net::parse(cidr).ok_or_else(|| {
+                    let shown: String = cidr.chars().take(64).collect();
+                    field(
+                        "session.client_allowed_ips",
+                        format!("{shown:?} is not an IP network like 198.18.99.0/24"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let (signer, market) = chain.connect()?;
         if signer.address().0 .0 != offer.chain_address.0 {
             return Err(field(
@@ -81,8 +91,8 @@ impl ProviderFile {
             dataplane: DataPlane::new(&self.interface),
             tunnel_subnet: self.tunnel_subnet.clone(),
             provider_wg_public_key: offer.wg_public_key,
-            endpoint: offer.endpoint.to_string(),
-            client_allowed_ips: s.client_allowed_ips.clone(),
+            endpoint: offer.endpoint,
+            client_allowed_ips,
             keepalive_secs: s.keepalive_secs,
             policy,
         })

@@ -75,6 +75,11 @@ impl TunnelAddressPool {
         format!("{}/{}", Ipv4Addr::from(self.network), self.prefix)
     }
 
+    /// The subnet's prefix length (8 to 30).
+    pub fn prefix_len(&self) -> u8 {
+        self.prefix
+    }
+
     /// The provider's own tunnel address (the first host).
     pub fn provider_address(&self) -> Ipv4Addr {
         Ipv4Addr::from(self.network + 1)

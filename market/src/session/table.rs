@@ -5,7 +5,7 @@
 
 use super::pricing::{self, Prices, Underpaid, MAX_UNDERPAID_STRIKES};
 use crate::wire::session::{
-    parse_u256, ConnectRequest, RejectKind, VoucherMessage, WireError, CONNECT_MAX_SKEW_MS,
+    ConnectRequest, RejectKind, VoucherMessage, WireError, CONNECT_MAX_SKEW_MS,
 };
 use flowshield_chain::alloy::primitives::{Address, U256};
 use flowshield_chain::alloy::sol_types::Eip712Domain;
@@ -308,8 +308,8 @@ impl SessionTable {
         measured_bytes: u64,
         now_ms: u64,
     ) -> Result<VoucherOutcome, SessionError> {
-        let order_id = parse_u256("order_id", &message.order_id)?;
-        let voucher = message.to_signed()?;
+        let order_id = message.order_id;
+        let voucher = message.to_signed();
         let policy = self.policy.clone();
         let session = self
             .sessions

@@ -1,5 +1,7 @@
 use super::*;
 use crate::session::pricing::Prices;
+use crate::wire::raw::RawSessionRequest;
+use crate::wire::session::SessionRequest;
 use flowshield_chain::alloy::signers::local::PrivateKeySigner;
 use flowshield_chain::voucher::{market_domain, sign_voucher};
 
@@ -109,7 +111,7 @@ fn refuses_bad_connects_with_a_clear_reason() {
 
     // A Connect signed for another provider does not verify here.
     let mut forged = good.clone();
-    forged.client_chain_address = intruder.address().to_string();
+    forged.client_chain_address = intruder.address();
     assert_eq!(check(&forged, Some(&f.order)).kind(), "malformed");
 }
 
@@ -200,9 +202,16 @@ fn vouchers_must_grow_stay_under_escrow_and_be_signed_by_the_client() {
             .kind(),
         "no_session"
     );
-    let mut garbage = voucher(&f, &f.client, 1, 200);
-    garbage.cumulative_wei = "lots".into();
-    let err = f.table.offer_voucher(&garbage, 100, NOW).unwrap_err();
+    // A garbled number is refused where the message is decoded, before
+    // the table sees it.
+    let mut garbage =
+        serde_json::to_value(SessionRequest::Voucher(voucher(&f, &f.client, 1, 200))).unwrap();
+    garbage["cumulative_wei"] = "lots".into();
+    let err: SessionError = RawSessionRequest::from_json(&garbage.to_string())
+        .unwrap()
+        .decode()
+        .unwrap_err()
+        .into();
     assert_eq!(err.kind(), "malformed");
     assert!(err.to_string().contains("cumulative_wei"), "{err}");
 }

@@ -1,10 +1,12 @@
 //! Every message the market's roles exchange, typed: the order [`session`]
 //! between client and provider, the fullnode's HTTP [`api`] bodies, the
 //! client's output lines ([`client`]), and the [`text`] adapters that keep
-//! their JSON text while the Rust side is typed.
+//! their JSON text while the Rust side is typed. Session messages cross
+//! the wire [`raw`] and are decoded by their receiver.
 
 pub mod api;
 pub mod cert;
 pub mod client;
+pub mod raw;
 pub mod session;
 pub mod text;

@@ -17,16 +17,23 @@
 //! ```
 //!
 //! This module holds the message types and the `Connect` signature
-//! ([`connect_digest_text`]). The sans-IO session logic is in
+//! ([`connect_digest_text`]). Numbers, addresses and networks are typed;
+//! the [`super::text`] adapters keep their JSON text (decimal strings, `0x`
+//! addresses, hex signatures, `A.B.C.D/N`). On the wire the messages travel
+//! as raw JSON, decoded by the receiver ([`super::raw`]), so that a
+//! malformed field is refused by name. The sans-IO session logic is in
 //! [`crate::session`]; the IO drivers are [`crate::provider::host`] and
 //! [`crate::client`].
 
+use super::text::{address, hex_bytes, ip_net, ip_nets, u256_dec};
 use flowshield_chain::alloy::primitives::{Address, Bytes, Signature, U256};
 use flowshield_chain::alloy::signers::local::PrivateKeySigner;
 use flowshield_chain::alloy::signers::SignerSync;
 use flowshield_chain::voucher::SignedVoucher;
 use flowshield_proto::{PeerId, WgPublicKey};
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use std::net::{Ipv4Addr, SocketAddr};
 
 /// How old (or how far in the future) a `Connect` may be.
 pub const CONNECT_MAX_SKEW_MS: u64 = 60_000;
@@ -37,7 +44,10 @@ pub const CONNECT_MAX_SKEW_MS: u64 = 60_000;
 pub enum SessionRequest {
     Connect(ConnectRequest),
     Voucher(VoucherMessage),
-    Disconnect { order_id: String },
+    Disconnect {
+        #[serde(with = "u256_dec")]
+        order_id: U256,
+    },
 }
 
 /// The provider's answer.
@@ -46,13 +56,17 @@ pub enum SessionRequest {
 pub enum SessionResponse {
     Connected(ConnectedInfo),
     VoucherAccepted {
-        order_id: String,
-        cumulative_wei: String,
+        #[serde(with = "u256_dec")]
+        order_id: U256,
+        #[serde(with = "u256_dec")]
+        cumulative_wei: U256,
     },
     Disconnected {
-        order_id: String,
+        #[serde(with = "u256_dec")]
+        order_id: U256,
         /// What the provider was paid on chain for the order, in wei.
-        redeemed_wei: String,
+        #[serde(with = "u256_dec")]
+        redeemed_wei: U256,
     },
     /// Refused; `error` says why in words, `kind` is stable for programs.
     Rejected {
@@ -132,39 +146,48 @@ impl PartialEq<&str> for RejectKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConnectRequest {
     /// Decimal order id.
-    pub order_id: String,
+    #[serde(with = "u256_dec")]
+    pub order_id: U256,
     pub client_wg_public_key: WgPublicKey,
     /// `0x…` chain address that opened the order.
-    pub client_chain_address: String,
+    #[serde(with = "address")]
+    pub client_chain_address: Address,
     pub timestamp_ms: u64,
     /// EIP-191 signature (hex) by the client's chain key over
     /// [`connect_digest_text`].
-    pub signature: String,
+    #[serde(with = "hex_bytes")]
+    pub signature: Bytes,
 }
 
 /// `Connected`: how the client reaches the provider through the tunnel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConnectedInfo {
-    pub order_id: String,
+    #[serde(with = "u256_dec")]
+    pub order_id: U256,
     /// The client's tunnel address, `A.B.C.D/N` (N = the provider's subnet).
-    pub tunnel_address: String,
+    #[serde(with = "ip_net")]
+    pub tunnel_address: IpNet,
     pub provider_wg_public_key: WgPublicKey,
-    /// The provider's WireGuard UDP endpoint.
-    pub endpoint: String,
+    /// The provider's WireGuard UDP endpoint, `IP:port`.
+    pub endpoint: SocketAddr,
     /// What the client routes to the provider (its subnet and what is behind it).
-    pub allowed_ips: Vec<String>,
+    #[serde(with = "ip_nets")]
+    pub allowed_ips: Vec<IpNet>,
     pub persistent_keepalive: u16,
     /// The provider's own tunnel address (first packet target).
-    pub provider_tunnel_ip: String,
+    pub provider_tunnel_ip: Ipv4Addr,
 }
 
 /// A cumulative voucher on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VoucherMessage {
-    pub order_id: String,
-    pub cumulative_wei: String,
+    #[serde(with = "u256_dec")]
+    pub order_id: U256,
+    #[serde(with = "u256_dec")]
+    pub cumulative_wei: U256,
     /// 65-byte signature, hex.
-    pub signature: String,
+    #[serde(with = "hex_bytes")]
+    pub signature: Bytes,
 }
 
 /// Why a session message is malformed (before any state is consulted).
@@ -172,6 +195,12 @@ pub struct VoucherMessage {
 pub enum WireError {
     #[error("{field}: {reason}")]
     Field { field: &'static str, reason: String },
+    /// The JSON did not decode; `path` names the field (`order_id`,
+    /// `allowed_ips`), or is `message` when the whole message is wrong.
+    #[error("{path}: {reason}")]
+    Decode { path: String, reason: String },
+    #[error("encoding a session message: {0}")]
+    Encode(String),
 }
 
 fn field(field: &'static str, reason: impl Into<String>) -> WireError {
@@ -181,42 +210,28 @@ fn field(field: &'static str, reason: impl Into<String>) -> WireError {
     }
 }
 
-/// Parses a decimal (or `0x` hex) U256.
+/// Parses a decimal (or `0x` hex) U256 from a configuration file or the
+/// command line (the wire's numbers are typed, see [`u256_dec`]).
 pub fn parse_u256(name: &'static str, text: &str) -> Result<U256, WireError> {
-    let text = text.trim();
-    let parsed = if let Some(hex) = text.strip_prefix("0x") {
-        U256::from_str_radix(hex, 16)
-    } else {
-        U256::from_str_radix(text, 10)
-    };
-    parsed.map_err(|_| field(name, format!("'{text}' is not a 256-bit number")))
-}
-
-pub fn parse_address(name: &'static str, text: &str) -> Result<Address, WireError> {
-    text.trim()
-        .parse::<Address>()
-        .map_err(|_| field(name, format!("'{text}' is not a 0x chain address")))
-}
-
-fn parse_hex(name: &'static str, text: &str) -> Result<Vec<u8>, WireError> {
-    hex::decode(text.trim().trim_start_matches("0x")).map_err(|_| field(name, "not hex"))
+    u256_dec::parse(text)
+        .ok_or_else(|| field(name, format!("'{}' is not a 256-bit number", text.trim())))
 }
 
 impl VoucherMessage {
     pub fn from_signed(v: &SignedVoucher) -> Self {
         Self {
-            order_id: v.order_id.to_string(),
-            cumulative_wei: v.cumulative_amount.to_string(),
-            signature: hex::encode(&v.signature),
+            order_id: v.order_id,
+            cumulative_wei: v.cumulative_amount,
+            signature: v.signature.clone(),
         }
     }
 
-    pub fn to_signed(&self) -> Result<SignedVoucher, WireError> {
-        Ok(SignedVoucher {
-            order_id: parse_u256("order_id", &self.order_id)?,
-            cumulative_amount: parse_u256("cumulative_wei", &self.cumulative_wei)?,
-            signature: Bytes::from(parse_hex("signature", &self.signature)?),
-        })
+    pub fn to_signed(&self) -> SignedVoucher {
+        SignedVoucher {
+            order_id: self.order_id,
+            cumulative_amount: self.cumulative_wei,
+            signature: self.signature.clone(),
+        }
     }
 }
 
@@ -246,24 +261,21 @@ impl ConnectRequest {
             .sign_message_sync(text.as_bytes())
             .map_err(|e| field("signature", e.to_string()))?;
         Ok(Self {
-            order_id: order_id.to_string(),
+            order_id,
             client_wg_public_key: wg,
-            client_chain_address: signer.address().to_string(),
+            client_chain_address: signer.address(),
             timestamp_ms,
-            signature: hex::encode(sig.as_bytes()),
+            signature: Bytes::copy_from_slice(&sig.as_bytes()),
         })
     }
 
     /// The order id and the address that signed this request for `provider`
     /// (checked against the order's client by the caller).
     pub fn recover(&self, provider: &PeerId) -> Result<(U256, Address), WireError> {
-        let order_id = parse_u256("order_id", &self.order_id)?;
-        let claimed = parse_address("client_chain_address", &self.client_chain_address)?;
-        let bytes = parse_hex("signature", &self.signature)?;
-        let sig =
-            Signature::try_from(bytes.as_slice()).map_err(|e| field("signature", e.to_string()))?;
+        let sig = Signature::try_from(self.signature.as_ref())
+            .map_err(|e| field("signature", e.to_string()))?;
         let text = connect_digest_text(
-            order_id,
+            self.order_id,
             &self.client_wg_public_key,
             provider,
             self.timestamp_ms,
@@ -271,13 +283,14 @@ impl ConnectRequest {
         let signer = sig
             .recover_address_from_msg(text.as_bytes())
             .map_err(|e| field("signature", e.to_string()))?;
+        let claimed = self.client_chain_address;
         if signer != claimed {
             return Err(field(
                 "signature",
                 format!("signed by {signer}, not by the claimed client {claimed}"),
             ));
         }
-        Ok((order_id, signer))
+        Ok((self.order_id, signer))
     }
 }
 
@@ -305,10 +318,10 @@ mod tests {
         other_key.client_wg_public_key = WgPublicKey([2; 32]);
         assert!(other_key.recover(&provider).is_err());
         let mut other_order = req.clone();
-        other_order.order_id = "8".into();
+        other_order.order_id = U256::from(8);
         assert!(other_order.recover(&provider).is_err());
         let mut garbage = req;
-        garbage.signature = "zz".into();
+        garbage.signature = Bytes::from_static(b"zz");
         let err = garbage.recover(&provider).unwrap_err();
         assert!(err.to_string().starts_with("signature:"), "{err}");
     }
@@ -316,7 +329,7 @@ mod tests {
     #[test]
     fn messages_are_tagged_json() {
         let msg = SessionRequest::Disconnect {
-            order_id: "3".into(),
+            order_id: U256::from(3),
         };
         let text = serde_json::to_string(&msg).unwrap();
         assert_eq!(text, r#"{"type":"disconnect","order_id":"3"}"#);

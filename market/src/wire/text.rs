@@ -1,7 +1,7 @@
 //! Serde adapters that keep the wire's JSON text while the Rust side is
 //! typed: 256-bit numbers as decimal strings, chain addresses as `0x`
-//! strings, peer ids in base58, byte strings in hex. Each parse error
-//! names what the text should have been.
+//! strings, peer ids in base58, byte strings in hex, IP networks as
+//! `A.B.C.D/N`. Each parse error names what the text should have been.
 
 /// `U256` as a decimal string (`0x` hex is read too).
 pub mod u256_dec {
@@ -74,5 +74,62 @@ pub mod hex_bytes {
         hex::decode(text.trim().trim_start_matches("0x"))
             .map(Bytes::from)
             .map_err(|_| D::Error::custom("not hex"))
+    }
+}
+
+/// An IP network as `A.B.C.D/N` (or IPv6). The address keeps its host
+/// bits (`10.77.0.2/24` is an interface address in its subnet); a bare
+/// address is read as a single host (`/32`, `/128`) and written with its
+/// prefix.
+pub mod ip_net {
+    use ipnet::IpNet;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+    use std::net::IpAddr;
+
+    pub fn serialize<S: Serializer>(value: &IpNet, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(value)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<IpNet, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text).ok_or_else(|| D::Error::custom(not_a_network(&text)))
+    }
+
+    /// `A.B.C.D/N`, `X:…:Y/N` or a bare address.
+    pub fn parse(text: &str) -> Option<IpNet> {
+        let text = text.trim();
+        text.parse::<IpNet>()
+            .ok()
+            .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
+    }
+
+    /// The refusal, with the text cut short (it may be anything a peer sent).
+    pub(super) fn not_a_network(text: &str) -> String {
+        let shown: String = text.chars().take(64).collect();
+        format!("{shown:?} is not an IP network like 10.77.0.0/24")
+    }
+}
+
+/// A list of IP networks, each as [`ip_net`] writes it.
+pub mod ip_nets {
+    use super::ip_net;
+    use ipnet::IpNet;
+    use serde::{de::Error, ser::SerializeSeq, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &[IpNet], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(value.len()))?;
+        for net in value {
+            seq.serialize_element(&net.to_string())?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|text| {
+                ip_net::parse(text).ok_or_else(|| D::Error::custom(ip_net::not_a_network(text)))
+            })
+            .collect()
     }
 }
