@@ -21,6 +21,7 @@
 mod behaviour;
 mod driver;
 
+pub use crate::wire::request::{MarketRequest, MarketResponse};
 use behaviour::build_swarm;
 pub use behaviour::{
     heartbeat_record_key, region_key, CERT_TOPIC, GRAYLIST_THRESHOLD, HEARTBEAT_TOPIC,
@@ -33,7 +34,6 @@ use flowshield_proto::{
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::request_response::ResponseChannel;
 use libp2p::Multiaddr;
-use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -57,26 +57,6 @@ pub enum NetError {
     Record(#[from] ProtoError),
     #[error("the network task has stopped")]
     Stopped,
-}
-
-/// A direct request between market nodes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum MarketRequest {
-    /// Ask a provider for its latest signed heartbeat.
-    GetHeartbeat,
-    /// An order session message from a client to a provider, decoded by
-    /// the provider (so a malformed one is answered, not dropped).
-    Session(crate::wire::raw::RawSessionRequest),
-}
-
-/// The answer to a [`MarketRequest`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum MarketResponse {
-    /// A signed heartbeat envelope (wire encoding, as text).
-    Heartbeat(String),
-    /// A provider's answer to a session message, decoded by the client.
-    Session(crate::wire::raw::RawSessionResponse),
-    Error(String),
 }
 
 /// What the network reports to its owner.
