@@ -25,4 +25,3 @@ pub enum MarketResponse {
     Session(super::raw::RawSessionResponse),
     Error(String),
 }
-
