@@ -3,15 +3,14 @@
 //! in the API's JSON error shape; requests under the limits are answered
 //! as usual.
 
+mod common;
+
+use common::http::request_with_head as http;
 use flowshield_market::fullnode::api::ApiLimits;
 use flowshield_market::fullnode::{Fullnode, FullnodeConfig};
 use flowshield_proto::Keypair;
 use serde_json::Value;
-use std::net::SocketAddr;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const WAIT: Duration = Duration::from_secs(30);
 const MATCH: &str = r#"{"region":"eu-west","max_price_per_gib_wei":"1000"}"#;
 
 async fn start_fullnode(limits: ApiLimits) -> (tempfile::TempDir, Fullnode) {
@@ -21,26 +20,6 @@ async fn start_fullnode(limits: ApiLimits) -> (tempfile::TempDir, Fullnode) {
     config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
     config.api_limits = limits;
     (dir, Fullnode::start(config).await.unwrap())
-}
-
-/// One HTTP/1.1 request over a fresh connection; status, headers, body.
-async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
-        .await
-        .expect("HTTP response in time")
-        .unwrap();
-    let text = String::from_utf8(response).unwrap();
-    let status = text[9..12].parse().unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    (status, head.to_ascii_lowercase(), body.to_string())
 }
 
 fn json(body: &str) -> Value {

@@ -9,6 +9,9 @@
 //!   `RSS_BOUND_MIB`, and a real provider started mid-flood must be matched
 //!   by `POST /v1/match` within its first heartbeats.
 
+mod common;
+
+use common::http::request as http;
 use flowshield_market::fullnode::{Fullnode, FullnodeConfig, FullnodeEvent};
 use flowshield_market::net::{self, NetConfig, NetEvent, NetHandle, GRAYLIST_THRESHOLD};
 use flowshield_market::provider::{Provider, ProviderConfig, ProviderEvent};
@@ -20,7 +23,6 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -65,29 +67,6 @@ async fn wait_subscribed(events: &mut mpsc::Receiver<NetEvent>, peer: PeerId) {
     tokio::time::timeout(WAIT, subscribed)
         .await
         .expect("gossip subscription in time");
-}
-
-/// One HTTP/1.1 request over a fresh connection; status and body.
-async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
-        .await
-        .expect("HTTP response in time")
-        .unwrap();
-    let text = String::from_utf8(response).unwrap();
-    let status = text[9..12].parse().unwrap();
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
 }
 
 fn metric(text: &str, series: &str) -> f64 {

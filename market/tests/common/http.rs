@@ -8,6 +8,18 @@ use std::fmt::Display;
 /// `method path` on `addr` (`host:port`) with `body` sent as JSON; the
 /// status and the body as text. Panics when no answer comes within [`WAIT`].
 pub async fn request(addr: impl Display, method: &str, path: &str, body: &str) -> (u16, String) {
+    let (status, _, text) = request_with_head(addr, method, path, body).await;
+    (status, text)
+}
+
+/// [`request`], with the answer's headers too, one `name: value` line
+/// each, in lower case.
+pub async fn request_with_head(
+    addr: impl Display,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String, String) {
     let method = reqwest::Method::from_bytes(method.as_bytes())
         .unwrap_or_else(|e| panic!("HTTP method {method}: {e}"));
     let client = reqwest::Client::builder()
@@ -23,11 +35,17 @@ pub async fn request(addr: impl Display, method: &str, path: &str, body: &str) -
         .await
         .unwrap_or_else(|e| panic!("{method} http://{addr}{path}: {e}"));
     let status = response.status().as_u16();
+    let head = response
+        .headers()
+        .iter()
+        .map(|(name, value)| format!("{name}: {}\n", String::from_utf8_lossy(value.as_bytes())))
+        .collect::<String>()
+        .to_ascii_lowercase();
     let text = response
         .text()
         .await
         .unwrap_or_else(|e| panic!("{method} http://{addr}{path}: reading the body: {e}"));
-    (status, text)
+    (status, head, text)
 }
 
 /// [`request`] with the body parsed as JSON (`Value::Null` when it is not).
