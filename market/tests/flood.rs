@@ -45,6 +45,7 @@ fn offer(keypair: &Keypair, region: &str) -> Offer {
         price_per_hour_wei: 0,
         capacity_mbps: 100,
         max_clients: 8,
+        tunnel_subnet: None,
     }
 }
 

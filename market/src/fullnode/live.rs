@@ -130,6 +130,7 @@ mod tests {
                 price_per_hour_wei: 0,
                 capacity_mbps: 10,
                 max_clients: 1,
+                tunnel_subnet: None,
             },
             seq: timestamp_ms,
             timestamp_ms,

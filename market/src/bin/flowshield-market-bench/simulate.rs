@@ -63,6 +63,7 @@ pub fn simulated_offer(keypair: &Keypair, i: usize) -> Offer {
         price_per_hour_wei: 0,
         capacity_mbps: 50 + (spread as u32 % 20) * 50,
         max_clients: 16,
+        tunnel_subnet: None,
     }
 }
 
