@@ -316,7 +316,10 @@ async fn fullnode_stays_bounded_under_a_sybil_flood_and_matches_a_real_provider(
         }
         rss_max = rss_max.max(fullnode.rss_mib());
         let (_, metrics) = http(fullnode.http, "GET", "/metrics", "").await;
-        live_max = live_max.max(metric(&metrics, "flowshield_tracked_peers{map=\"live_offers\"}"));
+        live_max = live_max.max(metric(
+            &metrics,
+            "flowshield_tracked_peers{map=\"live_offers\"}",
+        ));
         // Halfway through, a real provider starts; it is watched for
         // while the flood goes on.
         if provider.is_none() && published >= peers / 2 {
@@ -383,7 +386,10 @@ async fn fullnode_stays_bounded_under_a_sybil_flood_and_matches_a_real_provider(
         "live index reached {live_max} (now {indexed}), cap {live_cap}"
     );
     if accepted > live_cap as f64 {
-        assert!(live_evicted > 0.0, "live index over its cap but nothing evicted");
+        assert!(
+            live_evicted > 0.0,
+            "live index over its cap but nothing evicted"
+        );
     }
     assert!(
         rss_max < RSS_BOUND_MIB,

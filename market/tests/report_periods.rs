@@ -88,7 +88,10 @@ async fn reports_outside_the_period_window_are_refused_and_counted() {
             "period {period} (current {current}): {answer}"
         );
         assert!(
-            answer["error"].as_str().unwrap().contains(&period.to_string()),
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .contains(&period.to_string()),
             "{answer}"
         );
     }

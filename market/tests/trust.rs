@@ -322,7 +322,10 @@ async fn verifier_reports_are_checked_gossiped_and_move_reputation() {
     let first = owner.current_period().await.unwrap();
     for period in first..first + 3 {
         if period > first {
-            chain.increase_time(MarketParams::default().report_period).await.unwrap();
+            chain
+                .increase_time(MarketParams::default().report_period)
+                .await
+                .unwrap();
             tokio::time::sleep(Duration::from_millis(MIN_RESYNC_MS)).await;
         }
         for (provider, passed) in [(cheap_addr, false), (good_addr, true)] {

@@ -286,8 +286,14 @@ mod tests {
         }
         assert_eq!(live.offers().count(), 3);
         let text = metrics.render();
-        assert!(text.contains("flowshield_tracked_peers{map=\"live_offers\"} 3"), "{text}");
-        assert!(text.contains("flowshield_evictions_total{map=\"live_offers\"} 3"), "{text}");
+        assert!(
+            text.contains("flowshield_tracked_peers{map=\"live_offers\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flowshield_evictions_total{map=\"live_offers\"} 3"),
+            "{text}"
+        );
         // Removal and expiry keep the index and the gauge right.
         assert!(live.remove(&id(4)));
         let mut silent = live.expire(31);
@@ -296,6 +302,8 @@ mod tests {
         want.sort();
         assert_eq!(silent, want);
         assert!(live.is_empty());
-        assert!(metrics.render().contains("flowshield_tracked_peers{map=\"live_offers\"} 0"));
+        assert!(metrics
+            .render()
+            .contains("flowshield_tracked_peers{map=\"live_offers\"} 0"));
     }
 }

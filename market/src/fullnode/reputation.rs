@@ -269,11 +269,21 @@ mod tests {
             assert_eq!(evicted, Some(want), "report {i}");
         }
         assert_eq!((book.len(), book.evictions()), (2, 10));
-        assert_eq!(book.score_of(&A), NEUTRAL_REPUTATION, "evicted: neutral again");
+        assert_eq!(
+            book.score_of(&A),
+            NEUTRAL_REPUTATION,
+            "evicted: neutral again"
+        );
         assert_eq!(book.summary(&A).reports, 0);
         assert!(book.score_of(&ChainAddress([19; 20])) > NEUTRAL_REPUTATION);
         let text = metrics.render();
-        assert!(text.contains("flowshield_tracked_peers{map=\"reputation\"} 2"), "{text}");
-        assert!(text.contains("flowshield_evictions_total{map=\"reputation\"} 10"), "{text}");
+        assert!(
+            text.contains("flowshield_tracked_peers{map=\"reputation\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flowshield_evictions_total{map=\"reputation\"} 10"),
+            "{text}"
+        );
     }
 }
