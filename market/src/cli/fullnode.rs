@@ -5,6 +5,7 @@ use super::{terminated, trust};
 use anyhow::{Context, Result};
 use flowshield_market::fullnode::api::ApiLimits;
 use flowshield_market::fullnode::certgate::GateLimits;
+use flowshield_market::fullnode::live;
 use flowshield_market::fullnode::{Fullnode, FullnodeConfig};
 use flowshield_market::identity;
 use libp2p::Multiaddr;
@@ -67,6 +68,10 @@ pub struct FullnodeArgs {
     /// gate (each); beyond it the least recently heard is evicted.
     #[arg(long, default_value_t = GateLimits::default().max_providers)]
     max_tracked_peers: usize,
+    /// Most providers kept live (matchable) at once; beyond it the least
+    /// recently heard is evicted until its next heartbeat.
+    #[arg(long, default_value_t = live::DEFAULT_MAX_LIVE)]
+    max_live_providers: usize,
 }
 
 pub async fn run(args: FullnodeArgs) -> Result<()> {
@@ -83,6 +88,7 @@ pub async fn run(args: FullnodeArgs) -> Result<()> {
     };
     config.replay_policy.max_tracked = args.max_tracked_peers.max(1);
     config.cert_limits.max_providers = args.max_tracked_peers.max(1);
+    config.max_live_providers = args.max_live_providers.max(1);
     if let (Some(rpc), Some(registry)) = (args.deca_rpc, args.deca_registry) {
         config.deca = Some(trust::deca(
             &rpc,

@@ -215,6 +215,10 @@ impl Ingest {
                     .get(&provider)
                     .is_none_or(|old| old.offer != heartbeat.offer);
                 let stored = live.upsert(LiveEntry::from(record.clone()));
+                for evicted in live.take_evicted() {
+                    state.pending.remove(&evicted);
+                    state.written.remove(&evicted);
+                }
                 self.metrics.providers_indexed.set(live.len() as i64);
                 (stored, changed)
             }
@@ -239,6 +243,7 @@ impl Ingest {
     async fn refuse(&self, provider: &PeerId, reason: &'static str, state: &mut State) {
         self.count_refusal(reason);
         state.pending.remove(provider);
+        state.written.remove(provider);
         let was_live = self
             .live
             .write()

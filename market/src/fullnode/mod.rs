@@ -86,6 +86,9 @@ pub struct FullnodeConfig {
     pub api_limits: ApiLimits,
     /// How much certificate state is kept (with `deca`).
     pub cert_limits: GateLimits,
+    /// Most providers kept live (in memory) at once; beyond it the least
+    /// recently heard is evicted.
+    pub max_live_providers: usize,
 }
 
 impl FullnodeConfig {
@@ -103,6 +106,7 @@ impl FullnodeConfig {
             market: None,
             api_limits: ApiLimits::default(),
             cert_limits: GateLimits::default(),
+            max_live_providers: live::DEFAULT_MAX_LIVE,
         }
     }
 }
@@ -124,12 +128,20 @@ impl Fullnode {
         let index = ProviderIndex::connect(&config.db_url).await?;
         let metrics = Metrics::new()?;
         metrics.precreate(&certgate::REFUSAL_REASONS, &ReportError::RESULTS);
-        let live = load_live(&index).await?;
+        let live = load_live(
+            &index,
+            config.max_live_providers,
+            metrics.map_gauges("live_offers"),
+        )
+        .await?;
         metrics
             .providers_indexed
             .set(live.read().map(|l| l.len() as i64).unwrap_or(0));
         let store = ReportStore::new(index.clone());
-        let reputation: SharedReputation = Arc::new(RwLock::new(ReputationBook::default()));
+        let reputation: SharedReputation = Arc::new(RwLock::new(ReputationBook::with_cap(
+            reputation::DEFAULT_MAX_PROVIDERS,
+            Some(metrics.map_gauges("reputation")),
+        )));
         let tallies = store.tallies().await?;
         if let Ok(mut book) = reputation.write() {
             for (provider, period, passed) in tallies {
@@ -137,7 +149,14 @@ impl Fullnode {
             }
         }
         let verifiers = match config.market.clone() {
-            Some(market) => Some(VerifierRegistry::connect(market).await?),
+            Some(market) => Some(
+                VerifierRegistry::connect(
+                    market,
+                    reports::DEFAULT_MAX_VERIFIERS,
+                    Some(metrics.map_gauges("verifier_cache")),
+                )
+                .await?,
+            ),
             None => None,
         };
 
@@ -239,14 +258,18 @@ impl Fullnode {
 
 /// The live offers as the index holds them at start (expiry then drops the
 /// silent ones on its first round).
-async fn load_live(index: &ProviderIndex) -> Result<SharedLive, IndexError> {
+async fn load_live(
+    index: &ProviderIndex,
+    max_live: usize,
+    gauges: net::MapGauges,
+) -> Result<SharedLive, IndexError> {
     let rows = index
         .query(&ProviderQuery {
             limit: u32::MAX,
             ..ProviderQuery::default()
         })
         .await?;
-    let mut live = LiveOffers::default();
+    let mut live = LiveOffers::with_cap(max_live, Some(gauges));
     for row in rows {
         live.upsert(LiveEntry::from(row));
     }
