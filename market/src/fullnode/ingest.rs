@@ -21,11 +21,11 @@
 //! heartbeat is in SQL.
 
 use crate::fullnode::certgate::{self, CertGate, Decision, VerifyJob};
-use crate::fullnode::stakegate::{self, Found, LookupJob, StakeGate};
 use crate::fullnode::index::{IndexedProvider, ProviderIndex};
 use crate::fullnode::live::{LiveEntry, SharedLive};
 use crate::fullnode::metrics::Metrics;
 use crate::fullnode::reports::ReportService;
+use crate::fullnode::stakegate::{self, Found, LookupJob, StakeGate};
 use crate::net::{MarketResponse, NetEvent, NetHandle};
 use crate::unix_ms;
 use flowshield_ca::registry::Registry;
@@ -216,12 +216,19 @@ impl Ingest {
                     if stake.gate.first_verdict(provider, reason) {
                         tracing::info!(%provider, %address, reason, "provider refused by the stake gate");
                     }
+                    if stakegate::is_transient(reason) {
+                        // The chain did not answer: a live provider stays
+                        // until it does.
+                        return self.count_refusal(reason);
+                    }
                     return self.refuse(&provider, reason, state).await;
                 }
                 stakegate::Decision::Hold => {
                     let held = state.held_for_stake.entry(address).or_default();
                     if held.len() >= MAX_HELD_PER_ADDRESS && !held.contains_key(&provider) {
-                        return self.refuse(&provider, "chain_checks_busy", state).await;
+                        // Not held, not dropped: a flood of PeerIds claiming
+                        // an address must not evict the one it belongs to.
+                        return self.count_refusal("chain_checks_busy");
                     }
                     held.insert(provider, (heartbeat, signed));
                     return;
@@ -298,7 +305,10 @@ impl Ingest {
             tracing::debug!(address = %job.address, %error, "stake lookup failed");
         }
         stake.gate.record(&job, outcome, unix_ms());
-        let held = state.held_for_stake.remove(&job.address).unwrap_or_default();
+        let held = state
+            .held_for_stake
+            .remove(&job.address)
+            .unwrap_or_default();
         for (_, (heartbeat, signed)) in held {
             Box::pin(self.gate_heartbeat(heartbeat, signed, state)).await;
         }

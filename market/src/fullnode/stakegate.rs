@@ -50,6 +50,12 @@ pub const REFUSAL_REASONS: [&str; 7] = [
     "chain_checks_busy",
 ];
 
+/// Whether `reason` says the chain did not answer (in time), rather than
+/// what it answered: such a refusal does not drop a live provider.
+pub fn is_transient(reason: &str) -> bool {
+    matches!(reason, "chain_unavailable" | "chain_checks_busy")
+}
+
 /// How long chain answers are trusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StakePolicy {
@@ -265,9 +271,9 @@ impl StakeGate {
                 if let Some(min) = found.min_stake {
                     self.min_stake = Some((min, now_ms + ms(self.policy.min_stake_ttl)));
                 }
-                let admits = self
-                    .min_stake
-                    .is_some_and(|(min, _)| found.provider.registered && found.provider.stake >= min);
+                let admits = self.min_stake.is_some_and(|(min, _)| {
+                    found.provider.registered && found.provider.stake >= min
+                });
                 let ttl = if admits {
                     self.policy.admitted_ttl
                 } else {
@@ -280,7 +286,10 @@ impl StakeGate {
             }
             // Keep what was known; ask again after `unavailable_ttl`.
             Err(_) => Entry {
-                facts: self.records.peek(&job.address).and_then(|e| e.facts.clone()),
+                facts: self
+                    .records
+                    .peek(&job.address)
+                    .and_then(|e| e.facts.clone()),
                 expires_ms: now_ms + ms(self.policy.unavailable_ttl),
             },
         };

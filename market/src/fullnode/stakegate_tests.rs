@@ -63,11 +63,7 @@ fn job(decision: Decision) -> LookupJob {
 }
 
 /// Looks `heartbeat`'s address up with `outcome` and decides again.
-fn decide(
-    gate: &mut StakeGate,
-    heartbeat: &Heartbeat,
-    outcome: Result<Found, String>,
-) -> Decision {
+fn decide(gate: &mut StakeGate, heartbeat: &Heartbeat, outcome: Result<Found, String>) -> Decision {
     let job = job(gate.check(heartbeat, NOW));
     assert_eq!(gate.check(heartbeat, NOW), Decision::Hold);
     gate.record(&job, outcome, NOW);
@@ -109,7 +105,11 @@ fn each_refusal_reason() {
     for (tag, (facts, expected)) in cases.into_iter().enumerate() {
         let mut gate = gate(10, 4);
         let hb = heartbeat(&key, address(tag as u8), 7);
-        assert_eq!(decide(&mut gate, &hb, found(facts.clone())), expected, "{facts:?}");
+        assert_eq!(
+            decide(&mut gate, &hb, found(facts.clone())),
+            expected,
+            "{facts:?}"
+        );
     }
     let mut gate = gate(10, 4);
     let hb = heartbeat(&key, address(1), 7);
