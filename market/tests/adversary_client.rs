@@ -159,7 +159,7 @@ async fn run_attack(attack: Attack) -> Outcome {
     let terms = ProviderTerms {
         price_per_gib: U256::from(1u64 << 30),
         price_per_hour: U256::ZERO,
-        metadata_hash: Default::default(),
+        peer_id_hash: Default::default(),
         wg_public_key: REGISTERED_WG,
     };
     as_evil

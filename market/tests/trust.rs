@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::chain::{eth, register_provider};
 use common::http::request_json as http;
 use common::net::{provider_config, start_fullnode, wait_fullnode, within};
 use flowshield_ca::authority::Authority;
@@ -270,8 +271,11 @@ async fn verifier_reports_are_checked_gossiped_and_move_reputation() {
     // Two providers; the cheaper one wins while reputations are neutral.
     let cheap_key = Keypair::generate_ed25519();
     let good_key = Keypair::generate_ed25519();
-    let cheap_addr = Address::repeat_byte(0xc1);
-    let good_addr = Address::repeat_byte(0xc2);
+    // Registered and staked, so the fullnodes' stake gate admits them.
+    let (cheap_signer, _) = register_provider(&chain, &owner, &cheap_key, [1; 32], eth(1)).await;
+    let (good_signer, _) = register_provider(&chain, &owner, &good_key, [2; 32], eth(1)).await;
+    let cheap_addr = cheap_signer.address();
+    let good_addr = good_signer.address();
     let cheap = start_provider(
         cheap_key.clone(),
         offer(

@@ -147,6 +147,14 @@ impl fmt::Display for Region {
     }
 }
 
+/// keccak256 of a libp2p PeerId's bytes ([`PeerId::to_bytes`]): the value a
+/// provider registers on chain (`BandwidthMarket`'s `peerIdHash`) and a
+/// fullnode compares with the PeerId that signed a heartbeat, so only the
+/// holder of the chain key decides which PeerId speaks for its address.
+pub fn peer_id_hash(peer_id: &PeerId) -> alloy_primitives::B256 {
+    alloy_primitives::keccak256(peer_id.to_bytes())
+}
+
 /// An EVM address (20 bytes), written `0x` + 40 hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ChainAddress(pub [u8; 20]);
@@ -400,6 +408,15 @@ pub(crate) mod tests {
         assert!(json.starts_with(r#"{"provider_peer_id":"#));
         let back: Offer = serde_json::from_str(&json).unwrap();
         assert_eq!(back, offer);
+    }
+
+    #[test]
+    fn peer_id_hash_is_keccak_of_the_peer_id_bytes() {
+        let a = Keypair::generate_ed25519().public().to_peer_id();
+        let b = Keypair::generate_ed25519().public().to_peer_id();
+        assert_eq!(peer_id_hash(&a), alloy_primitives::keccak256(a.to_bytes()));
+        assert_eq!(peer_id_hash(&a), peer_id_hash(&a));
+        assert_ne!(peer_id_hash(&a), peer_id_hash(&b));
     }
 
     #[test]
