@@ -354,8 +354,9 @@ impl Ingest {
     }
 
     /// Refuses a heartbeat; a provider that was indexed is dropped at once.
+    /// The refusal is announced (metrics, events) only once the provider is
+    /// out of the live index, so an observer never sees it still matched.
     async fn refuse(&self, provider: &PeerId, reason: &'static str, state: &mut State) {
-        self.count_refusal(reason);
         state.pending.remove(provider);
         state.written.remove(provider);
         let was_live = self
@@ -368,6 +369,7 @@ impl Ingest {
                 tracing::error!(%provider, error = %e, "removing a refused provider");
             }
         }
+        self.count_refusal(reason);
     }
 
     async fn flush(&self, state: &mut State) {
