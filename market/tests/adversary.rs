@@ -5,13 +5,10 @@
 //! planes in network namespaces).
 //!
 //! - [`stranger`]: a peer that never connected the order acts on it;
-//! - [`griefing`]: capacity, dust orders and borrowed WireGuard keys;
-//! - [`credit`]: a client that connects and never pays.
+//! - [`griefing`]: capacity, dust orders and borrowed WireGuard keys.
 
 mod common;
 
-#[path = "adversary/credit.rs"]
-mod credit;
 #[path = "adversary/fixture.rs"]
 mod fixture;
 #[path = "adversary/griefing.rs"]

@@ -35,7 +35,7 @@ pub const MAX_PER_CLIENT: u32 = 2;
 
 /// The provider, its chain and data plane.
 pub struct Site {
-    pub ns: Netns,
+    pub _ns: Netns,
     pub iface: String,
     _daemon: Daemon,
     pub chain: LocalChain,
@@ -112,7 +112,7 @@ impl Site {
         .await
         .expect("provider");
         Self {
-            ns,
+            _ns: ns,
             iface,
             _daemon: daemon,
             chain,
