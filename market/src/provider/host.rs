@@ -14,8 +14,7 @@ use crate::dataplane::DataPlane;
 use crate::session::pool::TunnelAddressPool;
 use crate::session::pricing::Prices;
 use crate::session::table::{
-    CreditAction, EndReason, OrderView, SessionError, SessionPolicy, SessionSnapshot,
-    SessionTable,
+    CreditAction, EndReason, OrderView, SessionError, SessionPolicy, SessionSnapshot, SessionTable,
 };
 use crate::unix_ms;
 use crate::wire::raw::RawSessionRequest;

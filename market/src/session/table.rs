@@ -299,7 +299,11 @@ impl SessionTable {
             return Err(SessionError::ProviderFull { max });
         }
         let max = self.policy.max_orders_per_client;
-        let held = self.sessions.values().filter(|s| s.client == client).count();
+        let held = self
+            .sessions
+            .values()
+            .filter(|s| s.client == client)
+            .count();
         if held >= max as usize {
             return Err(SessionError::TooManyOrders { client, max });
         }

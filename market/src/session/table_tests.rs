@@ -179,12 +179,18 @@ fn admitted() -> Fixture {
 fn vouchers_must_grow_stay_under_escrow_and_be_signed_by_the_client() {
     let mut f = admitted();
     let v = voucher(&f, &f.client, 1, 100);
-    let out = f.table.offer_voucher(&f.client_peer, &v, 100, NOW + 1000).unwrap();
+    let out = f
+        .table
+        .offer_voucher(&f.client_peer, &v, 100, NOW + 1000)
+        .unwrap();
     assert_eq!(out.cumulative, U256::from(100));
     assert_eq!(out.redeem, None, "below threshold and interval");
 
     // Replay and lower vouchers.
-    let err = f.table.offer_voucher(&f.client_peer, &v, 100, NOW + 2000).unwrap_err();
+    let err = f
+        .table
+        .offer_voucher(&f.client_peer, &v, 100, NOW + 2000)
+        .unwrap_err();
     assert_eq!(err.kind(), "voucher_not_increasing");
     let lower = voucher(&f, &f.client, 1, 50);
     assert_eq!(
@@ -204,7 +210,10 @@ fn vouchers_must_grow_stay_under_escrow_and_be_signed_by_the_client() {
     );
     let intruder = PrivateKeySigner::random();
     let forged = voucher(&f, &intruder, 1, 200);
-    let err = f.table.offer_voucher(&f.client_peer, &forged, 100, NOW + 2000).unwrap_err();
+    let err = f
+        .table
+        .offer_voucher(&f.client_peer, &forged, 100, NOW + 2000)
+        .unwrap_err();
     assert_eq!(err.kind(), "voucher_bad_signature");
     let unknown = voucher(&f, &f.client, 9, 200);
     assert_eq!(
@@ -233,11 +242,16 @@ fn underpaying_vouchers_are_refused_then_the_session_ends() {
     let mut f = admitted();
     // The provider measured 1000 bytes (= 1000 wei) when this voucher arrived.
     let first = voucher(&f, &f.client, 1, 100);
-    f.table.offer_voucher(&f.client_peer, &first, 1000, NOW + 1000).unwrap();
+    f.table
+        .offer_voucher(&f.client_peer, &first, 1000, NOW + 1000)
+        .unwrap();
     // Next voucher must carry at least 90 % of 1000.
     for (i, amount) in [800u64, 850, 899].into_iter().enumerate() {
         let v = voucher(&f, &f.client, 1, amount);
-        let err = f.table.offer_voucher(&f.client_peer, &v, 5000, NOW + 2000).unwrap_err();
+        let err = f
+            .table
+            .offer_voucher(&f.client_peer, &v, 5000, NOW + 2000)
+            .unwrap_err();
         assert_eq!(err.kind(), "underpaid", "{err}");
         assert_eq!(f.table.get(&U256::from(1)).unwrap().strikes, i as u32 + 1);
     }
@@ -246,7 +260,9 @@ fn underpaying_vouchers_are_refused_then_the_session_ends() {
         vec![(U256::from(1), EndReason::Underpaying)]
     );
     let ok = voucher(&f, &f.client, 1, 900);
-    f.table.offer_voucher(&f.client_peer, &ok, 5000, NOW + 3000).unwrap();
+    f.table
+        .offer_voucher(&f.client_peer, &ok, 5000, NOW + 3000)
+        .unwrap();
     assert!(f.table.to_end(NOW + 3000).is_empty());
 }
 
@@ -254,13 +270,19 @@ fn underpaying_vouchers_are_refused_then_the_session_ends() {
 fn redeems_past_the_threshold_and_ends_idle_sessions() {
     let mut f = admitted();
     let v = voucher(&f, &f.client, 1, 600);
-    let out = f.table.offer_voucher(&f.client_peer, &v, 0, NOW + 1000).unwrap();
+    let out = f
+        .table
+        .offer_voucher(&f.client_peer, &v, 0, NOW + 1000)
+        .unwrap();
     let redeem = out.redeem.expect("600 ≥ threshold 500");
     assert_eq!(redeem.cumulative_amount, U256::from(600));
     f.table
         .mark_redeemed(U256::from(1), U256::from(600), NOW + 1100);
     let v = voucher(&f, &f.client, 1, 700);
-    let out = f.table.offer_voucher(&f.client_peer, &v, 0, NOW + 2000).unwrap();
+    let out = f
+        .table
+        .offer_voucher(&f.client_peer, &v, 0, NOW + 2000)
+        .unwrap();
     assert_eq!(out.redeem, None, "only 100 unredeemed");
     assert!(f.table.to_end(NOW + 2000 + 30_000).is_empty());
     assert_eq!(
@@ -282,7 +304,9 @@ fn snapshot_shows_vouchers_and_redemptions_as_they_happen() {
     assert_eq!((before.accepted_at_ms, before.last_voucher_ms), (NOW, None));
     assert_eq!(before.vouchers_cumulative, U256::ZERO);
     let v = voucher(&f, &f.client, 1, 600);
-    f.table.offer_voucher(&f.client_peer, &v, 0, NOW + 1000).unwrap();
+    f.table
+        .offer_voucher(&f.client_peer, &v, 0, NOW + 1000)
+        .unwrap();
     f.table
         .mark_redeemed(U256::from(1), U256::from(600), NOW + 1100);
     let [after] = f.table.snapshot().try_into().unwrap();
@@ -309,7 +333,10 @@ fn only_the_connecting_peer_may_act_on_a_session() {
     assert_eq!((session.ledger.owed(), session.strikes), (U256::ZERO, 0));
     assert!(f.table.session_of(U256::from(1), &f.client_peer).is_ok());
     assert_eq!(
-        f.table.session_of(U256::from(2), &f.client_peer).unwrap_err().kind(),
+        f.table
+            .session_of(U256::from(2), &f.client_peer)
+            .unwrap_err()
+            .kind(),
         "no_session"
     );
 }
@@ -427,7 +454,11 @@ fn forwarding_stops_past_the_credit_limit_and_resumes_when_paid() {
         Some(CreditAction::Block)
     );
     assert!(f.table.get(&id).unwrap().blocked);
-    assert_eq!(f.table.check_credit(id, 2100, NOW + 1500), None, "still blocked");
+    assert_eq!(
+        f.table.check_credit(id, 2100, NOW + 1500),
+        None,
+        "still blocked"
+    );
     // A voucher covering all but the credit restores forwarding.
     let v = voucher(&f, &f.client, 1, 100);
     f.table

@@ -17,7 +17,10 @@ async fn one_client_cannot_hold_more_than_its_share_nor_fill_the_provider() {
     for key in 1..=3u8 {
         let order = site.open_order(&greedy, ESCROW).await;
         let r = site
-            .ask(&greedy, &site.connect(&greedy, order, WgPublicKey([key; 32])))
+            .ask(
+                &greedy,
+                &site.connect(&greedy, order, WgPublicKey([key; 32])),
+            )
             .await;
         if matches!(r, SessionResponse::Connected(_)) {
             accepted += 1;
@@ -30,7 +33,10 @@ async fn one_client_cannot_hold_more_than_its_share_nor_fill_the_provider() {
             );
         }
     }
-    assert_eq!(accepted, MAX_PER_CLIENT, "one client holds at most its share");
+    assert_eq!(
+        accepted, MAX_PER_CLIENT,
+        "one client holds at most its share"
+    );
     // Another client takes the last place; then the provider is full.
     let order = site.open_order(&other, ESCROW).await;
     let r = site
@@ -80,7 +86,9 @@ async fn dust_orders_are_rejected_on_chain_and_borrowed_keys_refused() {
         OrderStatus::Pending
     );
     // The operator's peer is as it was: its route not replaced.
-    let peers = flowshield_tunnel::uapi::client::get(&site.iface).unwrap().peers;
+    let peers = flowshield_tunnel::uapi::client::get(&site.iface)
+        .unwrap()
+        .peers;
     let [peer] = peers.as_slice() else {
         panic!("one peer expected: {peers:?}")
     };

@@ -41,7 +41,10 @@ async fn a_stranger_cannot_end_strike_or_take_over_a_session() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let paid = site.voucher(&client.signer, order, 2000).await;
     let r = site.ask(&client, &paid).await;
-    assert!(matches!(r, SessionResponse::VoucherAccepted { .. }), "{r:?}");
+    assert!(
+        matches!(r, SessionResponse::VoucherAccepted { .. }),
+        "{r:?}"
+    );
     // A replay of the client's voucher from the stranger, then under-paying
     // vouchers the stranger signed itself: none may count against the
     // session (three strikes would end it).
@@ -67,7 +70,11 @@ async fn a_stranger_cannot_end_strike_or_take_over_a_session() {
         site.market.order_status(order).await.unwrap(),
         OrderStatus::Active
     );
-    assert_eq!(site.peers(), vec![wg], "client peer still on the data plane");
+    assert_eq!(
+        site.peers(),
+        vec![wg],
+        "client peer still on the data plane"
+    );
     let [session] = site.host.snapshot().await.sessions.try_into().unwrap();
     assert_eq!(session.vouchers_cumulative, U256::from(2000));
 
