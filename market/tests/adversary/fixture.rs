@@ -32,6 +32,10 @@ pub const ESCROW: u64 = 1_000_000;
 /// The provider's sessions at once, and per client.
 pub const MAX_CLIENTS: u32 = 3;
 pub const MAX_PER_CLIENT: u32 = 2;
+/// 1 wei per byte...
+pub const PRICE_PER_GIB: u64 = 1 << 30;
+/// ...and 1000 wei per second connected (1 wei per ms).
+pub const PRICE_PER_HOUR: u64 = 3_600_000;
 
 /// The provider, its chain and data plane.
 pub struct Site {
@@ -66,9 +70,8 @@ impl Site {
         let as_provider =
             market.with_provider(chain.provider_for(provider_signer.clone()).expect("rpc"));
         let prices = Prices {
-            // 1 wei per byte, 1000 wei per second.
-            per_gib: U256::from(1u64 << 30),
-            per_hour: U256::from(3_600_000_000u64),
+            per_gib: U256::from(PRICE_PER_GIB),
+            per_hour: U256::from(PRICE_PER_HOUR),
         };
         let terms = ProviderTerms {
             price_per_gib: prices.per_gib,
@@ -97,8 +100,8 @@ impl Site {
         .expect("session host");
         let offer = Offer {
             chain_address: flowshield_proto::ChainAddress(provider_signer.address().0 .0),
-            price_per_gib_wei: 1 << 30,
-            price_per_hour_wei: 3_600_000_000,
+            price_per_gib_wei: PRICE_PER_GIB.into(),
+            price_per_hour_wei: PRICE_PER_HOUR.into(),
             capacity_mbps: 10,
             max_clients: MAX_CLIENTS,
             ..common::net::offer(&keypair)
