@@ -86,7 +86,7 @@ impl ProviderFile {
             redeem_interval_ms: s.redeem_interval_secs.max(1) * 1000,
             credit_limit: match &s.credit_limit_wei {
                 Some(text) => wei("session.credit_limit_wei", text)?,
-                None => prices.default_credit_limit(),
+                None => prices.default_credit_limit(offer.capacity_mbps),
             },
             max_clients: offer.max_clients,
             max_orders_per_client: s.max_orders_per_client,
