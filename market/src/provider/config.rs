@@ -183,6 +183,9 @@ impl ProviderFile {
                 .map_err(|e| field("offer.price_per_hour_wei", e))?,
             capacity_mbps: o.capacity_mbps,
             max_clients: o.max_clients,
+            tunnel_subnet: Some(self.tunnel_subnet.parse().map_err(
+                |e: flowshield_proto::ProtoError| field("tunnel_subnet", e.to_string()),
+            )?),
         };
         offer
             .validate()
