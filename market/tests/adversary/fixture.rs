@@ -82,18 +82,18 @@ impl Site {
             per_gib: U256::from(PRICE_PER_GIB),
             per_hour: U256::from(PRICE_PER_HOUR),
         };
+        let keypair = Keypair::generate_ed25519();
+        let provider_peer = keypair.public().to_peer_id();
         let terms = ProviderTerms {
             price_per_gib: prices.per_gib,
             price_per_hour: prices.per_hour,
-            metadata_hash: Default::default(),
+            peer_id_hash: flowshield_proto::peer_id_hash(&provider_peer),
             wg_public_key: provider_wg_key.0,
         };
         as_provider
             .register(U256::from(10u64).pow(U256::from(18u64)), &terms)
             .await
             .expect("register");
-        let keypair = Keypair::generate_ed25519();
-        let provider_peer = keypair.public().to_peer_id();
         let host = SessionHost::new(HostConfig {
             peer_id: provider_peer,
             market: as_provider,
