@@ -38,6 +38,22 @@ pub fn add_peer_request(public_key: &WgPublicKey, address: Ipv4Addr) -> SetReque
     }
 }
 
+/// `set=1` changing only the allowed IPs of an existing peer (never
+/// creating one): `address/32`, or none at all, which stops forwarding for
+/// the peer while keeping its session and counters.
+pub fn allowed_ips_request(public_key: &WgPublicKey, address: Option<Ipv4Addr>) -> SetRequest {
+    let mut peer = PeerUpdate::new(PublicKey(public_key.0));
+    peer.update_only = true;
+    peer.replace_allowed_ips = true;
+    if let Some(Ok(net)) = address.map(|a| Ipv4Network::new(a, 32)) {
+        peer.allowed_ips.push(IpNetwork::V4(net));
+    }
+    SetRequest {
+        peers: vec![peer],
+        ..SetRequest::default()
+    }
+}
+
 /// `set=1` removing `public_key`.
 pub fn remove_peer_request(public_key: &WgPublicKey) -> SetRequest {
     let mut peer = PeerUpdate::new(PublicKey(public_key.0));
@@ -96,6 +112,17 @@ impl DataPlane {
     ) -> Result<(), DataPlaneError> {
         tracing::info!(iface = %self.iface, peer = %public_key, %address, "adding peer");
         self.send(add_peer_request(public_key, address)).await
+    }
+
+    /// Stops (`None`) or restores (`Some(address)`) forwarding for a peer,
+    /// through its allowed IPs; an absent peer is left absent.
+    pub async fn set_forwarding(
+        &self,
+        public_key: &WgPublicKey,
+        address: Option<Ipv4Addr>,
+    ) -> Result<(), DataPlaneError> {
+        tracing::info!(iface = %self.iface, peer = %public_key, forwarding = address.is_some(), "setting forwarding");
+        self.send(allowed_ips_request(public_key, address)).await
     }
 
     /// Removes a client peer; removing an absent peer is not an error.
@@ -168,6 +195,20 @@ mod tests {
                 "ab".repeat(32)
             )
         );
+    }
+
+    #[test]
+    fn forwarding_requests_only_touch_an_existing_peer() {
+        let stop = allowed_ips_request(&KEY, None).to_uapi();
+        assert_eq!(
+            stop,
+            format!(
+                "set=1\npublic_key={}\nupdate_only=true\nreplace_allowed_ips=true\n",
+                "ab".repeat(32)
+            )
+        );
+        let resume = allowed_ips_request(&KEY, Some(Ipv4Addr::new(10, 77, 0, 2))).to_uapi();
+        assert!(resume.ends_with("replace_allowed_ips=true\nallowed_ip=10.77.0.2/32\n"));
     }
 
     #[test]

@@ -107,6 +107,9 @@ async fn bad_session_input_is_refused_with_a_clear_error() {
             idle_timeout_ms: 60_000,
             redeem_threshold: U256::MAX,
             redeem_interval_ms: 600_000,
+            credit_limit: U256::from(1u64 << 30),
+            max_clients: 4,
+            max_orders_per_client: 4,
         },
     })
     .await

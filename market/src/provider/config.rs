@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 /// [offer]
 /// region = "eu-west"
 /// price_per_gib_wei = "1000000000000000"
-/// price_per_hour_wei = "0"
+/// price_per_hour_wei = "100000000000000"
 /// capacity_mbps = 500
 /// max_clients = 50
 /// endpoint = "203.0.113.7:51820"
@@ -38,7 +38,11 @@ use std::path::{Path, PathBuf};
 ///
 /// [session]                           # optional, defaults shown
 /// client_allowed_ips = []             # routes behind the provider, e.g. ["198.18.99.0/24"]
-/// min_escrow_wei = "0"
+/// min_escrow_wei = "1000000000000000"  # smaller orders are rejected on chain
+/// credit_limit_wei = "..."            # owed past the best voucher before forwarding
+///                                     # stops; default: the price of 4 MiB or of
+///                                     # 5 s at capacity_mbps, whichever is more
+/// max_orders_per_client = 4           # open orders of one chain address at once
 /// stake_wei = "1000000000000000000"   # staked at start if not yet registered
 /// keepalive_secs = 25
 /// idle_timeout_secs = 30              # no voucher this long: settle, remove the peer
@@ -77,6 +81,9 @@ pub struct ProviderFile {
 pub struct SessionFile {
     pub client_allowed_ips: Vec<String>,
     pub min_escrow_wei: String,
+    /// `None`: [`crate::session::pricing::Prices::default_credit_limit`].
+    pub credit_limit_wei: Option<String>,
+    pub max_orders_per_client: u32,
     pub stake_wei: String,
     pub keepalive_secs: u16,
     pub idle_timeout_secs: u64,
@@ -88,7 +95,9 @@ impl Default for SessionFile {
     fn default() -> Self {
         Self {
             client_allowed_ips: Vec::new(),
-            min_escrow_wei: "0".into(),
+            min_escrow_wei: DEFAULT_MIN_ESCROW_WEI.into(),
+            credit_limit_wei: None,
+            max_orders_per_client: crate::session::table::DEFAULT_MAX_ORDERS_PER_CLIENT,
             stake_wei: "1000000000000000000".into(),
             keepalive_secs: 25,
             idle_timeout_secs: 30,
@@ -97,6 +106,9 @@ impl Default for SessionFile {
         }
     }
 }
+
+/// The least escrow an order must hold (0.001 ETH): smaller ones are dust.
+pub const DEFAULT_MIN_ESCROW_WEI: &str = "1000000000000000";
 
 fn default_heartbeat_secs() -> u64 {
     5

@@ -1,7 +1,10 @@
 //! The provider's session driver: feeds [`SessionTable`] with chain reads,
 //! UAPI counters and the clock, and carries out its decisions — accept the
 //! order on chain, hand out a tunnel address, push the peer to the data
-//! plane, redeem vouchers, settle and remove the peer.
+//! plane, redeem vouchers, settle and remove the peer. Every message is
+//! passed to the table with the libp2p PeerId that sent it, so only the
+//! peer that connected an order is heard on it; [`SessionHost::enforce_credit`]
+//! stops forwarding (allowed IPs through UAPI) for a client past its credit.
 //!
 //! One mutex guards the table and the address pool; chain calls happen
 //! under it, which serialises sessions of one provider (a local chain
@@ -11,7 +14,7 @@ use crate::dataplane::DataPlane;
 use crate::session::pool::TunnelAddressPool;
 use crate::session::pricing::Prices;
 use crate::session::table::{
-    EndReason, OrderView, SessionError, SessionPolicy, SessionSnapshot, SessionTable,
+    CreditAction, EndReason, OrderView, SessionError, SessionPolicy, SessionSnapshot, SessionTable,
 };
 use crate::unix_ms;
 use crate::wire::raw::RawSessionRequest;
@@ -156,15 +159,17 @@ impl SessionHost {
         let result = match request {
             SessionRequest::Connect(req) => {
                 let span = tracing::info_span!("connect", order = %req.order_id, %from);
-                self.connect(req).instrument(span).await
+                self.connect(from, req).instrument(span).await
             }
             SessionRequest::Voucher(v) => {
-                let span = tracing::debug_span!("voucher", order = %v.order_id);
-                self.voucher(&v).instrument(span).await
+                let span = tracing::debug_span!("voucher", order = %v.order_id, %from);
+                self.voucher(from, &v).instrument(span).await
             }
             SessionRequest::Disconnect { order_id } => {
-                let span = tracing::info_span!("disconnect", order = %order_id);
+                let span = tracing::info_span!("disconnect", order = %order_id, %from);
                 async {
+                    // Only the peer that connected the order may end it.
+                    self.state.lock().await.table.session_of(order_id, &from)?;
                     let redeemed = self.end(order_id, "client disconnected").await?;
                     Ok(SessionResponse::Disconnected {
                         order_id,
@@ -197,15 +202,42 @@ impl SessionHost {
         }))
     }
 
-    async fn connect(&self, req: ConnectRequest) -> Result<SessionResponse, SessionError> {
+    async fn connect(
+        &self,
+        from: PeerId,
+        req: ConnectRequest,
+    ) -> Result<SessionResponse, SessionError> {
         let mut state = self.state.lock().await;
         // Cheap checks first: a bad signature costs no chain read.
         let (id, _) = req.recover(&self.config.peer_id)?;
         let order = self.order_view(id).await?;
-        state
-            .table
-            .check_connect(&req, order.as_ref(), &self.config.peer_id, unix_ms())?;
+        let checked =
+            state
+                .table
+                .check_connect(&req, order.as_ref(), &self.config.peer_id, unix_ms());
+        if let Err(SessionError::EscrowTooSmall { .. }) = &checked {
+            // The order's client asked (checked before the escrow): reject
+            // the dust order on chain, refunding it, so it never holds one
+            // of the provider's accepted-order slots.
+            match self.config.market.reject_order(id).await {
+                Ok(_) => tracing::info!("dust order rejected on chain"),
+                Err(e) => tracing::warn!(error = %e, "rejecting the dust order failed"),
+            }
+        }
+        checked?;
         let order = order.ok_or(SessionError::UnknownOrder(id))?;
+        let wg = req.client_wg_public_key;
+        // A key already on the interface is someone else's peer (the
+        // operator's, another session's): taking it would hijack its routes.
+        let present = self
+            .config
+            .dataplane
+            .counters()
+            .await
+            .map_err(|e| SessionError::Unavailable(format!("data plane: {e}")))?;
+        if present.iter().any(|p| p.public_key == wg) {
+            return Err(SessionError::KeyOnInterface(wg));
+        }
         let address = state
             .pool
             .allocate()
@@ -222,14 +254,13 @@ impl SessionHost {
             let _ = state.pool.release(address);
             return Err(chain_error("acceptOrder", e));
         }
-        let wg = req.client_wg_public_key;
         if let Err(e) = self.config.dataplane.add_peer(&wg, address).await {
             // Accepted but unusable: settle at once so the client is refunded.
             let _ = state.pool.release(address);
             let _ = self.config.market.settle(id).await;
             return Err(SessionError::Unavailable(format!("data plane: {e}")));
         }
-        state.table.admit(id, &order, wg, address, unix_ms());
+        state.table.admit(id, &order, from, wg, address, unix_ms());
         tracing::info!(%address, client = %order.client, escrow = %order.escrow, "order accepted, peer added");
         let mut allowed_ips = vec![IpNet::V4(tunnel_address.trunc())];
         allowed_ips.extend(self.config.client_allowed_ips.iter().copied());
@@ -255,16 +286,22 @@ impl SessionHost {
         }
     }
 
-    async fn voucher(&self, message: &VoucherMessage) -> Result<SessionResponse, SessionError> {
+    async fn voucher(
+        &self,
+        from: PeerId,
+        message: &VoucherMessage,
+    ) -> Result<SessionResponse, SessionError> {
         let id = message.order_id;
         let mut state = self.state.lock().await;
-        let key = state
-            .table
-            .get(&id)
-            .map(|s| s.wg_key)
-            .ok_or(SessionError::NoSession(id))?;
+        let key = state.table.session_of(id, &from)?.wg_key;
         let bytes = self.measured_bytes(key).await;
-        let outcome = state.table.offer_voucher(message, bytes, unix_ms())?;
+        let now = unix_ms();
+        let outcome = state.table.offer_voucher(&from, message, bytes, now)?;
+        // A voucher that covers the debt restores forwarding at once.
+        if let Some(CreditAction::Restore) = state.table.check_credit(id, bytes, now) {
+            self.apply_credit(&state.table, id, CreditAction::Restore)
+                .await;
+        }
         if let Some(voucher) = outcome.redeem {
             match self.config.market.redeem_voucher(&voucher).await {
                 Ok(_) => {
@@ -323,6 +360,72 @@ impl SessionHost {
         Ok(redeemed)
     }
 
+    /// Carries out a credit decision for `id` on the data plane.
+    async fn apply_credit(&self, table: &SessionTable, id: U256, action: CreditAction) {
+        let Some(session) = table.get(&id) else {
+            return;
+        };
+        let address = match action {
+            CreditAction::Block => None,
+            CreditAction::Restore => Some(session.address),
+            CreditAction::End => return,
+        };
+        if let Err(e) = self
+            .config
+            .dataplane
+            .set_forwarding(&session.wg_key, address)
+            .await
+        {
+            tracing::warn!(order = %id, error = %e, "changing forwarding failed");
+        } else if address.is_none() {
+            tracing::info!(order = %id, "client past its credit limit: forwarding stopped");
+        } else {
+            tracing::info!(order = %id, "client paid: forwarding restored");
+        }
+    }
+
+    /// Weighs what the data plane measured for every session against its
+    /// vouchers (one UAPI `get`): stops forwarding past the credit limit,
+    /// restores it once paid, ends sessions whose escrow is spent. Run at
+    /// least once a second.
+    pub async fn enforce_credit(&self) {
+        let spent = {
+            let mut state = self.state.lock().await;
+            if state.table.is_empty() {
+                return;
+            }
+            let counters = match self.config.dataplane.counters().await {
+                Ok(counters) => counters,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read peer counters");
+                    return;
+                }
+            };
+            let now = unix_ms();
+            let mut spent = Vec::new();
+            for id in state.table.order_ids() {
+                let Some(key) = state.table.get(&id).map(|s| s.wg_key) else {
+                    continue;
+                };
+                let bytes = counters
+                    .iter()
+                    .find(|c| c.public_key == key)
+                    .map_or(0, |c| c.bytes());
+                match state.table.check_credit(id, bytes, now) {
+                    Some(CreditAction::End) => spent.push(id),
+                    Some(action) => self.apply_credit(&state.table, id, action).await,
+                    None => {}
+                }
+            }
+            spent
+        };
+        for id in spent {
+            if let Err(e) = self.end(id, "the escrow is spent").await {
+                tracing::warn!(order = %id, error = %e, "ending the session failed");
+            }
+        }
+    }
+
     /// Periodic work: end idle or under-paying sessions and those whose
     /// client asked the chain to close.
     pub async fn tick(&self) {
@@ -336,6 +439,7 @@ impl SessionHost {
                 let why = match why {
                     EndReason::Idle => "no voucher within the idle timeout",
                     EndReason::Underpaying => "repeated under-paying vouchers",
+                    EndReason::EscrowSpent => "the escrow is spent",
                 };
                 (id, why)
             })

@@ -74,8 +74,11 @@ pub struct Provider {
     tasks: Vec<JoinHandle<()>>,
 }
 
-/// How often the session host looks for sessions to end.
-const SESSION_TICK: Duration = Duration::from_secs(1);
+/// How often the session host weighs each session's traffic against its
+/// vouchers (credit limit; one UAPI `get`)...
+const CREDIT_TICK: Duration = Duration::from_millis(250);
+/// ...and every how many of those it looks for sessions to end (chain reads).
+const SESSION_TICK_EVERY: u32 = 4;
 
 impl Provider {
     pub async fn start(config: ProviderConfig) -> Result<Self, ProviderError> {
@@ -96,10 +99,16 @@ impl Provider {
         let mut tasks = Vec::new();
         if let Some(host) = config.sessions.clone() {
             tasks.push(tokio::spawn(async move {
-                let mut every = tokio::time::interval(SESSION_TICK);
+                let mut every = tokio::time::interval(CREDIT_TICK);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut n = 0u32;
                 loop {
                     every.tick().await;
-                    host.tick().await;
+                    host.enforce_credit().await;
+                    if n % SESSION_TICK_EVERY == 0 {
+                        host.tick().await;
+                    }
+                    n = n.wrapping_add(1);
                 }
             }));
         }

@@ -97,7 +97,19 @@ impl ProviderFile {
             idle_timeout_ms: s.idle_timeout_secs.max(1) * 1000,
             redeem_threshold: wei("session.redeem_threshold_wei", &s.redeem_threshold_wei)?,
             redeem_interval_ms: s.redeem_interval_secs.max(1) * 1000,
+            credit_limit: match &s.credit_limit_wei {
+                Some(text) => wei("session.credit_limit_wei", text)?,
+                None => prices.default_credit_limit(offer.capacity_mbps),
+            },
+            max_clients: offer.max_clients,
+            max_orders_per_client: s.max_orders_per_client,
         };
+        if policy.max_orders_per_client == 0 {
+            return Err(field(
+                "session.max_orders_per_client",
+                "must be at least 1".into(),
+            ));
+        }
         let host = SessionHost::new(HostConfig {
             peer_id: offer.provider_peer_id,
             market,

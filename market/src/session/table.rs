@@ -2,6 +2,19 @@
 //! accepting an order, how it takes vouchers, and when it redeems or ends a
 //! session. The [`crate::provider::host`] driver feeds it chain reads, UAPI counters
 //! and the clock, and carries out what it decides.
+//!
+//! **Who may act on a session.** A session belongs to the libp2p peer that
+//! made its `Connect` (libp2p authenticates the sender's PeerId); vouchers
+//! and `Disconnect` from any other peer are refused
+//! ([`SessionError::NotSessionClient`]) and leave the session untouched. A
+//! voucher counts as a strike (under-paying, above the escrow) only once its
+//! signature is the order client's, so nobody else can make a session
+//! collect strikes.
+//!
+//! **Credit.** The client may owe at most [`SessionPolicy::credit_limit`]
+//! beyond its best voucher: [`SessionTable::check_credit`], fed the data
+//! plane's counters at least once a second, says when to stop forwarding for
+//! the peer, when to restore it and when the escrow is spent.
 
 use super::pricing::{self, Prices, Underpaid, MAX_UNDERPAID_STRIKES};
 use crate::wire::session::{
@@ -9,7 +22,7 @@ use crate::wire::session::{
 };
 use flowshield_chain::alloy::primitives::{Address, U256};
 use flowshield_chain::alloy::sol_types::Eip712Domain;
-use flowshield_chain::voucher::{SignedVoucher, VoucherError, VoucherLedger};
+use flowshield_chain::voucher::{verify_voucher, SignedVoucher, VoucherError, VoucherLedger};
 use flowshield_chain::OrderStatus;
 use flowshield_proto::{PeerId, WgPublicKey};
 use std::collections::HashMap;
@@ -44,8 +57,16 @@ pub enum SessionError {
     AlreadyConnected(U256),
     #[error("WireGuard key {0} is already used by order {1}")]
     KeyInUse(WgPublicKey, U256),
+    #[error("WireGuard key {0} is already a peer on the provider's interface")]
+    KeyOnInterface(WgPublicKey),
     #[error("order {0} has no session with this provider")]
     NoSession(U256),
+    #[error("order {order}'s session belongs to the peer that connected it, not to {peer}")]
+    NotSessionClient { order: U256, peer: PeerId },
+    #[error("provider full: it serves at most {max} clients at once")]
+    ProviderFull { max: u32 },
+    #[error("client {client} already holds {max} orders with this provider (the most allowed)")]
+    TooManyOrders { client: Address, max: u32 },
     #[error("voucher refused: {0}")]
     Voucher(#[from] VoucherError),
     #[error(transparent)]
@@ -66,8 +87,11 @@ impl SessionError {
             Self::WrongClient { .. } => RejectKind::WrongClient,
             Self::StaleConnect { .. } => RejectKind::StaleConnect,
             Self::AlreadyConnected(_) => RejectKind::AlreadyConnected,
-            Self::KeyInUse(..) => RejectKind::KeyInUse,
+            Self::KeyInUse(..) | Self::KeyOnInterface(_) => RejectKind::KeyInUse,
             Self::NoSession(_) => RejectKind::NoSession,
+            Self::NotSessionClient { .. } => RejectKind::NotSessionClient,
+            Self::ProviderFull { .. } => RejectKind::ProviderFull,
+            Self::TooManyOrders { .. } => RejectKind::TooManyOrders,
             Self::Voucher(VoucherError::NotIncreasing { .. }) => RejectKind::VoucherNotIncreasing,
             Self::Voucher(VoucherError::ExceedsEscrow { .. }) => RejectKind::VoucherExceedsEscrow,
             Self::Voucher(VoucherError::BadSignature(_)) => RejectKind::VoucherBadSignature,
@@ -100,21 +124,38 @@ pub struct SessionPolicy {
     pub redeem_threshold: U256,
     /// ...or when this long passed since the last redemption.
     pub redeem_interval_ms: u64,
+    /// What a client may owe beyond its best voucher before the provider
+    /// stops forwarding for it (see [`crate::session::pricing::Prices::default_credit_limit`]).
+    pub credit_limit: U256,
+    /// Sessions at once (the offer's `max_clients`).
+    pub max_clients: u32,
+    /// Sessions at once for one client chain address.
+    pub max_orders_per_client: u32,
 }
+
+/// The default of [`SessionPolicy::max_orders_per_client`].
+pub const DEFAULT_MAX_ORDERS_PER_CLIENT: u32 = 4;
 
 /// One accepted order.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub order_id: U256,
     pub client: Address,
+    /// The libp2p peer that connected the order: the only one heard on it.
+    pub client_peer: PeerId,
     pub wg_key: WgPublicKey,
     pub address: Ipv4Addr,
     pub ledger: VoucherLedger,
     pub escrow: U256,
     pub accepted_at_ms: u64,
     pub last_voucher_ms: u64,
-    /// What the provider measured as due when the last voucher arrived.
+    /// What the provider measured as due when the last voucher arrived...
     pub due_at_last_voucher: U256,
+    /// ...and when the one before it arrived (the tolerance is a share of
+    /// the difference, see [`crate::session::pricing`]).
+    pub due_before_last_voucher: U256,
+    /// Forwarding is stopped: the client owes more than the credit limit.
+    pub blocked: bool,
     pub strikes: u32,
     pub last_redeem_ms: u64,
     /// What the chain has paid so far.
@@ -168,6 +209,19 @@ pub struct VoucherOutcome {
 pub enum EndReason {
     Idle,
     Underpaying,
+    /// What the data plane measured costs the whole escrow.
+    EscrowSpent,
+}
+
+/// What [`SessionTable::check_credit`] asks the driver to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreditAction {
+    /// The client owes more than the credit limit: stop forwarding.
+    Block,
+    /// A voucher covered the debt: forward again.
+    Restore,
+    /// The escrow is spent: end and settle.
+    End,
 }
 
 /// All sessions of one provider.
@@ -223,6 +277,49 @@ impl SessionTable {
         me_peer: &PeerId,
         now_ms: u64,
     ) -> Result<U256, SessionError> {
+        let order_id = self.check_connect_unpaid(request, order, me_peer, now_ms)?;
+        if let Some(order) = order {
+            if order.escrow < self.policy.min_escrow {
+                return Err(SessionError::EscrowTooSmall {
+                    order: order_id,
+                    escrow: order.escrow,
+                    min: self.policy.min_escrow,
+                });
+            }
+            self.check_capacity(order.client)?;
+        }
+        Ok(order_id)
+    }
+
+    /// Room for one more session of `client`: fewer than `max_clients`
+    /// sessions in all and fewer than `max_orders_per_client` of its own.
+    pub fn check_capacity(&self, client: Address) -> Result<(), SessionError> {
+        let max = self.policy.max_clients;
+        if self.sessions.len() >= max as usize {
+            return Err(SessionError::ProviderFull { max });
+        }
+        let max = self.policy.max_orders_per_client;
+        let held = self
+            .sessions
+            .values()
+            .filter(|s| s.client == client)
+            .count();
+        if held >= max as usize {
+            return Err(SessionError::TooManyOrders { client, max });
+        }
+        Ok(())
+    }
+
+    /// [`Self::check_connect`] but the escrow and capacity checks: a
+    /// `Connect` passing this is the order's client's own (so the provider
+    /// may reject a dust order on chain for it).
+    pub fn check_connect_unpaid(
+        &self,
+        request: &ConnectRequest,
+        order: Option<&OrderView>,
+        me_peer: &PeerId,
+        now_ms: u64,
+    ) -> Result<U256, SessionError> {
         let skew_ms = now_ms.abs_diff(request.timestamp_ms);
         if skew_ms > CONNECT_MAX_SKEW_MS {
             return Err(SessionError::StaleConnect { skew_ms });
@@ -254,13 +351,6 @@ impl SessionTable {
                 status: order.status,
             });
         }
-        if order.escrow < self.policy.min_escrow {
-            return Err(SessionError::EscrowTooSmall {
-                order: order_id,
-                escrow: order.escrow,
-                min: self.policy.min_escrow,
-            });
-        }
         if signer != order.client {
             return Err(SessionError::WrongClient {
                 order: order_id,
@@ -271,11 +361,14 @@ impl SessionTable {
         Ok(order_id)
     }
 
-    /// Records an order accepted on chain, with its tunnel address.
+    /// Records an order accepted on chain for `client_peer`, with its
+    /// tunnel address.
+    #[allow(clippy::too_many_arguments)]
     pub fn admit(
         &mut self,
         order_id: U256,
         order: &OrderView,
+        client_peer: PeerId,
         wg_key: WgPublicKey,
         address: Ipv4Addr,
         now_ms: u64,
@@ -286,6 +379,7 @@ impl SessionTable {
             Session {
                 order_id,
                 client: order.client,
+                client_peer,
                 wg_key,
                 address,
                 ledger,
@@ -293,6 +387,8 @@ impl SessionTable {
                 accepted_at_ms: now_ms,
                 last_voucher_ms: now_ms,
                 due_at_last_voucher: U256::ZERO,
+                due_before_last_voucher: U256::ZERO,
+                blocked: false,
                 strikes: 0,
                 last_redeem_ms: now_ms,
                 redeemed: U256::ZERO,
@@ -300,10 +396,23 @@ impl SessionTable {
         );
     }
 
-    /// Takes a voucher; `measured_bytes` is the peer's rx + tx on our data
-    /// plane right now.
+    /// The session of `order`, if `from` is the peer that connected it.
+    pub fn session_of(&self, order: U256, from: &PeerId) -> Result<&Session, SessionError> {
+        let session = self
+            .sessions
+            .get(&order)
+            .ok_or(SessionError::NoSession(order))?;
+        if session.client_peer != *from {
+            return Err(SessionError::NotSessionClient { order, peer: *from });
+        }
+        Ok(session)
+    }
+
+    /// Takes a voucher sent by `from`; `measured_bytes` is the peer's rx + tx
+    /// on our data plane right now.
     pub fn offer_voucher(
         &mut self,
+        from: &PeerId,
         message: &VoucherMessage,
         measured_bytes: u64,
         now_ms: u64,
@@ -311,10 +420,15 @@ impl SessionTable {
         let order_id = message.order_id;
         let voucher = message.to_signed();
         let policy = self.policy.clone();
+        self.session_of(order_id, from)?;
         let session = self
             .sessions
             .get_mut(&order_id)
             .ok_or(SessionError::NoSession(order_id))?;
+        // Only the client's own signature may cost it anything: a voucher
+        // nobody can prove the client signed is refused without a strike.
+        verify_voucher(&self.domain, &voucher, session.client)
+            .map_err(|e| VoucherError::BadSignature(e.to_string()))?;
         // Replays and stale vouchers are refused as such, not as under-payment.
         let current = session.ledger.owed();
         if voucher.cumulative_amount <= current {
@@ -324,9 +438,19 @@ impl SessionTable {
             }
             .into());
         }
-        if let Err(e) =
-            pricing::check_not_underpaid(voucher.cumulative_amount, session.due_at_last_voucher)
-        {
+        if voucher.cumulative_amount > session.escrow {
+            session.strikes += 1;
+            return Err(VoucherError::ExceedsEscrow {
+                given: voucher.cumulative_amount,
+                escrow: session.escrow,
+            }
+            .into());
+        }
+        if let Err(e) = pricing::check_not_underpaid(
+            voucher.cumulative_amount,
+            session.due_at_last_voucher,
+            session.due_before_last_voucher,
+        ) {
             session.strikes += 1;
             return Err(e.into());
         }
@@ -334,6 +458,7 @@ impl SessionTable {
         session.strikes = 0;
         session.last_voucher_ms = now_ms;
         let elapsed = now_ms.saturating_sub(session.accepted_at_ms);
+        session.due_before_last_voucher = session.due_at_last_voucher;
         session.due_at_last_voucher = policy.prices.due(measured_bytes, elapsed, session.escrow);
         let cumulative = session.ledger.owed();
         let redeem = session.ledger.to_redeem().and_then(|best| {
@@ -351,6 +476,37 @@ impl SessionTable {
             s.ledger.mark_redeemed(amount);
             s.redeemed = s.redeemed.max(amount);
             s.last_redeem_ms = now_ms;
+        }
+    }
+
+    /// Weighs what the data plane measured for `order` (`measured_bytes`,
+    /// rx + tx, and the time since acceptance) against its best voucher;
+    /// says what to change, if anything. The driver calls it at least once
+    /// a second per session and after each voucher.
+    pub fn check_credit(
+        &mut self,
+        order: U256,
+        measured_bytes: u64,
+        now_ms: u64,
+    ) -> Option<CreditAction> {
+        let policy = &self.policy;
+        let session = self.sessions.get_mut(&order)?;
+        let elapsed = now_ms.saturating_sub(session.accepted_at_ms);
+        let due = policy.prices.due(measured_bytes, elapsed, session.escrow);
+        if !session.escrow.is_zero() && due >= session.escrow {
+            return Some(CreditAction::End);
+        }
+        let owing = due.saturating_sub(session.ledger.owed());
+        match (owing > policy.credit_limit, session.blocked) {
+            (true, false) => {
+                session.blocked = true;
+                Some(CreditAction::Block)
+            }
+            (false, true) => {
+                session.blocked = false;
+                Some(CreditAction::Restore)
+            }
+            _ => None,
         }
     }
 

@@ -10,6 +10,8 @@ const NOW: u64 = 1_000_000;
 struct Fixture {
     table: SessionTable,
     provider_peer: PeerId,
+    /// The libp2p peer the client connects from.
+    client_peer: PeerId,
     client: PrivateKeySigner,
     order: OrderView,
     domain: Eip712Domain,
@@ -29,6 +31,9 @@ fn fixture() -> Fixture {
         idle_timeout_ms: 30_000,
         redeem_threshold: U256::from(500),
         redeem_interval_ms: 60_000,
+        credit_limit: U256::from(2000),
+        max_clients: 3,
+        max_orders_per_client: 2,
     };
     let client = PrivateKeySigner::random();
     let order = OrderView {
@@ -39,13 +44,18 @@ fn fixture() -> Fixture {
     };
     Fixture {
         table: SessionTable::new(policy, domain.clone()),
-        provider_peer: flowshield_proto::Keypair::generate_ed25519()
-            .public()
-            .to_peer_id(),
+        provider_peer: peer(),
+        client_peer: peer(),
         client,
         order,
         domain,
     }
+}
+
+fn peer() -> PeerId {
+    flowshield_proto::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id()
 }
 
 fn connect(f: &Fixture, signer: &PrivateKeySigner, order: u64, ts: u64) -> ConnectRequest {
@@ -122,6 +132,7 @@ fn a_second_connect_for_the_same_order_or_key_is_refused() {
     f.table.admit(
         U256::from(1),
         &order,
+        f.client_peer,
         WgPublicKey([1; 32]),
         Ipv4Addr::new(10, 77, 0, 2),
         NOW,
@@ -156,6 +167,7 @@ fn admitted() -> Fixture {
     f.table.admit(
         U256::from(1),
         &order,
+        f.client_peer,
         WgPublicKey([1; 32]),
         Ipv4Addr::new(10, 77, 0, 2),
         NOW,
@@ -167,17 +179,23 @@ fn admitted() -> Fixture {
 fn vouchers_must_grow_stay_under_escrow_and_be_signed_by_the_client() {
     let mut f = admitted();
     let v = voucher(&f, &f.client, 1, 100);
-    let out = f.table.offer_voucher(&v, 100, NOW + 1000).unwrap();
+    let out = f
+        .table
+        .offer_voucher(&f.client_peer, &v, 100, NOW + 1000)
+        .unwrap();
     assert_eq!(out.cumulative, U256::from(100));
     assert_eq!(out.redeem, None, "below threshold and interval");
 
     // Replay and lower vouchers.
-    let err = f.table.offer_voucher(&v, 100, NOW + 2000).unwrap_err();
+    let err = f
+        .table
+        .offer_voucher(&f.client_peer, &v, 100, NOW + 2000)
+        .unwrap_err();
     assert_eq!(err.kind(), "voucher_not_increasing");
     let lower = voucher(&f, &f.client, 1, 50);
     assert_eq!(
         f.table
-            .offer_voucher(&lower, 100, NOW + 2000)
+            .offer_voucher(&f.client_peer, &lower, 100, NOW + 2000)
             .unwrap_err()
             .kind(),
         "voucher_not_increasing"
@@ -185,19 +203,22 @@ fn vouchers_must_grow_stay_under_escrow_and_be_signed_by_the_client() {
     let huge = voucher(&f, &f.client, 1, 10_001);
     assert_eq!(
         f.table
-            .offer_voucher(&huge, 100, NOW + 2000)
+            .offer_voucher(&f.client_peer, &huge, 100, NOW + 2000)
             .unwrap_err()
             .kind(),
         "voucher_exceeds_escrow"
     );
     let intruder = PrivateKeySigner::random();
     let forged = voucher(&f, &intruder, 1, 200);
-    let err = f.table.offer_voucher(&forged, 100, NOW + 2000).unwrap_err();
+    let err = f
+        .table
+        .offer_voucher(&f.client_peer, &forged, 100, NOW + 2000)
+        .unwrap_err();
     assert_eq!(err.kind(), "voucher_bad_signature");
     let unknown = voucher(&f, &f.client, 9, 200);
     assert_eq!(
         f.table
-            .offer_voucher(&unknown, 100, NOW + 2000)
+            .offer_voucher(&f.client_peer, &unknown, 100, NOW + 2000)
             .unwrap_err()
             .kind(),
         "no_session"
@@ -221,11 +242,16 @@ fn underpaying_vouchers_are_refused_then_the_session_ends() {
     let mut f = admitted();
     // The provider measured 1000 bytes (= 1000 wei) when this voucher arrived.
     let first = voucher(&f, &f.client, 1, 100);
-    f.table.offer_voucher(&first, 1000, NOW + 1000).unwrap();
+    f.table
+        .offer_voucher(&f.client_peer, &first, 1000, NOW + 1000)
+        .unwrap();
     // Next voucher must carry at least 90 % of 1000.
     for (i, amount) in [800u64, 850, 899].into_iter().enumerate() {
         let v = voucher(&f, &f.client, 1, amount);
-        let err = f.table.offer_voucher(&v, 5000, NOW + 2000).unwrap_err();
+        let err = f
+            .table
+            .offer_voucher(&f.client_peer, &v, 5000, NOW + 2000)
+            .unwrap_err();
         assert_eq!(err.kind(), "underpaid", "{err}");
         assert_eq!(f.table.get(&U256::from(1)).unwrap().strikes, i as u32 + 1);
     }
@@ -234,7 +260,9 @@ fn underpaying_vouchers_are_refused_then_the_session_ends() {
         vec![(U256::from(1), EndReason::Underpaying)]
     );
     let ok = voucher(&f, &f.client, 1, 900);
-    f.table.offer_voucher(&ok, 5000, NOW + 3000).unwrap();
+    f.table
+        .offer_voucher(&f.client_peer, &ok, 5000, NOW + 3000)
+        .unwrap();
     assert!(f.table.to_end(NOW + 3000).is_empty());
 }
 
@@ -242,13 +270,19 @@ fn underpaying_vouchers_are_refused_then_the_session_ends() {
 fn redeems_past_the_threshold_and_ends_idle_sessions() {
     let mut f = admitted();
     let v = voucher(&f, &f.client, 1, 600);
-    let out = f.table.offer_voucher(&v, 0, NOW + 1000).unwrap();
+    let out = f
+        .table
+        .offer_voucher(&f.client_peer, &v, 0, NOW + 1000)
+        .unwrap();
     let redeem = out.redeem.expect("600 ≥ threshold 500");
     assert_eq!(redeem.cumulative_amount, U256::from(600));
     f.table
         .mark_redeemed(U256::from(1), U256::from(600), NOW + 1100);
     let v = voucher(&f, &f.client, 1, 700);
-    let out = f.table.offer_voucher(&v, 0, NOW + 2000).unwrap();
+    let out = f
+        .table
+        .offer_voucher(&f.client_peer, &v, 0, NOW + 2000)
+        .unwrap();
     assert_eq!(out.redeem, None, "only 100 unredeemed");
     assert!(f.table.to_end(NOW + 2000 + 30_000).is_empty());
     assert_eq!(
@@ -270,7 +304,9 @@ fn snapshot_shows_vouchers_and_redemptions_as_they_happen() {
     assert_eq!((before.accepted_at_ms, before.last_voucher_ms), (NOW, None));
     assert_eq!(before.vouchers_cumulative, U256::ZERO);
     let v = voucher(&f, &f.client, 1, 600);
-    f.table.offer_voucher(&v, 0, NOW + 1000).unwrap();
+    f.table
+        .offer_voucher(&f.client_peer, &v, 0, NOW + 1000)
+        .unwrap();
     f.table
         .mark_redeemed(U256::from(1), U256::from(600), NOW + 1100);
     let [after] = f.table.snapshot().try_into().unwrap();
@@ -280,4 +316,163 @@ fn snapshot_shows_vouchers_and_redemptions_as_they_happen() {
         (after.redeemed, after.escrow),
         (U256::from(600), U256::from(10_000))
     );
+}
+
+#[test]
+fn only_the_connecting_peer_may_act_on_a_session() {
+    let mut f = admitted();
+    let stranger = peer();
+    let err = f.table.session_of(U256::from(1), &stranger).unwrap_err();
+    assert_eq!(err.kind(), "not_session_client");
+    assert!(err.to_string().contains(&stranger.to_string()), "{err}");
+    // Even a voucher the client really signed is refused from a stranger.
+    let v = voucher(&f, &f.client, 1, 100);
+    let err = f.table.offer_voucher(&stranger, &v, 0, NOW).unwrap_err();
+    assert_eq!(err.kind(), "not_session_client");
+    let session = f.table.get(&U256::from(1)).unwrap();
+    assert_eq!((session.ledger.owed(), session.strikes), (U256::ZERO, 0));
+    assert!(f.table.session_of(U256::from(1), &f.client_peer).is_ok());
+    assert_eq!(
+        f.table
+            .session_of(U256::from(2), &f.client_peer)
+            .unwrap_err()
+            .kind(),
+        "no_session"
+    );
+}
+
+#[test]
+fn only_vouchers_the_client_signed_count_as_strikes() {
+    let mut f = admitted();
+    let first = voucher(&f, &f.client, 1, 100);
+    f.table
+        .offer_voucher(&f.client_peer, &first, 1000, NOW + 1000)
+        .unwrap();
+    let intruder = PrivateKeySigner::random();
+    for amount in [10u64, 200, 20_000] {
+        let forged = voucher(&f, &intruder, 1, amount);
+        let err = f
+            .table
+            .offer_voucher(&f.client_peer, &forged, 5000, NOW + 2000)
+            .unwrap_err();
+        assert_eq!(err.kind(), "voucher_bad_signature", "{amount}: {err}");
+    }
+    assert_eq!(f.table.get(&U256::from(1)).unwrap().strikes, 0);
+    assert!(f.table.to_end(NOW + 2000).is_empty());
+    // The client's own voucher above the escrow is a strike.
+    let huge = voucher(&f, &f.client, 1, 10_001);
+    let err = f
+        .table
+        .offer_voucher(&f.client_peer, &huge, 5000, NOW + 2000)
+        .unwrap_err();
+    assert_eq!(err.kind(), "voucher_exceeds_escrow");
+    assert_eq!(f.table.get(&U256::from(1)).unwrap().strikes, 1);
+}
+
+#[test]
+fn the_tolerance_applies_to_each_interval() {
+    let mut f = admitted();
+    // Measured 1000 at the first voucher, 1100 at the second.
+    let v = voucher(&f, &f.client, 1, 100);
+    f.table
+        .offer_voucher(&f.client_peer, &v, 1000, NOW + 1000)
+        .unwrap();
+    let v = voucher(&f, &f.client, 1, 900);
+    f.table
+        .offer_voucher(&f.client_peer, &v, 1100, NOW + 2000)
+        .unwrap();
+    // Next: at least 1100 less 10 % of the 100 wei interval = 1090 (90 %
+    // of the total, 990, is no longer enough).
+    let short = voucher(&f, &f.client, 1, 1089);
+    let err = f
+        .table
+        .offer_voucher(&f.client_peer, &short, 1200, NOW + 3000)
+        .unwrap_err();
+    assert_eq!(err.kind(), "underpaid");
+    assert!(err.to_string().contains("1090"), "{err}");
+    let enough = voucher(&f, &f.client, 1, 1090);
+    f.table
+        .offer_voucher(&f.client_peer, &enough, 1200, NOW + 3000)
+        .unwrap();
+}
+
+#[test]
+fn connect_is_refused_when_full_or_when_the_client_holds_too_many() {
+    let mut f = fixture();
+    let order = f.order.clone();
+    for id in 1..=2u64 {
+        f.table.admit(
+            U256::from(id),
+            &order,
+            f.client_peer,
+            WgPublicKey([id as u8; 32]),
+            Ipv4Addr::new(10, 77, 0, id as u8 + 1),
+            NOW,
+        );
+    }
+    // max_orders_per_client = 2: a third order of the same client is refused.
+    let third = connect(&f, &f.client, 3, NOW);
+    let err = f
+        .table
+        .check_connect(&third, Some(&order), &f.provider_peer, NOW)
+        .unwrap_err();
+    assert_eq!(err.kind(), "too_many_orders");
+    assert!(err.to_string().contains("2 orders"), "{err}");
+    // Another client fits (3 clients at most) ...
+    let other = PrivateKeySigner::random();
+    let mut theirs = order.clone();
+    theirs.client = other.address();
+    let req = connect(&f, &other, 3, NOW);
+    f.table
+        .check_connect(&req, Some(&theirs), &f.provider_peer, NOW)
+        .unwrap();
+    f.table.admit(
+        U256::from(3),
+        &theirs,
+        peer(),
+        WgPublicKey([3; 32]),
+        Ipv4Addr::new(10, 77, 0, 4),
+        NOW,
+    );
+    // ... and then the provider is full.
+    let req = connect(&f, &other, 4, NOW);
+    let err = f
+        .table
+        .check_connect(&req, Some(&theirs), &f.provider_peer, NOW)
+        .unwrap_err();
+    assert_eq!(err.kind(), "provider_full");
+}
+
+#[test]
+fn forwarding_stops_past_the_credit_limit_and_resumes_when_paid() {
+    let mut f = admitted();
+    let id = U256::from(1);
+    // 1 wei per byte, credit limit 2000.
+    assert_eq!(f.table.check_credit(id, 2000, NOW + 500), None);
+    assert_eq!(
+        f.table.check_credit(id, 2001, NOW + 1000),
+        Some(CreditAction::Block)
+    );
+    assert!(f.table.get(&id).unwrap().blocked);
+    assert_eq!(
+        f.table.check_credit(id, 2100, NOW + 1500),
+        None,
+        "still blocked"
+    );
+    // A voucher covering all but the credit restores forwarding.
+    let v = voucher(&f, &f.client, 1, 100);
+    f.table
+        .offer_voucher(&f.client_peer, &v, 2100, NOW + 1600)
+        .unwrap();
+    assert_eq!(
+        f.table.check_credit(id, 2100, NOW + 1600),
+        Some(CreditAction::Restore)
+    );
+    assert!(!f.table.get(&id).unwrap().blocked);
+    // The escrow (10 000) spent: end.
+    assert_eq!(
+        f.table.check_credit(id, 10_000, NOW + 2000),
+        Some(CreditAction::End)
+    );
+    assert_eq!(f.table.check_credit(U256::from(9), 0, NOW), None);
 }

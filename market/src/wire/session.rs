@@ -16,6 +16,11 @@
 //!   ◄─── Disconnected{redeemed}
 //! ```
 //!
+//! Every message after `Connect` is bound to the libp2p peer that sent the
+//! `Connect` (the transport authenticates PeerIds): the provider refuses a
+//! voucher or `Disconnect` for the order from any other peer
+//! (`not_session_client`).
+//!
 //! This module holds the message types and the `Connect` signature
 //! ([`connect_digest_text`]). Numbers, addresses and networks are typed;
 //! the [`super::text`] adapters keep their JSON text (decimal strings, `0x`
@@ -97,6 +102,13 @@ pub enum RejectKind {
     VoucherWrongOrder,
     Underpaid,
     Unavailable,
+    /// A voucher or `Disconnect` from a peer other than the one that
+    /// connected the order.
+    NotSessionClient,
+    /// The provider serves its offer's `max_clients` already.
+    ProviderFull,
+    /// The client's chain address holds the most orders allowed at once.
+    TooManyOrders,
     /// The provider has no `[chain]` table: it sells nothing.
     NotSelling,
     /// A kind this build does not know (a newer provider's).
@@ -124,6 +136,9 @@ impl RejectKind {
             Self::VoucherWrongOrder => "voucher_wrong_order",
             Self::Underpaid => "underpaid",
             Self::Unavailable => "unavailable",
+            Self::NotSessionClient => "not_session_client",
+            Self::ProviderFull => "provider_full",
+            Self::TooManyOrders => "too_many_orders",
             Self::NotSelling => "not_selling",
             Self::Other => "other",
         }

@@ -1,0 +1,20 @@
+//! Attacks on the provider's side of the session protocol, each written as
+//! the attacker acts: raw libp2p nodes sending session messages, raw
+//! contract calls on a real local chain, traffic through a real data plane.
+//! Each test asserts that the attacker gains nothing. Needs root (data
+//! planes in network namespaces).
+//!
+//! - [`stranger`]: a peer that never connected the order acts on it;
+//! - [`credit`]: a client that moves traffic and does not pay;
+//! - [`griefing`]: capacity, dust orders and borrowed WireGuard keys.
+
+mod common;
+
+#[path = "adversary/credit.rs"]
+mod credit;
+#[path = "adversary/fixture.rs"]
+mod fixture;
+#[path = "adversary/griefing.rs"]
+mod griefing;
+#[path = "adversary/stranger.rs"]
+mod stranger;
