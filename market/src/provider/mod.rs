@@ -7,6 +7,7 @@
 //! - [`config`]: the configuration file, raw TOML → validated offer;
 //! - [`register`]: registration on chain and the session host;
 //! - [`host`]: the session driver; [`offer_keys`]: keys the file omits;
+//! - [`store`]: the durable session state (SQLite or Postgres);
 //! - [`dashboard`]: the operator's web page.
 //!
 //! With a `[chain]` table the provider also sells: it registers on chain
@@ -22,6 +23,7 @@ mod error;
 pub mod host;
 pub mod offer_keys;
 mod register;
+pub mod store;
 
 pub use config::{OfferFile, ProviderFile, SessionFile};
 pub use error::ProviderError;
