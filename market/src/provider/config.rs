@@ -51,7 +51,7 @@ use std::path::{Path, PathBuf};
 /// store = "sqlite:///var/lib/flowshield-market/provider-sessions.db"
 ///                                     # sessions, vouchers, peers added (durable,
 ///                                     # reconciled at start); postgres://... also works;
-///                                     # default: provider-sessions.db beside identity_file
+///                                     # default: beside identity_file, e.g. provider.sessions.db
 ///
 /// [dashboard]                         # optional: the web dashboard (see crate::provider::dashboard)
 /// listen = "127.0.0.1:8090"           # GET / (page), GET /api/status (JSON)
@@ -145,19 +145,16 @@ pub struct OfferFile {
 
 impl ProviderFile {
     /// Where the session store lives: `session.store`, or by default
-    /// `provider-sessions.db` beside `identity_file` (the provider's state
-    /// directory, which it can write).
+    /// beside `identity_file`, named after it (`provider.key` →
+    /// `provider.sessions.db`), so two providers sharing a directory keep
+    /// apart.
     pub fn session_store_url(&self) -> String {
         match &self.session.store {
             Some(url) => url.clone(),
-            None => {
-                let dir = self
-                    .identity_file
-                    .parent()
-                    .filter(|d| !d.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."));
-                format!("sqlite://{}", dir.join("provider-sessions.db").display())
-            }
+            None => format!(
+                "sqlite://{}",
+                self.identity_file.with_extension("sessions.db").display()
+            ),
         }
     }
 

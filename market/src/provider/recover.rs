@@ -25,6 +25,12 @@ pub enum RecoverError {
     Store(#[from] StoreError),
     #[error("reading {what} on chain: {reason}")]
     Chain { what: String, reason: String },
+    #[error("the session store holds order {order} of provider {provider}, not of this provider {me}: is the store shared with another provider? give each its own session.store")]
+    ForeignRecord {
+        order: U256,
+        provider: Address,
+        me: Address,
+    },
     #[error("reading the data plane's peers: {0}")]
     DataPlane(#[from] DataPlaneError),
 }
@@ -70,9 +76,15 @@ pub async fn reconcile(
             .order(id)
             .await
             .map_err(chain_err(format!("order {id}")))?;
-        // Someone else's order (a corrupt or foreign record) is not ours to act on.
+        // Only an order with us is recorded (Connect checks it), so a
+        // record of another provider's order means a shared store: acting
+        // on it would forget that provider's sessions.
         if order.provider != me && order.provider != Address::ZERO {
-            continue;
+            return Err(RecoverError::ForeignRecord {
+                order: id,
+                provider: order.provider,
+                me,
+            });
         }
         chain.insert(
             id,
