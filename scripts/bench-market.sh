@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # FlowShield fullnode benchmark (not a test: it prints numbers and a verdict).
 #
-# Starts a release fullnode on 127.0.0.1 with a fresh SQLite index, then a
+# Starts a local chain with the market deployed (`flowshield-market
+# dev-chain`, Hardhat EDR from contracts/node_modules) and a release
+# fullnode on 127.0.0.1 with a fresh SQLite index gating on it
+# (--chain-rpc/--market: it admits only providers staked on chain), then a
 # simulator playing BENCH_PROVIDERS providers (each its own Ed25519 key,
-# signing its own heartbeats) that heartbeat every BENCH_INTERVAL seconds
-# through gossipsub (aggregate BENCH_PROVIDERS/BENCH_INTERVAL per second).
+# signing its own heartbeats, each registered and staked on the chain with
+# its own chain key before the first heartbeat) that heartbeat every
+# BENCH_INTERVAL seconds through gossipsub (aggregate
+# BENCH_PROVIDERS/BENCH_INTERVAL per second). BENCH_CHAIN=0 runs without a
+# chain (the fullnode then admits unverified providers).
 # After a warm-up it measures:
 #   1. the fullnode's CPU over BENCH_CPU_SECONDS of heartbeats alone, from
 #      /proc/<pid>/stat (utime+stime over wall time = share of one core),
@@ -18,6 +24,7 @@
 # Environment:
 #   BENCH_PROVIDERS (10000) BENCH_INTERVAL (5) BENCH_WARMUP (15)
 #   BENCH_CPU_SECONDS (30) BENCH_MATCHES (5000) BENCH_MATCH_RATE (250)
+#   BENCH_CHAIN (1)
 #   MARKET_BIN, BENCH_BIN: prebuilt binaries (default: cargo build --release)
 #   CARGO_TARGET_DIR as for cargo
 #
@@ -31,6 +38,7 @@ WARMUP=${BENCH_WARMUP:-15}
 CPU_SECONDS=${BENCH_CPU_SECONDS:-30}
 MATCHES=${BENCH_MATCHES:-5000}
 MATCH_RATE=${BENCH_MATCH_RATE:-250}
+CHAIN=${BENCH_CHAIN:-1}
 CPU_TARGET=25
 P99_TARGET_MS=10
 
@@ -51,12 +59,38 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+wait_line() { # file prefix seconds -> the rest of the first line starting with prefix
+    local deadline=$((SECONDS + $3))
+    while [ $SECONDS -lt $deadline ]; do
+        if line=$(grep -m1 "^$2" "$1" 2>/dev/null); then echo "${line#"$2"}"; return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+CHAIN_ARGS=()
+SIM_CHAIN_ARGS=()
+if [ "$CHAIN" = 1 ]; then
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "$MARKET_BIN" --log warn dev-chain --listen "127.0.0.1:$port" --dir "$WORK/chain" \
+        >"$WORK/chain.out" 2>"$WORK/chain.err" &
+    PIDS+=("$!")
+    ready=$(wait_line "$WORK/chain.out" "ready " 120) ||
+        { cat "$WORK/chain.err" >&2; echo "local chain did not start" >&2; exit 1; }
+    RPC=$(echo "$ready" | python3 -c 'import json,sys; print(json.load(sys.stdin)["rpc_url"])')
+    MARKET=$(echo "$ready" | python3 -c 'import json,sys; print(json.load(sys.stdin)["market_address"])')
+    echo "local chain $RPC market $MARKET"
+    CHAIN_ARGS=(--chain-rpc "$RPC" --market "$MARKET")
+    SIM_CHAIN_ARGS=(--chain-rpc "$RPC" --market "$MARKET")
+fi
+
 # The match load comes from one address, above the per-client API default:
 # allow four times the load.
 "$MARKET_BIN" --log warn fullnode \
     --listen /ip4/127.0.0.1/tcp/0 --http 127.0.0.1:0 \
     --db "sqlite://$WORK/index.db" --identity "$WORK/fullnode.key" \
     --expire-secs 30 --api-rate $((MATCH_RATE * 4)) --api-burst $((MATCH_RATE * 4)) \
+    "${CHAIN_ARGS[@]}" \
     >"$WORK/fullnode.out" 2>"$WORK/fullnode.err" &
 FULLNODE=$!
 PIDS+=("$FULLNODE")
@@ -71,8 +105,20 @@ echo "fullnode pid $FULLNODE http $HTTP p2p $P2P"
 
 TOTAL=$((WARMUP + CPU_SECONDS + MATCHES / MATCH_RATE + 30))
 "$BENCH_BIN" --log info simulate --providers "$PROVIDERS" --interval-secs "$INTERVAL" \
-    --bootstrap "$P2P" --duration-secs "$TOTAL" >"$WORK/sim.out" 2>"$WORK/sim.err" &
-PIDS+=("$!")
+    --bootstrap "$P2P" --duration-secs "$TOTAL" "${SIM_CHAIN_ARGS[@]}" \
+    >"$WORK/sim.out" 2>"$WORK/sim.err" &
+SIM=$!
+PIDS+=("$SIM")
+if [ "$CHAIN" = 1 ]; then
+    # Registration comes before the first heartbeat and is not measured.
+    echo "== registering $PROVIDERS providers on chain"
+    t_reg=$SECONDS
+    until grep -q 'registered on chain' "$WORK/sim.err" 2>/dev/null; do
+        kill -0 "$SIM" 2>/dev/null || { tail -n 20 "$WORK/sim.err" >&2; echo "simulator failed" >&2; exit 1; }
+        sleep 0.5
+    done
+    echo "registered in $((SECONDS - t_reg))s"
+fi
 
 metric() { # metric NAME_AND_LABELS -> value (0 if absent)
     curl -fsS "http://$HTTP/metrics" | awk -v s="$1" '$1 == s {print $2; found=1} END {if (!found) print 0}'
@@ -113,14 +159,14 @@ FLUSH_P=$(curl -fsS "http://$HTTP/metrics" | awk '
     /^flowshield_index_flush_seconds_sum/ {s = $2} /^flowshield_index_flush_seconds_count/ {c = $2}
     END {if (c > 0) printf "%.2f ms mean over %d batches", 1000 * s / c, c}')
 
-kill "${PIDS[1]}" 2>/dev/null || true
-wait "${PIDS[1]}" 2>/dev/null || true
+kill "$SIM" 2>/dev/null || true
+wait "$SIM" 2>/dev/null || true
 SIM_RATE=$(sed 's/\x1b\[[0-9;]*m//g' "$WORK/sim.err" | grep -o 'rate="*[0-9]*/s' | tail -1 | tr -dc '0-9' || true)
 
 cat <<EOF
 
 FlowShield fullnode benchmark ($(nproc) cores, $(uname -r))
-  providers simulated         $PROVIDERS, heartbeat every ${INTERVAL}s (target rate $((PROVIDERS / INTERVAL))/s)
+  providers simulated         $PROVIDERS, heartbeat every ${INTERVAL}s (target rate $((PROVIDERS / INTERVAL))/s), stake gate $([ "$CHAIN" = 1 ] && echo on || echo off)
   simulator published         ${SIM_RATE:-?}/s
   fullnode accepted           ${HB_RATE}/s heartbeats, refused total $REFUSED, providers indexed $INDEXED
   fullnode CPU, heartbeats    ${CPU_HB}% of one core   (target < ${CPU_TARGET}%)

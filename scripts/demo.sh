@@ -191,6 +191,7 @@ region = "eu-west"
 voucher_secs = 1
 state_dir = "$work/client-state"
 flowshield_bin = "$FS"
+routes = ["198.18.99.1/32"]
 [chain]
 rpc_url = "$RPC"
 market_address = "$MARKET"

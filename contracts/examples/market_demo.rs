@@ -37,7 +37,7 @@ async fn main() -> Result<(), ChainError> {
     let terms = ProviderTerms {
         price_per_gib: milli_eth(1),
         price_per_hour: milli_eth(2),
-        metadata_hash: B256::repeat_byte(1),
+        peer_id_hash: B256::repeat_byte(1),
         wg_public_key: [7; 32],
     };
     as_provider.register(milli_eth(1000), &terms).await?;

@@ -54,7 +54,10 @@ contract BandwidthMarket is Ownable, ReentrancyGuard, EIP712 {
         uint256 unbonding;
         uint256 pricePerGiB;
         uint256 pricePerHour;
-        bytes32 metadataHash;
+        /// keccak256 of the provider's libp2p PeerId bytes (`PeerId::to_bytes()`): binds the
+        /// PeerId that gossips this provider's offers to this chain address. Fullnodes admit
+        /// a heartbeat only if its PeerId hashes to this value.
+        bytes32 peerIdHash;
         bytes32 wgPublicKey;
     }
 
@@ -103,11 +106,11 @@ contract BandwidthMarket is Ownable, ReentrancyGuard, EIP712 {
         uint256 stake,
         uint256 pricePerGiB,
         uint256 pricePerHour,
-        bytes32 metadataHash,
+        bytes32 peerIdHash,
         bytes32 wgPublicKey
     );
     event ProviderUpdated(
-        address indexed provider, uint256 pricePerGiB, uint256 pricePerHour, bytes32 metadataHash, bytes32 wgPublicKey
+        address indexed provider, uint256 pricePerGiB, uint256 pricePerHour, bytes32 peerIdHash, bytes32 wgPublicKey
     );
     event StakeAdded(address indexed provider, uint256 amount, uint256 stake);
     event UnstakeRequested(address indexed provider, uint256 amount, uint256 unbonding, uint64 unlockAt);
@@ -180,8 +183,9 @@ contract BandwidthMarket is Ownable, ReentrancyGuard, EIP712 {
 
     // ----------------------------------------------------------------- providers
 
-    /// @notice Register the caller as a provider; msg.value is the initial stake.
-    function register(uint256 pricePerGiB, uint256 pricePerHour, bytes32 metadataHash, bytes32 wgPublicKey)
+    /// @notice Register the caller as a provider; msg.value is the initial stake. `peerIdHash`
+    ///         is keccak256 of the libp2p PeerId bytes that will gossip this provider's offers.
+    function register(uint256 pricePerGiB, uint256 pricePerHour, bytes32 peerIdHash, bytes32 wgPublicKey)
         external
         payable
         nonReentrant
@@ -194,24 +198,24 @@ contract BandwidthMarket is Ownable, ReentrancyGuard, EIP712 {
         p.stake = msg.value;
         p.pricePerGiB = pricePerGiB;
         p.pricePerHour = pricePerHour;
-        p.metadataHash = metadataHash;
+        p.peerIdHash = peerIdHash;
         p.wgPublicKey = wgPublicKey;
         totalStake += msg.value;
-        emit ProviderRegistered(msg.sender, msg.value, pricePerGiB, pricePerHour, metadataHash, wgPublicKey);
+        emit ProviderRegistered(msg.sender, msg.value, pricePerGiB, pricePerHour, peerIdHash, wgPublicKey);
     }
 
-    /// @notice Change prices, metadata or WireGuard key. Existing orders are unaffected
+    /// @notice Change prices, PeerId hash or WireGuard key. Existing orders are unaffected
     ///         (their price is whatever the client's vouchers say).
-    function updateProvider(uint256 pricePerGiB, uint256 pricePerHour, bytes32 metadataHash, bytes32 wgPublicKey)
+    function updateProvider(uint256 pricePerGiB, uint256 pricePerHour, bytes32 peerIdHash, bytes32 wgPublicKey)
         external
     {
         Provider storage p = _registered(msg.sender);
         if (wgPublicKey == bytes32(0)) revert InvalidWgKey();
         p.pricePerGiB = pricePerGiB;
         p.pricePerHour = pricePerHour;
-        p.metadataHash = metadataHash;
+        p.peerIdHash = peerIdHash;
         p.wgPublicKey = wgPublicKey;
-        emit ProviderUpdated(msg.sender, pricePerGiB, pricePerHour, metadataHash, wgPublicKey);
+        emit ProviderUpdated(msg.sender, pricePerGiB, pricePerHour, peerIdHash, wgPublicKey);
     }
 
     function addStake() external payable nonReentrant {

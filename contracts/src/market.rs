@@ -115,8 +115,9 @@ pub struct ProviderTerms {
     pub price_per_gib: U256,
     /// Price per hour connected, in wei.
     pub price_per_hour: U256,
-    /// Hash of the off-chain metadata document (region, capacity, endpoints...).
-    pub metadata_hash: B256,
+    /// keccak256 of the provider's libp2p PeerId bytes (`flowshield_proto::peer_id_hash`):
+    /// fullnodes admit only heartbeats signed by this PeerId.
+    pub peer_id_hash: B256,
     /// WireGuard (X25519) public key; must be non-zero.
     pub wg_public_key: [u8; 32],
 }
@@ -306,19 +307,19 @@ impl MarketClient {
             .register(
                 terms.price_per_gib,
                 terms.price_per_hour,
-                terms.metadata_hash,
+                terms.peer_id_hash,
                 B256::from(terms.wg_public_key),
             )
             .value(stake);
         tx::send(KIND, "register", call).await
     }
 
-    /// Change prices, metadata or WireGuard key. Reverts `NotRegistered`, `InvalidWgKey`.
+    /// Change prices, PeerId hash or WireGuard key. Reverts `NotRegistered`, `InvalidWgKey`.
     pub async fn update_provider(&self, terms: &ProviderTerms) -> Result<TransactionReceipt> {
         let call = self.contract.updateProvider(
             terms.price_per_gib,
             terms.price_per_hour,
-            terms.metadata_hash,
+            terms.peer_id_hash,
             B256::from(terms.wg_public_key),
         );
         tx::send(KIND, "updateProvider", call).await

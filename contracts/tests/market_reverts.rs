@@ -72,8 +72,8 @@ async fn provider_registry_functions_and_reverts() {
     let rec = fx.record(p.addr()).await;
     assert_eq!((rec.pricePerGiB, rec.pricePerHour), (meth(5), meth(6)));
     assert_eq!(
-        (rec.metadataHash, rec.wgPublicKey.0),
-        (new_terms.metadata_hash, [2; 32])
+        (rec.peerIdHash, rec.wgPublicKey.0),
+        (new_terms.peer_id_hash, [2; 32])
     );
 
     // addStake

@@ -5,10 +5,13 @@
 //! planes in network namespaces).
 //!
 //! - [`stranger`]: a peer that never connected the order acts on it;
+//! - [`credit`]: a client that moves traffic and does not pay;
 //! - [`griefing`]: capacity, dust orders and borrowed WireGuard keys.
 
 mod common;
 
+#[path = "adversary/credit.rs"]
+mod credit;
 #[path = "adversary/fixture.rs"]
 mod fixture;
 #[path = "adversary/griefing.rs"]

@@ -5,7 +5,9 @@
 //!   correctly signed by its own fresh key, are gossiped at a fullnode run
 //!   as its own process (the built `flowshield-market fullnode`, so its
 //!   memory is its own: VmRSS from /proc). Its replay guard is capped
-//!   below the flood so eviction is exercised; its RSS must stay under
+//!   below the flood so eviction is exercised, and so is its live index
+//!   (`--max-live-providers`); both must stay under their caps throughout
+//!   the flood; its RSS must stay under
 //!   `RSS_BOUND_MIB`, and a real provider started mid-flood must be matched
 //!   by `POST /v1/match` within its first heartbeats.
 
@@ -45,6 +47,7 @@ fn offer(keypair: &Keypair, region: &str) -> Offer {
         price_per_hour_wei: 0,
         capacity_mbps: 100,
         max_clients: 8,
+        tunnel_subnet: None,
     }
 }
 
@@ -147,7 +150,7 @@ struct FullnodeProcess {
 }
 
 impl FullnodeProcess {
-    fn start(dir: &std::path::Path, tracked_cap: usize) -> Self {
+    fn start(dir: &std::path::Path, tracked_cap: usize, live_cap: usize) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_flowshield-market"))
             .args(["--log", "warn", "fullnode"])
             .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--http", "127.0.0.1:0"])
@@ -156,6 +159,7 @@ impl FullnodeProcess {
             .arg("--identity")
             .arg(dir.join("fullnode.key"))
             .args(["--max-tracked-peers", &tracked_cap.to_string()])
+            .args(["--max-live-providers", &live_cap.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -267,8 +271,11 @@ async fn fullnode_stays_bounded_under_a_sybil_flood_and_matches_a_real_provider(
         .unwrap_or(default_peers);
     // The replay guard holds a tenth of the flood: eviction is exercised.
     let tracked_cap = (peers / 10).max(100);
+    // So does the live index (a real provider is matched within 100 ms of
+    // a heartbeat; evicting it takes a tenth of the flood after it).
+    let live_cap = tracked_cap;
     let dir = tempfile::tempdir().unwrap();
-    let fullnode = FullnodeProcess::start(dir.path(), tracked_cap);
+    let fullnode = FullnodeProcess::start(dir.path(), tracked_cap, live_cap);
     let (flooder, mut flooder_events) = start_node(vec![fullnode.p2p.clone()]).await;
     let fullnode_id = match fullnode.p2p.iter().last() {
         Some(libp2p::multiaddr::Protocol::P2p(id)) => id,
@@ -297,6 +304,7 @@ async fn fullnode_stays_bounded_under_a_sybil_flood_and_matches_a_real_provider(
     let mut published = 0usize;
     let mut refused_publishes = 0usize;
     let mut rss_max = rss_start;
+    let mut live_max = 0.0f64;
     let mut provider: Option<Provider> = None;
     let mut watch = None;
     while let Some(chunk) = chunks.recv().await {
@@ -308,6 +316,11 @@ async fn fullnode_stays_bounded_under_a_sybil_flood_and_matches_a_real_provider(
             }
         }
         rss_max = rss_max.max(fullnode.rss_mib());
+        let (_, metrics) = http(fullnode.http, "GET", "/metrics", "").await;
+        live_max = live_max.max(metric(
+            &metrics,
+            "flowshield_tracked_peers{map=\"live_offers\"}",
+        ));
         // Halfway through, a real provider starts; it is watched for
         // while the flood goes on.
         if provider.is_none() && published >= peers / 2 {
@@ -344,12 +357,17 @@ async fn fullnode_stays_bounded_under_a_sybil_flood_and_matches_a_real_provider(
     let tracked = metric(&metrics, "flowshield_tracked_peers{map=\"replay_guard\"}");
     let evicted = metric(&metrics, "flowshield_evictions_total{map=\"replay_guard\"}");
     let accepted = metric(&metrics, "flowshield_heartbeats_total{result=\"accepted\"}");
+    let live = metric(&metrics, "flowshield_tracked_peers{map=\"live_offers\"}");
+    let live_evicted = metric(&metrics, "flowshield_evictions_total{map=\"live_offers\"}");
+    let indexed = metric(&metrics, "flowshield_providers_indexed");
+    live_max = live_max.max(live);
     let rss_end = fullnode.rss_mib();
     rss_max = rss_max.max(rss_end);
     eprintln!(
         "flood: {peers} fake providers, {published} published ({refused_publishes} refused by \
          the local send queue) in {flood_secs:.1} s; fullnode accepted {accepted}, replay guard \
-         tracks {tracked} (evicted {evicted}); RSS {rss_start} MiB at start, max {rss_max} MiB, \
+         tracks {tracked} (evicted {evicted}); live offers {live} (max {live_max}, evicted \
+         {live_evicted}); RSS {rss_start} MiB at start, max {rss_max} MiB, \
          end {rss_end} MiB; real provider matched after {heartbeats_sent} heartbeats, {:.1} s",
         matched_after.as_secs_f64()
     );
@@ -363,6 +381,16 @@ async fn fullnode_stays_bounded_under_a_sybil_flood_and_matches_a_real_provider(
     );
     if accepted > tracked_cap as f64 {
         assert!(evicted > 0.0, "over the cap but nothing evicted");
+    }
+    assert!(
+        live_max <= live_cap as f64 && indexed <= live_cap as f64,
+        "live index reached {live_max} (now {indexed}), cap {live_cap}"
+    );
+    if accepted > live_cap as f64 {
+        assert!(
+            live_evicted > 0.0,
+            "live index over its cap but nothing evicted"
+        );
     }
     assert!(
         rss_max < RSS_BOUND_MIB,

@@ -78,7 +78,7 @@ async fn bad_session_input_is_refused_with_a_clear_error() {
     let terms = ProviderTerms {
         price_per_gib: U256::from(1u64 << 30),
         price_per_hour: U256::ZERO,
-        metadata_hash: Default::default(),
+        peer_id_hash: Default::default(),
         wg_public_key: [9; 32],
     };
     as_provider

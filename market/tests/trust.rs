@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::chain::{eth, register_provider};
 use common::http::request_json as http;
 use common::net::{provider_config, start_fullnode, wait_fullnode, within};
 use flowshield_ca::authority::Authority;
@@ -21,6 +22,7 @@ use flowshield_chain::alloy::sol_types::Eip712Domain;
 use flowshield_chain::voucher::{sign_report, Report};
 use flowshield_chain::{DecaRegistryClient, LocalChain, MarketClient, MarketParams};
 use flowshield_market::fullnode::certgate::CertPolicy;
+use flowshield_market::fullnode::reports::period::MIN_RESYNC_MS;
 use flowshield_market::fullnode::{DecaConfig, FullnodeEvent};
 use flowshield_market::provider::{Provider, ProviderConfig};
 use flowshield_proto::{ChainAddress, Keypair, Offer, Region, WgPublicKey};
@@ -269,8 +271,11 @@ async fn verifier_reports_are_checked_gossiped_and_move_reputation() {
     // Two providers; the cheaper one wins while reputations are neutral.
     let cheap_key = Keypair::generate_ed25519();
     let good_key = Keypair::generate_ed25519();
-    let cheap_addr = Address::repeat_byte(0xc1);
-    let good_addr = Address::repeat_byte(0xc2);
+    // Registered and staked, so the fullnodes' stake gate admits them.
+    let (cheap_signer, _) = register_provider(&chain, &owner, &cheap_key, [1; 32], eth(1)).await;
+    let (good_signer, _) = register_provider(&chain, &owner, &good_key, [2; 32], eth(1)).await;
+    let cheap_addr = cheap_signer.address();
+    let good_addr = good_signer.address();
     let cheap = start_provider(
         cheap_key.clone(),
         offer(
@@ -314,8 +319,19 @@ async fn verifier_reports_are_checked_gossiped_and_move_reputation() {
     };
     assert_eq!(best(one.http_addr).await, format!("{cheap_addr:#x}"));
 
-    // Three periods: the cheap one fails, the other passes.
-    for period in 1..=3 {
+    // Three periods: the cheap one fails, the other passes. Reports are
+    // taken for the market's current period and the one before only, so
+    // the chain's clock moves a period on between them (and the fullnode,
+    // which re-syncs at most every MIN_RESYNC_MS, is given that long).
+    let first = owner.current_period().await.unwrap();
+    for period in first..first + 3 {
+        if period > first {
+            chain
+                .increase_time(MarketParams::default().report_period)
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(MIN_RESYNC_MS)).await;
+        }
         for (provider, passed) in [(cheap_addr, false), (good_addr, true)] {
             let body = report_body(&verifier, &domain, provider, period, passed);
             let (status, answer) = http(one.http_addr, "POST", "/v1/reports", &body).await;
@@ -323,7 +339,7 @@ async fn verifier_reports_are_checked_gossiped_and_move_reputation() {
             assert_eq!(answer["new"], true);
         }
     }
-    let again = report_body(&verifier, &domain, good_addr, 3, true);
+    let again = report_body(&verifier, &domain, good_addr, first + 2, true);
     let (status, answer) = http(one.http_addr, "POST", "/v1/reports", &again).await;
     assert_eq!((status, &answer["new"]), (200, &Value::Bool(false)));
     assert_eq!(best(one.http_addr).await, format!("{good_addr:#x}"));
@@ -341,7 +357,7 @@ async fn verifier_reports_are_checked_gossiped_and_move_reputation() {
         (good_rep["reports"].as_u64(), good_rep["passed"].as_u64()),
         (Some(3), Some(3))
     );
-    assert_eq!(good_rep["latest_period"], 3);
+    assert_eq!(good_rep["latest_period"], first + 2);
     assert!(good_rep["reputation"].as_f64().unwrap() > 0.5, "{good_rep}");
     let cheap_rep = reputation(cheap_addr).await;
     assert_eq!(
@@ -372,7 +388,7 @@ async fn verifier_reports_are_checked_gossiped_and_move_reputation() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(listed.as_array().unwrap().len(), 3);
-    assert_eq!(listed[0]["period"], 3);
+    assert_eq!(listed[0]["period"], first + 2);
     assert_eq!(listed[0]["report"]["report"]["passed"], true);
 
     // The second fullnode got them through gossip.

@@ -35,7 +35,7 @@ pub use cert::CertAnnouncement;
 pub use eip712::{market_domain, report_digest, Report};
 pub use error::ProtoError;
 pub use libp2p_identity::{Keypair, PeerId, PublicKey};
-pub use offer::{ChainAddress, Heartbeat, Offer, Region, WgPublicKey};
+pub use offer::{peer_id_hash, ChainAddress, Heartbeat, Offer, Region, TunnelSubnet, WgPublicKey};
 pub use replay::{ReplayGuard, ReplayPolicy};
 pub use report::{verify_report, CheckedReport, InvalidReport, SignedReport};
 pub use signed::{

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use libp2p_identity::PeerId;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 
 /// Longest region name.
@@ -38,6 +38,12 @@ pub struct Offer {
     pub price_per_hour_wei: u128,
     pub capacity_mbps: u32,
     pub max_clients: u32,
+    /// The subnet the provider's clients get their tunnel addresses from;
+    /// clients refuse an address or route outside it. Absent in offers of
+    /// older providers (and then left out of the signed encoding, so their
+    /// heartbeats still verify).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_subnet: Option<TunnelSubnet>,
 }
 
 impl Offer {
@@ -141,6 +147,14 @@ impl fmt::Display for Region {
     }
 }
 
+/// keccak256 of a libp2p PeerId's bytes ([`PeerId::to_bytes`]): the value a
+/// provider registers on chain (`BandwidthMarket`'s `peerIdHash`) and a
+/// fullnode compares with the PeerId that signed a heartbeat, so only the
+/// holder of the chain key decides which PeerId speaks for its address.
+pub fn peer_id_hash(peer_id: &PeerId) -> alloy_primitives::B256 {
+    alloy_primitives::keccak256(peer_id.to_bytes())
+}
+
 /// An EVM address (20 bytes), written `0x` + 40 hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ChainAddress(pub [u8; 20]);
@@ -200,6 +214,75 @@ impl fmt::Debug for WgPublicKey {
     }
 }
 
+/// The IPv4 subnet a provider hands its clients' tunnel addresses from,
+/// written `A.B.C.D/N` (N from 8 to 30, host bits zero), e.g. `10.77.0.0/16`.
+/// A client refuses a tunnel address or route outside it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TunnelSubnet {
+    network: Ipv4Addr,
+    prefix: u8,
+}
+
+impl TunnelSubnet {
+    /// The subnet `network/prefix`; refuses host bits and prefixes outside 8 to 30.
+    pub fn new(network: Ipv4Addr, prefix: u8) -> Result<Self, ProtoError> {
+        let invalid = |reason: String| ProtoError::invalid("tunnel_subnet", reason);
+        if !(8..=30).contains(&prefix) {
+            return Err(invalid(format!("prefix /{prefix} is not from /8 to /30")));
+        }
+        let mask = u32::MAX << (32 - prefix);
+        if u32::from(network) & !mask != 0 {
+            return Err(invalid(format!("{network}/{prefix} has host bits set")));
+        }
+        Ok(Self { network, prefix })
+    }
+
+    pub fn network(&self) -> Ipv4Addr {
+        self.network
+    }
+
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    /// Whether `addr` lies inside the subnet.
+    pub fn contains(&self, addr: Ipv4Addr) -> bool {
+        let mask = u32::MAX << (32 - self.prefix);
+        u32::from(addr) & mask == u32::from(self.network)
+    }
+}
+
+impl FromStr for TunnelSubnet {
+    type Err = ProtoError;
+    fn from_str(s: &str) -> Result<Self, ProtoError> {
+        let invalid = || {
+            ProtoError::invalid(
+                "tunnel_subnet",
+                format!(
+                    "'{}' is not an IPv4 subnet like 10.77.0.0/16",
+                    s.chars().take(48).collect::<String>()
+                ),
+            )
+        };
+        let (addr, prefix) = s.split_once('/').ok_or_else(invalid)?;
+        let network: Ipv4Addr = addr.parse().map_err(|_| invalid())?;
+        let prefix: u8 = prefix.parse().map_err(|_| invalid())?;
+        Self::new(network, prefix)
+    }
+}
+
+impl fmt::Display for TunnelSubnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+impl fmt::Debug for TunnelSubnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 macro_rules! serde_via_text {
     ($ty:ty) => {
         impl Serialize for $ty {
@@ -217,6 +300,7 @@ macro_rules! serde_via_text {
 }
 serde_via_text!(ChainAddress);
 serde_via_text!(WgPublicKey);
+serde_via_text!(TunnelSubnet);
 
 /// `u128` as a decimal string (at most 39 digits, no sign, no spaces).
 pub mod u128_text {
@@ -277,7 +361,42 @@ pub(crate) mod tests {
             price_per_hour_wei: 1_000,
             capacity_mbps: 500,
             max_clients: 10,
+            tunnel_subnet: None,
         }
+    }
+
+    #[test]
+    fn tunnel_subnet_is_optional_and_checked() {
+        let offer = sample_offer(&Keypair::generate_ed25519());
+        // An old provider's offer has no subnet: same JSON as before.
+        let json = serde_json::to_string(&offer).unwrap();
+        assert!(!json.contains("tunnel_subnet"), "{json}");
+        assert_eq!(serde_json::from_str::<Offer>(&json).unwrap(), offer);
+        let with = Offer {
+            tunnel_subnet: Some("10.77.0.0/16".parse().unwrap()),
+            ..offer
+        };
+        let json = serde_json::to_string(&with).unwrap();
+        assert!(
+            json.ends_with(r#","tunnel_subnet":"10.77.0.0/16"}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Offer>(&json).unwrap(), with);
+        let subnet = with.tunnel_subnet.unwrap();
+        assert!(subnet.contains("10.77.200.1".parse().unwrap()));
+        assert!(!subnet.contains("10.78.0.1".parse().unwrap()));
+        for bad in [
+            "0.0.0.0/0",
+            "10.77.0.1/16",
+            "10.77.0.0/31",
+            "10.77.0.0",
+            "x/8",
+        ] {
+            let err = bad.parse::<TunnelSubnet>().unwrap_err().to_string();
+            assert!(err.contains("tunnel_subnet"), "{bad}: {err}");
+        }
+        let bad = json.replace("10.77.0.0/16", "0.0.0.0/0");
+        assert!(serde_json::from_str::<Offer>(&bad).is_err());
     }
 
     #[test]
@@ -289,6 +408,15 @@ pub(crate) mod tests {
         assert!(json.starts_with(r#"{"provider_peer_id":"#));
         let back: Offer = serde_json::from_str(&json).unwrap();
         assert_eq!(back, offer);
+    }
+
+    #[test]
+    fn peer_id_hash_is_keccak_of_the_peer_id_bytes() {
+        let a = Keypair::generate_ed25519().public().to_peer_id();
+        let b = Keypair::generate_ed25519().public().to_peer_id();
+        assert_eq!(peer_id_hash(&a), alloy_primitives::keccak256(a.to_bytes()));
+        assert_eq!(peer_id_hash(&a), peer_id_hash(&a));
+        assert_ne!(peer_id_hash(&a), peer_id_hash(&b));
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub fn terms(tag: u8) -> ProviderTerms {
     ProviderTerms {
         price_per_gib: meth(1),
         price_per_hour: meth(2),
-        metadata_hash: B256::repeat_byte(tag),
+        peer_id_hash: B256::repeat_byte(tag),
         wg_public_key: [tag.max(1); 32],
     }
 }

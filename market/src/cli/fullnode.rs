@@ -5,6 +5,7 @@ use super::{terminated, trust};
 use anyhow::{Context, Result};
 use flowshield_market::fullnode::api::ApiLimits;
 use flowshield_market::fullnode::certgate::GateLimits;
+use flowshield_market::fullnode::live;
 use flowshield_market::fullnode::{Fullnode, FullnodeConfig};
 use flowshield_market::identity;
 use libp2p::Multiaddr;
@@ -48,10 +49,13 @@ pub struct FullnodeArgs {
     /// Re-check a valid certificate on chain after this many seconds.
     #[arg(long, default_value_t = 600)]
     cert_ttl_secs: u64,
-    /// JSON-RPC of the chain holding the market: turns on /v1/reports.
+    /// JSON-RPC of the chain holding the market: turns on stake admission
+    /// (only providers registered and staked there, with the PeerId and
+    /// WireGuard key they registered, are indexed) and /v1/reports.
+    /// Without it every correctly signed provider is indexed.
     #[arg(long, requires = "market")]
     chain_rpc: Option<String>,
-    /// BandwidthMarket contract address (EIP-712 domain, isVerifier).
+    /// BandwidthMarket contract address (stakes, EIP-712 domain, isVerifier).
     #[arg(long, requires = "chain_rpc")]
     market: Option<String>,
     /// Sustained POST requests per second per client address (IPv6: /64).
@@ -63,10 +67,14 @@ pub struct FullnodeArgs {
     /// Largest HTTP request body in bytes.
     #[arg(long, default_value_t = ApiLimits::default().max_body_bytes)]
     api_max_body: usize,
-    /// Most providers tracked by the replay guard, and by the certificate
-    /// gate (each); beyond it the least recently heard is evicted.
+    /// Most providers tracked by the replay guard, the certificate gate and
+    /// the stake gate (each); beyond it the least recently heard is evicted.
     #[arg(long, default_value_t = GateLimits::default().max_providers)]
     max_tracked_peers: usize,
+    /// Most providers kept live (matchable) at once; beyond it the least
+    /// recently heard is evicted until its next heartbeat.
+    #[arg(long, default_value_t = live::DEFAULT_MAX_LIVE)]
+    max_live_providers: usize,
 }
 
 pub async fn run(args: FullnodeArgs) -> Result<()> {
@@ -83,6 +91,8 @@ pub async fn run(args: FullnodeArgs) -> Result<()> {
     };
     config.replay_policy.max_tracked = args.max_tracked_peers.max(1);
     config.cert_limits.max_providers = args.max_tracked_peers.max(1);
+    config.max_live_providers = args.max_live_providers.max(1);
+    config.stake_limits.max_providers = args.max_tracked_peers.max(1);
     if let (Some(rpc), Some(registry)) = (args.deca_rpc, args.deca_registry) {
         config.deca = Some(trust::deca(
             &rpc,

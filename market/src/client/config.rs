@@ -13,6 +13,7 @@
 //! state_dir = "/run/flowshield-market"       # wg-quick file and control socket (0600)
 //! flowshield_bin = "flowshield"              # the data plane's CLI
 //! first_packet_timeout_secs = 15
+//! routes = ["198.18.99.1/32"]                # accepted from a provider besides its tunnel subnet
 //!
 //! [chain]                                    # see crate::chain
 //! rpc_url = "http://10.250.0.1:8545"
@@ -50,6 +51,12 @@ pub struct ClientFile {
     pub flowshield_bin: PathBuf,
     #[serde(default = "default_first_packet")]
     pub first_packet_timeout_secs: u64,
+    /// Routes the client accepts from a provider besides its tunnel subnet.
+    #[serde(default)]
+    pub routes: Vec<String>,
+    /// `routes`, parsed by [`ClientFile::load`].
+    #[serde(skip)]
+    pub requested_routes: Vec<ipnet::IpNet>,
 }
 
 fn default_interface() -> String {
@@ -86,7 +93,18 @@ impl ClientFile {
             reason,
         };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let file: Self = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        let mut file: Self = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        file.requested_routes = file
+            .routes
+            .iter()
+            .map(|r| {
+                r.parse::<ipnet::IpNet>().map(|n| n.trunc()).map_err(|_| {
+                    err(format!(
+                        "routes: '{r}' is not a network like 198.18.99.0/24"
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?;
         if file.voucher_secs == 0 {
             return Err(err("voucher_secs must be at least 1".into()));
         }
@@ -129,6 +147,13 @@ mod tests {
             file.control_socket(),
             PathBuf::from("/run/flowshield-market/fsclient0.ctl")
         );
+        std::fs::write(
+            &path,
+            "identity_file = \"/k\"\nescrow_wei = \"5\"\nroutes = [\"10.0.0.0/33\"]\n[chain]\nrpc_url = \"http://x\"\nmarket_address = \"0x00\"\nkey_file = \"/c\"\n",
+        )
+        .unwrap();
+        let err = ClientFile::load(&path).unwrap_err().to_string();
+        assert!(err.contains("routes: '10.0.0.0/33'"), "{err}");
         std::fs::write(&path, "identity_file = \"/k\"\nescrow = 5\n").unwrap();
         let err = ClientFile::load(&path).unwrap_err().to_string();
         assert!(err.contains("escrow"), "{err}");

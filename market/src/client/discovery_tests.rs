@@ -49,6 +49,7 @@ fn signed_offer() -> (Offer, String) {
             price_per_hour_wei: 1,
             capacity_mbps: 100,
             max_clients: 4,
+            tunnel_subnet: None,
         },
         seq: 1,
         timestamp_ms: crate::unix_ms(),

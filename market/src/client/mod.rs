@@ -8,23 +8,33 @@
 //! `failover`, `abandoned_order_closed`, `disconnected`), and takes `disconnect` on a
 //! unix control socket (0600, see [`control`]) or on SIGTERM/Ctrl-C.
 //!
-//! Voucher rule (the provider's check is in [`crate::session::pricing`]):
-//! every `voucher_secs` the client signs `max(due, last + 1 wei)`, capped at
-//! the escrow, where `due` prices its own UAPI rx + tx of the provider peer
-//! and the time since `Connected`. The extra wei keeps vouchers strictly
-//! increasing, so an idle tunnel still tells the provider the client is
-//! alive.
+//! Voucher rule ([`pay`]; the provider's check is in
+//! [`crate::session::pricing`]): every `voucher_secs` the client signs
+//! `max(due, last + 1 wei)`, capped at the offer's price of its own
+//! counters plus 1 wei a second, and at the escrow, where `due` prices its
+//! own UAPI rx + tx of the provider peer and the time since `Connected`.
+//! The extra wei keeps vouchers strictly increasing, so an idle tunnel
+//! still tells the provider the client is alive. A refusal meaning the
+//! provider holds no session makes the client fail over.
+//!
+//! Trust: before the tunnel is configured, [`checks`] verifies the
+//! provider's `Connected` against the chain (order Active with the chosen
+//! provider, WireGuard key as registered) and its routes against the
+//! offer's tunnel subnet and the client's underlay ([`underlay`]).
 //!
 //! Layout: this file checks the configuration and runs the loop;
 //! [`session`] finds a provider, opens the order and pays for it;
 //! [`settle`] ends it on chain.
 
+pub mod checks;
 pub mod config;
 pub mod control;
 pub mod discovery;
+pub mod pay;
 mod session;
 mod settle;
 pub mod tunnel;
+pub mod underlay;
 
 use crate::chain::ChainSetupError;
 use crate::identity;
@@ -66,6 +76,11 @@ pub enum ClientError {
     Identity(String),
     #[error(transparent)]
     Discovery(#[from] discovery::DiscoveryError),
+    #[error("provider {peer} is not trusted: {error}")]
+    Distrusted {
+        peer: PeerId,
+        error: checks::Distrust,
+    },
     #[error("provider {peer} refused the session: {reason}")]
     Refused { peer: PeerId, reason: String },
     #[error(transparent)]

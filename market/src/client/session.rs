@@ -1,10 +1,13 @@
 //! One session with a provider: find and open it ([`establish`],
 //! [`try_provider`]), then pay for it with vouchers ([`pay_loop`]).
 
+use super::checks::{self, OrderOnChain, RouteRules};
 use super::config::ClientFile;
 use super::discovery::{self, Source, Wanted};
+use super::pay::{self, VoucherVerdict};
 use super::{
-    chain_err, control::DisconnectReply, emit, settle::close_abandoned, tunnel, Chain, ClientError,
+    chain_err, control::DisconnectReply, emit, settle::close_abandoned, tunnel, underlay, Chain,
+    ClientError,
 };
 use crate::net::{MarketRequest, MarketResponse, NetHandle};
 use crate::session::pricing::Prices;
@@ -16,6 +19,7 @@ use crate::wire::session::{
 };
 use flowshield_chain::alloy::primitives::{Address, U256};
 use flowshield_chain::voucher::sign_voucher;
+use flowshield_chain::OrderStatus;
 use flowshield_proto::{Offer, PeerId, WgPublicKey};
 use flowshield_tunnel::key::SecretKey;
 use std::time::{Duration, Instant};
@@ -72,6 +76,8 @@ pub(super) async fn establish(
     closing: &mut JoinSet<()>,
 ) -> Result<Session, ClientError> {
     let mut last_error = None;
+    // A provider's refusal says more than a later "no provider left".
+    let mut last_refusal = None;
     for attempt in 1..=CONNECT_ATTEMPTS {
         let started = Instant::now();
         let (offer, source) = match discovery::find(&file.fullnodes, net, wanted).await {
@@ -105,11 +111,13 @@ pub(super) async fn establish(
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "provider unusable, excluding it");
                 wanted.exclude.insert(peer);
-                last_error = Some(e);
+                last_refusal = Some(e);
             }
         }
     }
-    Err(last_error.unwrap_or(ClientError::GaveUp(CONNECT_ATTEMPTS)))
+    Err(last_refusal
+        .or(last_error)
+        .unwrap_or(ClientError::GaveUp(CONNECT_ATTEMPTS)))
 }
 
 pub(super) async fn try_provider(
@@ -162,6 +170,11 @@ pub(super) async fn try_provider(
             return Err(e);
         }
     };
+    // Nothing the provider said is used before the chain vouches for it.
+    if let Err(e) = verify_connected(file, chain, offer, order_id, &info).await {
+        abandon_unused(chain, order_id, closing).await;
+        return Err(e);
+    }
     let session = Session {
         order_id,
         offer: offer.clone(),
@@ -195,6 +208,71 @@ pub(super) async fn try_provider(
     Ok(session)
 }
 
+/// Checks a `Connected` answer against the chain and the client's
+/// underlay (see [`checks`]) before the tunnel is configured with it.
+async fn verify_connected(
+    file: &ClientFile,
+    chain: &Chain,
+    offer: &Offer,
+    order_id: U256,
+    info: &ConnectedInfo,
+) -> Result<(), ClientError> {
+    let peer = offer.provider_peer_id;
+    let distrusted = |error: checks::Distrust| ClientError::Distrusted { peer, error };
+    let chosen = Address::from(offer.chain_address.0);
+    let order = chain
+        .market
+        .order(order_id)
+        .await
+        .map_err(chain_err("reading the order"))?;
+    let on_chain = OrderOnChain {
+        client: order.client,
+        provider: order.provider,
+        status: OrderStatus::from_u8(order.status).unwrap_or(OrderStatus::None),
+    };
+    checks::check_order(&on_chain, chain.signer.address(), chosen).map_err(distrusted)?;
+    let record = chain
+        .market
+        .provider_record(chosen)
+        .await
+        .map_err(chain_err("reading the provider"))?;
+    checks::check_provider_key(record.wgPublicKey.0, &info.provider_wg_public_key)
+        .map_err(distrusted)?;
+    let mut fixed = vec![offer.endpoint.ip(), info.endpoint.ip()];
+    fixed.extend(file.fullnodes.iter().filter_map(|u| underlay::url_ip(u)));
+    fixed.extend(underlay::url_ip(&file.chain.rpc_url));
+    for text in &file.bootstrap {
+        if let Ok(addr) = text.parse::<libp2p::Multiaddr>() {
+            fixed.extend(underlay::multiaddr_ips(&addr));
+        }
+    }
+    let underlay = underlay::collect(&fixed, &file.interface);
+    let rules = RouteRules {
+        subnet: offer.tunnel_subnet,
+        requested: &file.requested_routes,
+        underlay: &underlay,
+    };
+    checks::check_routes(info, &rules).map_err(distrusted)
+}
+
+/// Gives up an order the client will not use: a pending one is cancelled
+/// at once; an accepted one is asked to close now and settled in the
+/// background.
+async fn abandon_unused(chain: &Chain, order_id: U256, closing: &mut JoinSet<()>) {
+    let status = chain.market.order_status(order_id).await;
+    {
+        let _tx = chain.tx_lock.lock().await;
+        let done = match status {
+            Ok(OrderStatus::Pending) => chain.market.cancel_order(order_id).await,
+            _ => chain.market.request_close(order_id).await,
+        };
+        if let Err(e) = done {
+            tracing::warn!(order = %order_id, error = %e, "giving the order up failed");
+        }
+    }
+    closing.spawn(close_abandoned(chain.clone(), order_id, U256::ZERO));
+}
+
 /// Signs and sends vouchers until told to disconnect or the provider is lost.
 pub(super) async fn pay_loop(
     file: &ClientFile,
@@ -223,7 +301,10 @@ pub(super) async fn pay_loop(
                 }
                 match send_voucher(chain, net, session, escrow, every * 2).await {
                     Ok(()) => failures = 0,
-                    Err(e) => {
+                    Err(VoucherFailure::SessionGone(reason)) => {
+                        return SessionEnd::ProviderLost(format!("the provider dropped the session: {reason}"));
+                    }
+                    Err(VoucherFailure::Undelivered(e)) => {
                         failures += 1;
                         tracing::warn!(failures, error = %e, "voucher not delivered");
                         if failures >= file.max_failed_vouchers.max(1) {
@@ -236,48 +317,72 @@ pub(super) async fn pay_loop(
     }
 }
 
-/// What the session costs now, by the client's own counters.
-pub(super) fn amount_now(session: &Session, escrow: U256) -> U256 {
+/// What the session costs now, by the client's own counters, capped by
+/// the offer's prices (see [`pay`]); `None` when nothing more is due.
+pub(super) fn amount_now(session: &Session, escrow: U256) -> Option<U256> {
     let prices = Prices {
         per_gib: U256::from(session.offer.price_per_gib_wei),
         per_hour: U256::from(session.offer.price_per_hour_wei),
     };
     let elapsed = session.connected_at.elapsed().as_millis() as u64;
-    prices
-        .due(session.bytes, elapsed, escrow)
-        .max(session.last_voucher + U256::from(1))
-        .min(escrow)
+    pay::next_voucher(
+        &prices,
+        session.bytes,
+        elapsed,
+        session.last_voucher,
+        escrow,
+    )
 }
 
-/// Sends one voucher; a refusal is logged, not an error (the provider is
-/// alive); no answer is an error.
+/// Why a voucher did not go through.
+#[derive(Debug)]
+pub(super) enum VoucherFailure {
+    /// No answer, or not an answer to a voucher.
+    Undelivered(String),
+    /// The provider holds no session for the order any more.
+    SessionGone(String),
+}
+
+impl std::fmt::Display for VoucherFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Undelivered(e) => f.write_str(e),
+            Self::SessionGone(e) => write!(f, "session gone: {e}"),
+        }
+    }
+}
+
+/// Sends one voucher. A refusal about the amount is logged, not an error
+/// (the provider is alive, and gets no more than the client's own
+/// counters price); a refusal saying the session is gone ends it.
 pub(super) async fn send_voucher(
     chain: &Chain,
     net: &NetHandle,
     session: &mut Session,
     escrow: U256,
     timeout: Duration,
-) -> Result<(), String> {
-    let amount = amount_now(session, escrow);
-    if amount <= session.last_voucher {
-        return Ok(()); // escrow exhausted: nothing more to sign
-    }
+) -> Result<(), VoucherFailure> {
+    use VoucherFailure::Undelivered;
+    let Some(amount) = amount_now(session, escrow) else {
+        return Ok(()); // escrow or cap reached: nothing more to sign
+    };
     let voucher = sign_voucher(&chain.signer, &chain.domain, session.order_id, amount)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Undelivered(e.to_string()))?;
     let request = SessionRequest::Voucher(VoucherMessage::from_signed(&voucher));
     let answer = tokio::time::timeout(timeout, ask(net, session.offer.provider_peer_id, &request))
         .await
-        .map_err(|_| format!("no answer within {timeout:?}"))?
-        .map_err(|e| e.to_string())?;
-    match answer {
-        SessionResponse::VoucherAccepted { .. } => {
+        .map_err(|_| Undelivered(format!("no answer within {timeout:?}")))?
+        .map_err(|e| Undelivered(e.to_string()))?;
+    match pay::verdict(&answer) {
+        VoucherVerdict::Accepted => {
             session.last_voucher = amount;
             Ok(())
         }
-        SessionResponse::Rejected { kind, error } => {
-            tracing::warn!(%kind, %error, "voucher refused by the provider");
+        VoucherVerdict::Refused(reason) => {
+            tracing::warn!(%reason, "voucher refused by the provider");
             Ok(())
         }
-        other => Err(format!("unexpected answer {other:?}")),
+        VoucherVerdict::SessionGone(reason) => Err(VoucherFailure::SessionGone(reason)),
+        VoucherVerdict::Unexpected(reason) => Err(Undelivered(reason)),
     }
 }

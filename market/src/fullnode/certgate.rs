@@ -365,6 +365,7 @@ mod tests {
                 price_per_hour_wei: 1,
                 capacity_mbps: 10,
                 max_clients: 1,
+                tunnel_subnet: None,
             },
             seq: 1,
             timestamp_ms: NOW,

@@ -15,6 +15,7 @@ fn heartbeat(key: &Keypair, region: &str, price: u128, capacity: u32, seq: u64) 
             price_per_hour_wei: 1,
             capacity_mbps: capacity,
             max_clients: 4,
+            tunnel_subnet: None,
         },
         seq,
         timestamp_ms: 1_000 + seq,

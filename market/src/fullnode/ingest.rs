@@ -1,6 +1,11 @@
 //! The fullnode's event loop: verified heartbeats in, live offers and
-//! batched SQL writes out; certificate verdicts, verifier reports from
-//! gossip, expiry.
+//! batched SQL writes out; stake lookups and certificate verdicts (a
+//! heartbeat waits beside the loop while its provider is looked up on
+//! chain), market events, verifier reports from gossip, expiry.
+//!
+//! The gates, in order: the stake gate ([`stakegate`], with a market
+//! contract), then the DeCA certificate gate ([`certgate`], when
+//! configured). A refusal by either drops a live provider at once.
 //!
 //! Why batched: at 10k providers heartbeating every 5 s a fullnode takes
 //! 2000 heartbeats a second. One SQL statement (and, in SQLite, one commit)
@@ -20,11 +25,13 @@ use crate::fullnode::index::{IndexedProvider, ProviderIndex};
 use crate::fullnode::live::{LiveEntry, SharedLive};
 use crate::fullnode::metrics::Metrics;
 use crate::fullnode::reports::ReportService;
+use crate::fullnode::stakegate::{self, Found, LookupJob, StakeGate};
 use crate::net::{MarketResponse, NetEvent, NetHandle};
 use crate::unix_ms;
 use flowshield_ca::registry::Registry;
 use flowshield_ca::VerifyError;
-use flowshield_proto::{Heartbeat, PeerId, SignedMessage};
+use flowshield_chain::MarketClient;
+use flowshield_proto::{ChainAddress, Heartbeat, PeerId, SignedMessage};
 use libp2p::gossipsub::MessageAcceptance;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,6 +40,12 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 
 type Verdict = (VerifyJob, Result<u64, VerifyError>);
+type Lookup = (LookupJob, Result<Found, String>);
+type Held = (Box<Heartbeat>, Box<SignedMessage<Heartbeat>>);
+
+/// Heartbeats held per chain address while it is looked up (one per
+/// PeerId; more PeerIds claiming one address are refused as busy).
+const MAX_HELD_PER_ADDRESS: usize = 8;
 
 /// What the fullnode did with a heartbeat (for observers such as tests).
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +53,15 @@ pub enum FullnodeEvent {
     Indexed { provider: PeerId, seq: u64 },
     Rejected { reason: &'static str },
     Expired { count: u64 },
+}
+
+/// Stake admission: the gate, the market it asks, and the addresses that
+/// contract events say changed.
+pub(crate) struct Stake {
+    pub gate: StakeGate,
+    pub market: MarketClient,
+    pub lookup_timeout: std::time::Duration,
+    pub changed: mpsc::Receiver<Vec<ChainAddress>>,
 }
 
 /// DeCA admission: the gate and the registry it checks against.
@@ -56,6 +78,7 @@ pub(crate) struct Ingest {
     pub events: broadcast::Sender<FullnodeEvent>,
     pub expire_after: Duration,
     pub flush_interval: Duration,
+    pub stake: Option<Stake>,
     pub deca: Option<Deca>,
     pub reports: Option<Arc<ReportService>>,
 }
@@ -71,9 +94,14 @@ struct State {
     pending: HashMap<PeerId, Pending>,
     /// When each provider's row was last written.
     written: HashMap<PeerId, u64>,
-    held: HashMap<PeerId, (Box<Heartbeat>, Box<SignedMessage<Heartbeat>>)>,
+    /// Waiting for a certificate verdict.
+    held: HashMap<PeerId, Held>,
+    /// Waiting for a stake lookup of their chain address.
+    held_for_stake: HashMap<ChainAddress, HashMap<PeerId, Held>>,
     verdicts_tx: mpsc::Sender<Verdict>,
-    /// Certificate checks running on chain; dropped (aborted) with the loop.
+    lookups_tx: mpsc::Sender<Lookup>,
+    /// Certificate checks and stake lookups running on chain; dropped
+    /// (aborted) with the loop.
     checks: JoinSet<()>,
 }
 
@@ -84,12 +112,21 @@ impl Ingest {
         let mut flush = tokio::time::interval(self.flush_interval.max(Duration::from_millis(10)));
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (verdicts_tx, mut verdicts_rx) = mpsc::channel(1024);
+        let (lookups_tx, mut lookups_rx) = mpsc::channel(1024);
         let mut state = State {
             pending: HashMap::new(),
             written: HashMap::new(),
             held: HashMap::new(),
+            held_for_stake: HashMap::new(),
             verdicts_tx,
+            lookups_tx,
             checks: JoinSet::new(),
+        };
+        // Without a stake gate this channel never yields.
+        let (_no_changes, idle) = mpsc::channel(1);
+        let mut changed = match &mut self.stake {
+            Some(stake) => std::mem::replace(&mut stake.changed, idle),
+            None => idle,
         };
         loop {
             tokio::select! {
@@ -100,6 +137,17 @@ impl Ingest {
                 Some(_) = state.checks.join_next(), if !state.checks.is_empty() => {}
                 Some((job, outcome)) = verdicts_rx.recv() => {
                     self.handle_verdict(job, outcome, &mut state).await;
+                }
+                Some((job, outcome)) = lookups_rx.recv() => {
+                    self.handle_lookup(job, outcome, &mut state).await;
+                }
+                Some(addresses) = changed.recv() => {
+                    if let Some(stake) = &mut self.stake {
+                        for address in &addresses {
+                            stake.gate.invalidate(address);
+                        }
+                    }
+                    tracing::debug!(count = addresses.len(), "providers changed on chain");
                 }
                 _ = flush.tick() => self.flush(&mut state).await,
                 _ = expiry.tick() => self.expire(&mut state).await,
@@ -156,6 +204,52 @@ impl Ingest {
     ) {
         let now = unix_ms();
         let provider = heartbeat.offer.provider_peer_id;
+        if let Some(stake) = &mut self.stake {
+            let address = heartbeat.offer.chain_address;
+            match stake.gate.check(&heartbeat, now) {
+                stakegate::Decision::Accept => {
+                    if stake.gate.first_verdict(provider, "accepted") {
+                        tracing::info!(%provider, %address, "provider admitted: staked on chain");
+                    }
+                }
+                stakegate::Decision::Refuse(reason) => {
+                    if stake.gate.first_verdict(provider, reason) {
+                        tracing::info!(%provider, %address, reason, "provider refused by the stake gate");
+                    }
+                    if stakegate::is_transient(reason) {
+                        // The chain did not answer: a live provider stays
+                        // until it does.
+                        return self.count_refusal(reason);
+                    }
+                    return self.refuse(&provider, reason, state).await;
+                }
+                stakegate::Decision::Hold => {
+                    let held = state.held_for_stake.entry(address).or_default();
+                    if held.len() >= MAX_HELD_PER_ADDRESS && !held.contains_key(&provider) {
+                        // Not held, not dropped: a flood of PeerIds claiming
+                        // an address must not evict the one it belongs to.
+                        return self.count_refusal("chain_checks_busy");
+                    }
+                    held.insert(provider, (heartbeat, signed));
+                    return;
+                }
+                stakegate::Decision::Lookup(job) => {
+                    state
+                        .held_for_stake
+                        .entry(address)
+                        .or_default()
+                        .insert(provider, (heartbeat, signed));
+                    let market = stake.market.clone();
+                    let timeout = stake.lookup_timeout;
+                    let lookups = state.lookups_tx.clone();
+                    state.checks.spawn(async move {
+                        let outcome = stakegate::lookup(&market, job, timeout).await;
+                        let _ = lookups.send((job, outcome)).await;
+                    });
+                    return;
+                }
+            }
+        }
         let decision = match &mut self.deca {
             Some(deca) => deca.gate.check(&heartbeat, now),
             None => Decision::Accept,
@@ -200,6 +294,26 @@ impl Ingest {
         }
     }
 
+    async fn handle_lookup(
+        &mut self,
+        job: LookupJob,
+        outcome: Result<Found, String>,
+        state: &mut State,
+    ) {
+        let Some(stake) = &mut self.stake else { return };
+        if let Err(error) = &outcome {
+            tracing::debug!(address = %job.address, %error, "stake lookup failed");
+        }
+        stake.gate.record(&job, outcome, unix_ms());
+        let held = state
+            .held_for_stake
+            .remove(&job.address)
+            .unwrap_or_default();
+        for (_, (heartbeat, signed)) in held {
+            Box::pin(self.gate_heartbeat(heartbeat, signed, state)).await;
+        }
+    }
+
     fn admit(
         &self,
         heartbeat: &Heartbeat,
@@ -215,6 +329,10 @@ impl Ingest {
                     .get(&provider)
                     .is_none_or(|old| old.offer != heartbeat.offer);
                 let stored = live.upsert(LiveEntry::from(record.clone()));
+                for evicted in live.take_evicted() {
+                    state.pending.remove(&evicted);
+                    state.written.remove(&evicted);
+                }
                 self.metrics.providers_indexed.set(live.len() as i64);
                 (stored, changed)
             }
@@ -239,6 +357,7 @@ impl Ingest {
     async fn refuse(&self, provider: &PeerId, reason: &'static str, state: &mut State) {
         self.count_refusal(reason);
         state.pending.remove(provider);
+        state.written.remove(provider);
         let was_live = self
             .live
             .write()

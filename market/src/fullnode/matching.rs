@@ -160,6 +160,7 @@ mod tests {
             price_per_hour_wei: 0,
             capacity_mbps: capacity,
             max_clients: 10,
+            tunnel_subnet: None,
         }
     }
 

@@ -7,12 +7,17 @@ use prometheus::{
 };
 
 /// The bounded per-peer maps a fullnode keeps, as `map` labels.
-pub const BOUNDED_MAPS: [&str; 5] = [
+pub const BOUNDED_MAPS: [&str; 10] = [
     "replay_guard",
     "cert_announcements",
     "cert_verdicts",
     "cert_checks_running",
+    "stake_records",
+    "stake_lookups_running",
     "api_clients",
+    "live_offers",
+    "verifier_cache",
+    "reputation",
 ];
 
 /// Every metric the fullnode exports, in one registry of its own (so two
@@ -90,7 +95,7 @@ impl Metrics {
         let tracked_peers = IntGaugeVec::new(
             Opts::new(
                 "flowshield_tracked_peers",
-                "Entries in each bounded per-peer map (replay guard, certificate state, API clients)",
+                "Entries in each bounded per-peer map (replay guard, certificate state, API clients, live offers, verifier cache, reputation)",
             ),
             &["map"],
         )?;

@@ -1,13 +1,15 @@
 //! The fullnode role: listens to gossiped heartbeats, keeps the provider
 //! index (SQL, written in batches) and the live offers (memory), expires
-//! silent providers, optionally admits providers by DeCA certificate,
-//! takes verifier reports and serves the HTTP API.
+//! silent providers, admits only providers staked on chain (with a market
+//! contract) and optionally by DeCA certificate, takes verifier reports
+//! and serves the HTTP API.
 //!
 //! Two fullnodes stay in sync without talking to each other directly: both
 //! subscribe to the same gossip topics and index what they verify.
 
 pub mod api;
 pub mod certgate;
+pub mod chainwatch;
 pub mod index;
 mod ingest;
 pub mod live;
@@ -15,10 +17,11 @@ pub mod matching;
 pub mod metrics;
 pub mod reports;
 pub mod reputation;
+pub mod stakegate;
 
 use crate::fullnode::index::{IndexError, ProviderIndex, ProviderQuery};
 pub use crate::fullnode::ingest::FullnodeEvent;
-use crate::fullnode::ingest::{Deca, Ingest};
+use crate::fullnode::ingest::{Deca, Ingest, Stake};
 use crate::fullnode::live::{LiveEntry, LiveOffers, SharedLive};
 use crate::fullnode::metrics::Metrics;
 use crate::fullnode::reports::{ReportError, ReportService, ReportStore, VerifierRegistry};
@@ -30,6 +33,7 @@ use flowshield_ca::registry::ChainRegistry;
 use flowshield_chain::MarketClient;
 use flowshield_proto::{Keypair, ReplayPolicy};
 use libp2p::Multiaddr;
+use stakegate::{StakeGate, StakeGauges, StakeLimits, StakePolicy};
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -79,13 +83,25 @@ pub struct FullnodeConfig {
     pub flush_interval: Duration,
     /// Admit providers by DeCA certificate (off: certificates are ignored).
     pub deca: Option<DecaConfig>,
-    /// The market contract: enables `/v1/reports` (its EIP-712 domain and
-    /// `isVerifier`). Without it reports are refused with 503.
+    /// The market contract: turns on stake admission (a heartbeat is
+    /// indexed only if the chain vouches for its provider, see
+    /// [`stakegate`]) and `/v1/reports` (its EIP-712 domain and
+    /// `isVerifier`). Without it any correctly signed provider is indexed
+    /// and reports are refused with 503.
     pub market: Option<MarketClient>,
+    /// How long stake records are trusted (with `market`).
+    pub stake_policy: StakePolicy,
+    /// How much stake state is kept (with `market`).
+    pub stake_limits: StakeLimits,
+    /// How often the market's provider events are read (with `market`).
+    pub chain_poll_interval: Duration,
     /// Per-client rate and body-size limits of the HTTP API's POSTs.
     pub api_limits: ApiLimits,
     /// How much certificate state is kept (with `deca`).
     pub cert_limits: GateLimits,
+    /// Most providers kept live (in memory) at once; beyond it the least
+    /// recently heard is evicted.
+    pub max_live_providers: usize,
 }
 
 impl FullnodeConfig {
@@ -101,8 +117,12 @@ impl FullnodeConfig {
             flush_interval: Duration::from_millis(200),
             deca: None,
             market: None,
+            stake_policy: StakePolicy::default(),
+            stake_limits: StakeLimits::default(),
+            chain_poll_interval: Duration::from_secs(2),
             api_limits: ApiLimits::default(),
             cert_limits: GateLimits::default(),
+            max_live_providers: live::DEFAULT_MAX_LIVE,
         }
     }
 }
@@ -124,12 +144,23 @@ impl Fullnode {
         let index = ProviderIndex::connect(&config.db_url).await?;
         let metrics = Metrics::new()?;
         metrics.precreate(&certgate::REFUSAL_REASONS, &ReportError::RESULTS);
-        let live = load_live(&index).await?;
+        for reason in stakegate::REFUSAL_REASONS {
+            metrics.heartbeats.with_label_values(&[reason]);
+        }
+        let live = load_live(
+            &index,
+            config.max_live_providers,
+            metrics.map_gauges("live_offers"),
+        )
+        .await?;
         metrics
             .providers_indexed
             .set(live.read().map(|l| l.len() as i64).unwrap_or(0));
         let store = ReportStore::new(index.clone());
-        let reputation: SharedReputation = Arc::new(RwLock::new(ReputationBook::default()));
+        let reputation: SharedReputation = Arc::new(RwLock::new(ReputationBook::with_cap(
+            reputation::DEFAULT_MAX_PROVIDERS,
+            Some(metrics.map_gauges("reputation")),
+        )));
         let tallies = store.tallies().await?;
         if let Ok(mut book) = reputation.write() {
             for (provider, period, passed) in tallies {
@@ -137,7 +168,14 @@ impl Fullnode {
             }
         }
         let verifiers = match config.market.clone() {
-            Some(market) => Some(VerifierRegistry::connect(market).await?),
+            Some(market) => Some(
+                VerifierRegistry::connect(
+                    market,
+                    reports::DEFAULT_MAX_VERIFIERS,
+                    Some(metrics.map_gauges("verifier_cache")),
+                )
+                .await?,
+            ),
             None => None,
         };
 
@@ -200,6 +238,37 @@ impl Fullnode {
             ),
             registry: Arc::new(deca.registry),
         });
+        let mut tasks = vec![http, forget_clients];
+        let stake = match config.market.clone() {
+            Some(market) => {
+                let (changed_tx, changed) = tokio::sync::mpsc::channel(64);
+                tasks.push(tokio::spawn(chainwatch::watch(
+                    market.clone(),
+                    config.chain_poll_interval,
+                    config.stake_policy.lookup_timeout,
+                    changed_tx,
+                )));
+                Some(Stake {
+                    gate: StakeGate::new(
+                        config.stake_policy,
+                        config.stake_limits,
+                        Some(StakeGauges {
+                            records: metrics.map_gauges("stake_records"),
+                            running: metrics.map_gauges("stake_lookups_running"),
+                        }),
+                    ),
+                    market,
+                    lookup_timeout: config.stake_policy.lookup_timeout,
+                    changed,
+                })
+            }
+            None => {
+                tracing::warn!(
+                    "no market contract (--chain-rpc/--market): admitting providers the chain has not vouched for"
+                );
+                None
+            }
+        };
         let ingest = Ingest {
             net: net.clone(),
             index,
@@ -208,10 +277,11 @@ impl Fullnode {
             events: events.clone(),
             expire_after: config.expire_after,
             flush_interval: config.flush_interval,
+            stake,
             deca,
             reports,
         };
-        let ingest = tokio::spawn(ingest.run(net_events));
+        tasks.push(tokio::spawn(ingest.run(net_events)));
         Ok(Self {
             net,
             http_addr,
@@ -219,7 +289,7 @@ impl Fullnode {
             live,
             reputation,
             events,
-            tasks: vec![http, forget_clients, ingest],
+            tasks,
         })
     }
 
@@ -239,14 +309,18 @@ impl Fullnode {
 
 /// The live offers as the index holds them at start (expiry then drops the
 /// silent ones on its first round).
-async fn load_live(index: &ProviderIndex) -> Result<SharedLive, IndexError> {
+async fn load_live(
+    index: &ProviderIndex,
+    max_live: usize,
+    gauges: net::MapGauges,
+) -> Result<SharedLive, IndexError> {
     let rows = index
         .query(&ProviderQuery {
             limit: u32::MAX,
             ..ProviderQuery::default()
         })
         .await?;
-    let mut live = LiveOffers::default();
+    let mut live = LiveOffers::with_cap(max_live, Some(gauges));
     for row in rows {
         live.upsert(LiveEntry::from(row));
     }

@@ -11,9 +11,21 @@
 //! arrived in, so two fullnodes that hold the same reports (they gossip
 //! them) rank providers the same way. Only the last [`MAX_PERIODS`] periods
 //! count: old behaviour fades out.
+//!
+//! Keyed by the provider's chain address: reports name it, and the offers
+//! scored in `/v1/match` carry one that the fullnode's stake gate has
+//! checked is bound on chain to the provider's PeerId, so no PeerId or
+//! self-claimed string can borrow another provider's standing.
+//!
+//! Bounded: at most [`ReputationBook::cap`] providers are kept, the one
+//! reported on least recently evicted first (its stored reports are then
+//! deleted too, see `fullnode::reports`), counted in
+//! `flowshield_evictions_total{map="reputation"}`.
 
 use crate::fullnode::matching::{Reputation, NEUTRAL_REPUTATION};
+use crate::net::MapGauges;
 use flowshield_proto::{ChainAddress, Offer};
+use lru::LruCache;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
@@ -21,6 +33,8 @@ use std::sync::{Arc, RwLock};
 pub const ALPHA: f64 = 0.3;
 /// Periods remembered per provider.
 pub const MAX_PERIODS: usize = 64;
+/// Providers whose reports are kept by default.
+pub const DEFAULT_MAX_PROVIDERS: usize = 200_000;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Tally {
@@ -29,10 +43,21 @@ struct Tally {
 }
 
 /// Report tallies and the scores they give.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ReputationBook {
-    tallies: HashMap<ChainAddress, BTreeMap<u64, Tally>>,
+    /// Per provider, least recently reported on first out.
+    tallies: LruCache<ChainAddress, BTreeMap<u64, Tally>>,
+    /// Same keys as `tallies`.
     scores: HashMap<ChainAddress, f64>,
+    cap: usize,
+    evictions: u64,
+    gauges: Option<MapGauges>,
+}
+
+impl Default for ReputationBook {
+    fn default() -> Self {
+        Self::with_cap(DEFAULT_MAX_PROVIDERS, None)
+    }
 }
 
 /// One provider's standing, as [`ReputationBook::summary`] gives it.
@@ -53,9 +78,52 @@ pub struct ReputationSummary {
 pub type SharedReputation = Arc<RwLock<ReputationBook>>;
 
 impl ReputationBook {
-    /// Counts one (new, not duplicate) report.
-    pub fn record(&mut self, provider: ChainAddress, period: u64, passed: bool) {
-        let periods = self.tallies.entry(provider).or_default();
+    /// Keeps the reports on at most `cap` providers (at least one).
+    pub fn with_cap(cap: usize, gauges: Option<MapGauges>) -> Self {
+        let book = Self {
+            tallies: LruCache::unbounded(),
+            scores: HashMap::new(),
+            cap: cap.max(1),
+            evictions: 0,
+            gauges,
+        };
+        book.report();
+        book
+    }
+
+    /// The most providers kept.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Providers evicted to make room so far.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    fn report(&self) {
+        if let Some(g) = &self.gauges {
+            g.observe(self.tallies.len(), self.evictions);
+        }
+    }
+
+    /// Counts one (new, not duplicate) report. Returns the provider evicted
+    /// to make room, if any (its stored reports should go too).
+    pub fn record(
+        &mut self,
+        provider: ChainAddress,
+        period: u64,
+        passed: bool,
+    ) -> Option<ChainAddress> {
+        let mut evicted = None;
+        if !self.tallies.contains(&provider) && self.tallies.len() >= self.cap {
+            if let Some((oldest, _)) = self.tallies.pop_lru() {
+                self.scores.remove(&oldest);
+                self.evictions += 1;
+                evicted = Some(oldest);
+            }
+        }
+        let periods = self.tallies.get_or_insert_mut(provider, BTreeMap::new);
         let tally = periods.entry(period).or_default();
         tally.total = tally.total.saturating_add(1);
         if passed {
@@ -69,6 +137,8 @@ impl ReputationBook {
             (1.0 - ALPHA) * r + ALPHA * share
         });
         self.scores.insert(provider, score);
+        self.report();
+        evicted
     }
 
     /// The provider's reputation, neutral without reports.
@@ -82,7 +152,7 @@ impl ReputationBook {
     /// What the book holds on one provider: its score and the reports
     /// behind it (only the remembered periods count).
     pub fn summary(&self, provider: &ChainAddress) -> ReputationSummary {
-        let periods = self.tallies.get(provider);
+        let periods = self.tallies.peek(provider);
         let (reports, passed) = periods
             .into_iter()
             .flat_map(|p| p.values())
@@ -177,7 +247,43 @@ mod tests {
         for period in 10..(10 + MAX_PERIODS as u64) {
             book.record(A, period, true);
         }
-        assert_eq!(book.tallies[&A].len(), MAX_PERIODS);
+        assert_eq!(book.tallies.peek(&A).map(|p| p.len()), Some(MAX_PERIODS));
         assert!(book.score_of(&A) > 0.99);
+    }
+
+    #[test]
+    fn a_flood_of_providers_evicts_the_least_recently_reported() {
+        let metrics = crate::fullnode::metrics::Metrics::new().unwrap();
+        let mut book = ReputationBook::with_cap(2, Some(metrics.map_gauges("reputation")));
+        assert_eq!(book.record(A, 1, false), None);
+        assert_eq!(book.record(B, 1, true), None);
+        // A is reported on again: B is now the least recent.
+        assert_eq!(book.record(A, 2, false), None);
+        for i in 10..20 {
+            let evicted = book.record(ChainAddress([i; 20]), 1, true);
+            let want = match i {
+                10 => B,
+                11 => A,
+                _ => ChainAddress([i - 2; 20]),
+            };
+            assert_eq!(evicted, Some(want), "report {i}");
+        }
+        assert_eq!((book.len(), book.evictions()), (2, 10));
+        assert_eq!(
+            book.score_of(&A),
+            NEUTRAL_REPUTATION,
+            "evicted: neutral again"
+        );
+        assert_eq!(book.summary(&A).reports, 0);
+        assert!(book.score_of(&ChainAddress([19; 20])) > NEUTRAL_REPUTATION);
+        let text = metrics.render();
+        assert!(
+            text.contains("flowshield_tracked_peers{map=\"reputation\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flowshield_evictions_total{map=\"reputation\"} 10"),
+            "{text}"
+        );
     }
 }

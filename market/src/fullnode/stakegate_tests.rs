@@ -1,0 +1,274 @@
+use super::*;
+use flowshield_proto::{Keypair, Offer, Region, WgPublicKey};
+
+const NOW: u64 = 1_700_000_000_000;
+const MIN: u64 = 1_000;
+
+fn address(tag: u8) -> ChainAddress {
+    ChainAddress([tag; 20])
+}
+
+fn heartbeat(keypair: &Keypair, chain: ChainAddress, wg: u8) -> Heartbeat {
+    Heartbeat {
+        offer: Offer {
+            provider_peer_id: keypair.public().to_peer_id(),
+            chain_address: chain,
+            wg_public_key: WgPublicKey([wg; 32]),
+            endpoint: "192.0.2.10:51820".parse().expect("endpoint"),
+            region: Region::new("eu-west").expect("region"),
+            price_per_gib_wei: 1,
+            price_per_hour_wei: 1,
+            capacity_mbps: 10,
+            max_clients: 1,
+            tunnel_subnet: None,
+        },
+        seq: 1,
+        timestamp_ms: NOW,
+    }
+}
+
+/// A registered provider staked `stake` for `keypair`'s PeerId and WireGuard key `wg`.
+fn staked(keypair: &Keypair, wg: u8, stake: u64) -> ChainProvider {
+    ChainProvider {
+        registered: true,
+        stake: U256::from(stake),
+        unbonding: U256::ZERO,
+        peer_id_hash: peer_id_hash(&keypair.public().to_peer_id()),
+        wg_public_key: [wg; 32],
+    }
+}
+
+fn found(provider: ChainProvider) -> Result<Found, String> {
+    Ok(Found {
+        provider,
+        min_stake: Some(U256::from(MIN)),
+    })
+}
+
+fn gate(max_providers: usize, max_running: usize) -> StakeGate {
+    StakeGate::new(
+        StakePolicy::default(),
+        StakeLimits {
+            max_providers,
+            max_running,
+        },
+        None,
+    )
+}
+
+fn job(decision: Decision) -> LookupJob {
+    match decision {
+        Decision::Lookup(job) => job,
+        other => panic!("expected a lookup, got {other:?}"),
+    }
+}
+
+/// Looks `heartbeat`'s address up with `outcome` and decides again.
+fn decide(gate: &mut StakeGate, heartbeat: &Heartbeat, outcome: Result<Found, String>) -> Decision {
+    let job = job(gate.check(heartbeat, NOW));
+    assert_eq!(gate.check(heartbeat, NOW), Decision::Hold);
+    gate.record(&job, outcome, NOW);
+    gate.check(heartbeat, NOW)
+}
+
+#[test]
+fn each_refusal_reason() {
+    let key = Keypair::generate_ed25519();
+    let other = Keypair::generate_ed25519();
+    let ok = staked(&key, 7, MIN);
+    let cases = [
+        (
+            ChainProvider {
+                registered: false,
+                ..ok.clone()
+            },
+            Decision::Refuse("unregistered"),
+        ),
+        (
+            ChainProvider {
+                stake: U256::from(MIN - 1),
+                ..ok.clone()
+            },
+            Decision::Refuse("stake_below_minimum"),
+        ),
+        (
+            ChainProvider {
+                stake: U256::ZERO,
+                unbonding: U256::from(MIN),
+                ..ok.clone()
+            },
+            Decision::Refuse("unbonding"),
+        ),
+        (staked(&other, 7, MIN), Decision::Refuse("peer_id_mismatch")),
+        (staked(&key, 8, MIN), Decision::Refuse("wg_key_mismatch")),
+        (ok.clone(), Decision::Accept),
+    ];
+    for (tag, (facts, expected)) in cases.into_iter().enumerate() {
+        let mut gate = gate(10, 4);
+        let hb = heartbeat(&key, address(tag as u8), 7);
+        assert_eq!(
+            decide(&mut gate, &hb, found(facts.clone())),
+            expected,
+            "{facts:?}"
+        );
+    }
+    let mut gate = gate(10, 4);
+    let hb = heartbeat(&key, address(1), 7);
+    assert_eq!(
+        decide(&mut gate, &hb, Err("connection refused".into())),
+        Decision::Refuse("chain_unavailable")
+    );
+}
+
+#[test]
+fn a_stranger_claiming_a_staked_address_is_refused_while_the_owner_is_admitted() {
+    let owner = Keypair::generate_ed25519();
+    let stranger = Keypair::generate_ed25519();
+    let mut gate = gate(10, 4);
+    let owned = heartbeat(&owner, address(1), 7);
+    assert_eq!(
+        decide(&mut gate, &owned, found(staked(&owner, 7, MIN))),
+        Decision::Accept
+    );
+    // Same address, same WireGuard key, another PeerId: answered from
+    // the cached record, no lookup.
+    let claimed = heartbeat(&stranger, address(1), 7);
+    assert_eq!(
+        gate.check(&claimed, NOW),
+        Decision::Refuse("peer_id_mismatch")
+    );
+    assert_eq!(gate.sizes(), (1, 0));
+}
+
+#[test]
+fn records_expire_admitted_later_than_refused() {
+    let key = Keypair::generate_ed25519();
+    let policy = StakePolicy::default();
+    let mut gate = gate(10, 4);
+    let admitted = heartbeat(&key, address(1), 7);
+    let refused = heartbeat(&key, address(2), 7);
+    decide(&mut gate, &admitted, found(staked(&key, 7, MIN)));
+    decide(&mut gate, &refused, found(staked(&key, 7, 0)));
+    let ms = |d: Duration| d.as_millis() as u64;
+    let before_refusal_ttl = NOW + ms(policy.refused_ttl) - 1;
+    assert_eq!(gate.check(&admitted, before_refusal_ttl), Decision::Accept);
+    assert_eq!(
+        gate.check(&refused, before_refusal_ttl),
+        Decision::Refuse("stake_below_minimum")
+    );
+    let after_refusal_ttl = NOW + ms(policy.refused_ttl);
+    assert_eq!(gate.check(&admitted, after_refusal_ttl), Decision::Accept);
+    // minStake is still fresh: the lookup reads only the record.
+    assert_eq!(
+        gate.check(&refused, after_refusal_ttl),
+        Decision::Lookup(LookupJob {
+            address: address(2),
+            min_stake: false
+        })
+    );
+    let after_admitted_ttl = NOW + ms(policy.admitted_ttl);
+    assert_eq!(
+        gate.check(&admitted, after_admitted_ttl),
+        Decision::Lookup(LookupJob {
+            address: address(1),
+            min_stake: true
+        })
+    );
+}
+
+#[test]
+fn invalidation_forces_a_lookup_and_discards_an_answer_older_than_the_event() {
+    let key = Keypair::generate_ed25519();
+    let mut gate = gate(10, 4);
+    let hb = heartbeat(&key, address(1), 7);
+    assert_eq!(
+        decide(&mut gate, &hb, found(staked(&key, 7, MIN))),
+        Decision::Accept
+    );
+    gate.invalidate(&address(1));
+    let running = job(gate.check(&hb, NOW + 1));
+    // Another event arrives while the lookup runs: its answer is dropped.
+    gate.invalidate(&address(1));
+    gate.record(&running, found(staked(&key, 7, MIN)), NOW + 2);
+    let again = job(gate.check(&hb, NOW + 3));
+    let unbonding = ChainProvider {
+        stake: U256::ZERO,
+        unbonding: U256::from(MIN),
+        ..staked(&key, 7, MIN)
+    };
+    gate.record(&again, found(unbonding), NOW + 4);
+    assert_eq!(gate.check(&hb, NOW + 5), Decision::Refuse("unbonding"));
+}
+
+#[test]
+fn records_are_bounded_and_evict_the_least_recent() {
+    let key = Keypair::generate_ed25519();
+    let mut gate = gate(3, 64);
+    for tag in 0..5 {
+        let hb = heartbeat(&key, address(tag), 7);
+        decide(&mut gate, &hb, found(staked(&key, 7, MIN)));
+    }
+    assert_eq!(gate.sizes(), (3, 0));
+    assert_eq!(gate.evictions(), 2);
+    assert!(matches!(
+        gate.check(&heartbeat(&key, address(0), 7), NOW),
+        Decision::Lookup(_)
+    ));
+    assert_eq!(
+        gate.check(&heartbeat(&key, address(4), 7), NOW),
+        Decision::Accept
+    );
+}
+
+#[test]
+fn lookups_are_capped_and_expired_records_stand_meanwhile() {
+    let key = Keypair::generate_ed25519();
+    let mut gate = gate(100, 1);
+    let known = heartbeat(&key, address(1), 7);
+    decide(&mut gate, &known, found(staked(&key, 7, MIN)));
+
+    let newcomer = heartbeat(&key, address(2), 7);
+    let running = job(gate.check(&newcomer, NOW));
+    assert_eq!(
+        gate.check(&heartbeat(&key, address(3), 7), NOW),
+        Decision::Refuse("chain_checks_busy")
+    );
+    let later = NOW + StakePolicy::default().admitted_ttl.as_millis() as u64;
+    assert_eq!(gate.check(&known, later), Decision::Accept);
+    gate.record(&running, Err("timeout".into()), NOW);
+    assert!(matches!(
+        gate.check(&heartbeat(&key, address(3), 7), NOW),
+        Decision::Lookup(_)
+    ));
+}
+
+#[test]
+fn a_chain_outage_keeps_known_verdicts_and_retries_unknown_addresses() {
+    let key = Keypair::generate_ed25519();
+    let policy = StakePolicy::default();
+    let mut gate = gate(10, 4);
+    let known = heartbeat(&key, address(1), 7);
+    decide(&mut gate, &known, found(staked(&key, 7, MIN)));
+    let expired = NOW + policy.admitted_ttl.as_millis() as u64;
+    let refresh = job(gate.check(&known, expired));
+    gate.record(&refresh, Err("timeout".into()), expired);
+    assert_eq!(gate.check(&known, expired), Decision::Accept);
+
+    let unknown = heartbeat(&key, address(2), 7);
+    assert_eq!(
+        decide(&mut gate, &unknown, Err("timeout".into())),
+        Decision::Refuse("chain_unavailable")
+    );
+    let retry = NOW + policy.unavailable_ttl.as_millis() as u64;
+    assert!(matches!(gate.check(&unknown, retry), Decision::Lookup(_)));
+}
+
+#[test]
+fn each_verdict_is_logged_once_per_provider() {
+    let key = Keypair::generate_ed25519().public().to_peer_id();
+    let mut gate = gate(10, 4);
+    assert!(gate.first_verdict(key, "unregistered"));
+    assert!(!gate.first_verdict(key, "unregistered"));
+    assert!(gate.first_verdict(key, "accepted"));
+    assert!(gate.first_verdict(key, "unregistered"));
+}

@@ -103,6 +103,7 @@ mod tests {
             price_per_hour_wei: 0,
             capacity_mbps: 10,
             max_clients: 1,
+            tunnel_subnet: None,
         };
         let mut signer = HeartbeatSigner::new(offer.clone(), keypair);
         let mut next = |now| {

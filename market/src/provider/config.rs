@@ -40,8 +40,8 @@ use std::path::{Path, PathBuf};
 /// client_allowed_ips = []             # routes behind the provider, e.g. ["198.18.99.0/24"]
 /// min_escrow_wei = "1000000000000000"  # smaller orders are rejected on chain
 /// credit_limit_wei = "..."            # owed past the best voucher before forwarding
-///                                     # stops; default: the price of 4 MiB or 5 s,
-///                                     # whichever is more
+///                                     # stops; default: the price of 4 MiB or of
+///                                     # 5 s at capacity_mbps, whichever is more
 /// max_orders_per_client = 4           # open orders of one chain address at once
 /// stake_wei = "1000000000000000000"   # staked at start if not yet registered
 /// keepalive_secs = 25
@@ -204,6 +204,9 @@ impl ProviderFile {
                 .map_err(|e| field("offer.price_per_hour_wei", e))?,
             capacity_mbps: o.capacity_mbps,
             max_clients: o.max_clients,
+            tunnel_subnet: Some(self.tunnel_subnet.parse().map_err(
+                |e: flowshield_proto::ProtoError| field("tunnel_subnet", e.to_string()),
+            )?),
         };
         offer
             .validate()

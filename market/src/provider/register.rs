@@ -1,5 +1,7 @@
-//! Selling: with a `[chain]` table the provider registers on chain (stake)
-//! if it is not yet, and builds its [`SessionHost`].
+//! Selling: with a `[chain]` table the provider registers on chain (stake,
+//! its PeerId hash and WireGuard key) if it is not yet, updates that PeerId
+//! hash and key when they changed since (fullnodes admit its heartbeats
+//! only when both match the chain), and builds its [`SessionHost`].
 
 use super::config::ProviderFile;
 use super::error::ProviderError;
@@ -11,8 +13,7 @@ use crate::wire::session::parse_u256;
 use crate::wire::text::ip_net;
 use flowshield_chain::alloy::primitives::{B256, U256};
 use flowshield_chain::ProviderTerms;
-use flowshield_proto::Offer;
-use sha2::Digest;
+use flowshield_proto::{peer_id_hash, Offer};
 use std::path::Path;
 
 impl ProviderFile {
@@ -63,19 +64,31 @@ impl ProviderFile {
             .provider_record(signer.address())
             .await
             .map_err(|e| ProviderError::Register(e.to_string()))?;
+        let terms = ProviderTerms {
+            price_per_gib: prices.per_gib,
+            price_per_hour: prices.per_hour,
+            peer_id_hash: peer_id_hash(&offer.provider_peer_id),
+            wg_public_key: offer.wg_public_key.0,
+        };
         if !record.registered {
-            let offer_json = serde_json::to_vec(offer).unwrap_or_default();
-            let terms = ProviderTerms {
-                price_per_gib: prices.per_gib,
-                price_per_hour: prices.per_hour,
-                metadata_hash: B256::from_slice(&sha2::Sha256::digest(&offer_json)),
-                wg_public_key: offer.wg_public_key.0,
-            };
             market
                 .register(wei("session.stake_wei", &s.stake_wei)?, &terms)
                 .await
                 .map_err(|e| ProviderError::Register(e.to_string()))?;
             tracing::info!(address = %signer.address(), "registered on chain");
+        } else if record.peerIdHash != terms.peer_id_hash
+            || record.wgPublicKey != B256::from(terms.wg_public_key)
+        {
+            // A restart with a new node key or WireGuard key: fullnodes
+            // admit heartbeats only when both match the chain.
+            market
+                .update_provider(&terms)
+                .await
+                .map_err(|e| ProviderError::Register(e.to_string()))?;
+            tracing::info!(
+                address = %signer.address(),
+                "updated the PeerId and WireGuard key on chain"
+            );
         }
         let policy = SessionPolicy {
             me: signer.address(),
@@ -86,7 +99,7 @@ impl ProviderFile {
             redeem_interval_ms: s.redeem_interval_secs.max(1) * 1000,
             credit_limit: match &s.credit_limit_wei {
                 Some(text) => wei("session.credit_limit_wei", text)?,
-                None => prices.default_credit_limit(),
+                None => prices.default_credit_limit(offer.capacity_mbps),
             },
             max_clients: offer.max_clients,
             max_orders_per_client: s.max_orders_per_client,

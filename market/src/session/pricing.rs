@@ -31,7 +31,10 @@ pub const MAX_UNDERPAID_STRIKES: u32 = 3;
 
 /// The default credit limit is the price of this many bytes...
 pub const DEFAULT_CREDIT_BYTES: u64 = 4 << 20;
-/// ...or of this long connected, whichever is larger.
+/// ...or of this long connected at the offer's full capacity, whichever is
+/// larger. It must exceed a client's voucher interval (2 s by default) with
+/// room for delivery: an honest client moving data at line rate pays once
+/// per interval and must never be stopped between two of its vouchers.
 pub const DEFAULT_CREDIT_MS: u64 = 5_000;
 
 const GIB: u64 = 1 << 30;
@@ -52,11 +55,13 @@ impl Prices {
         traffic.saturating_add(time).min(escrow)
     }
 
-    /// The default credit limit: what [`DEFAULT_CREDIT_BYTES`] or
-    /// [`DEFAULT_CREDIT_MS`] cost, whichever is more.
-    pub fn default_credit_limit(&self) -> U256 {
+    /// The default credit limit: what [`DEFAULT_CREDIT_BYTES`] cost, or
+    /// [`DEFAULT_CREDIT_MS`] connected while moving `capacity_mbps` (the
+    /// offer's), whichever is more.
+    pub fn default_credit_limit(&self, capacity_mbps: u32) -> U256 {
         let bytes = self.due(DEFAULT_CREDIT_BYTES, 0, U256::MAX);
-        let time = self.due(0, DEFAULT_CREDIT_MS, U256::MAX);
+        let at_capacity = u64::from(capacity_mbps) * 1_000_000 / 8 * DEFAULT_CREDIT_MS / 1000;
+        let time = self.due(at_capacity, DEFAULT_CREDIT_MS, U256::MAX);
         bytes.max(time)
     }
 }
@@ -110,13 +115,19 @@ mod tests {
     }
 
     #[test]
-    fn default_credit_is_4_mib_or_5_s_whichever_costs_more() {
-        assert_eq!(PRICES.default_credit_limit(), U256::from(4u64 << 20));
+    fn default_credit_is_4_mib_or_5_s_at_capacity_whichever_costs_more() {
+        // 1 Mbit/s for 5 s is 625 000 bytes, plus 5000 ms: less than 4 MiB.
+        assert_eq!(PRICES.default_credit_limit(1), U256::from(4u64 << 20));
+        // 100 Mbit/s for 5 s: 62.5 MB and 5000 ms.
+        assert_eq!(
+            PRICES.default_credit_limit(100),
+            U256::from(62_500_000u64 + 5_000)
+        );
         let by_time = Prices {
             per_gib: U256::ZERO,
             per_hour: PRICES.per_hour,
         };
-        assert_eq!(by_time.default_credit_limit(), U256::from(5_000));
+        assert_eq!(by_time.default_credit_limit(100), U256::from(5_000));
     }
 
     #[test]

@@ -9,8 +9,8 @@ use flowshield_chain::alloy::primitives::U256;
 use flowshield_chain::alloy::signers::local::PrivateKeySigner;
 use flowshield_chain::voucher::sign_voucher;
 use flowshield_chain::{LocalChain, MarketClient, ProviderTerms};
-use flowshield_e2e::daemon::{Daemon, Implementation};
-use flowshield_e2e::netns::Netns;
+use flowshield_e2e::daemon::Implementation;
+use flowshield_e2e::site::{self as e2e, PeerSpec};
 use flowshield_market::dataplane::DataPlane;
 use flowshield_market::net::{self, MarketRequest, MarketResponse, NetConfig, NetHandle};
 use flowshield_market::provider::host::{HostConfig, SessionHost};
@@ -32,12 +32,22 @@ pub const ESCROW: u64 = 1_000_000;
 /// The provider's sessions at once, and per client.
 pub const MAX_CLIENTS: u32 = 3;
 pub const MAX_PER_CLIENT: u32 = 2;
+/// The offer's capacity: 5 s of it (6.25 MB) is the default credit limit.
+pub const CAPACITY_MBPS: u32 = 10;
+/// 1 wei per byte...
+pub const PRICE_PER_GIB: u64 = 1 << 30;
+/// ...and 1000 wei per second connected (1 wei per ms).
+pub const PRICE_PER_HOUR: u64 = 3_600_000;
 
 /// The provider, its chain and data plane.
 pub struct Site {
-    pub _ns: Netns,
+    /// The provider's data plane: namespace, keys, tunnel address 10.77.0.1/24.
+    pub wg: e2e::Site,
+    /// A second namespace joined to it by a veth pair (tunnel address
+    /// 10.77.0.2, the first the provider hands out), for a client with a
+    /// real tunnel ([`Site::tunnel_client`]).
+    pub client_wg: e2e::Site,
     pub iface: String,
-    _daemon: Daemon,
     pub chain: LocalChain,
     pub market: MarketClient,
     pub provider_signer: PrivateKeySigner,
@@ -55,9 +65,12 @@ pub struct Actor {
 
 impl Site {
     pub async fn start() -> Self {
-        let ns = Netns::new().expect("namespace");
-        let iface = flowshield_e2e::unique_iface();
-        let daemon = Daemon::spawn(&ns, Implementation::Flowshield, &iface).expect("data plane");
+        let (mut wg, client_wg) = e2e::two_sites().expect("namespaces");
+        wg.start(Implementation::Flowshield).expect("data plane");
+        wg.wg_set(&[]).expect("private key and port");
+        wg.link_up().expect("tunnel address");
+        let iface = wg.iface.clone();
+        let provider_wg_key: WgPublicKey = wg.keys.public.parse().expect("provider key");
         let chain = LocalChain::start().await.expect("local chain");
         let market = devnet::deploy(&chain, &devnet::demo_params())
             .await
@@ -66,29 +79,30 @@ impl Site {
         let as_provider =
             market.with_provider(chain.provider_for(provider_signer.clone()).expect("rpc"));
         let prices = Prices {
-            // 1 wei per byte, 1000 wei per second.
-            per_gib: U256::from(1u64 << 30),
-            per_hour: U256::from(3_600_000_000u64),
+            per_gib: U256::from(PRICE_PER_GIB),
+            per_hour: U256::from(PRICE_PER_HOUR),
         };
+        let keypair = Keypair::generate_ed25519();
+        let provider_peer = keypair.public().to_peer_id();
         let terms = ProviderTerms {
             price_per_gib: prices.per_gib,
             price_per_hour: prices.per_hour,
-            metadata_hash: Default::default(),
-            wg_public_key: [9; 32],
+            peer_id_hash: flowshield_proto::peer_id_hash(&provider_peer),
+            wg_public_key: provider_wg_key.0,
         };
         as_provider
             .register(U256::from(10u64).pow(U256::from(18u64)), &terms)
             .await
             .expect("register");
-        let keypair = Keypair::generate_ed25519();
-        let provider_peer = keypair.public().to_peer_id();
         let host = SessionHost::new(HostConfig {
             peer_id: provider_peer,
             market: as_provider,
             dataplane: DataPlane::new(&iface),
             tunnel_subnet: "10.77.0.0/24".into(),
-            provider_wg_public_key: WgPublicKey([9; 32]),
-            endpoint: "127.0.0.1:51820".parse().expect("endpoint"),
+            provider_wg_public_key: provider_wg_key,
+            endpoint: format!("{}:{}", wg.underlay, wg.port)
+                .parse()
+                .expect("endpoint"),
             client_allowed_ips: vec![],
             keepalive_secs: 25,
             policy: policy(provider_signer.address(), prices),
@@ -97,9 +111,9 @@ impl Site {
         .expect("session host");
         let offer = Offer {
             chain_address: flowshield_proto::ChainAddress(provider_signer.address().0 .0),
-            price_per_gib_wei: 1 << 30,
-            price_per_hour_wei: 3_600_000_000,
-            capacity_mbps: 10,
+            price_per_gib_wei: PRICE_PER_GIB.into(),
+            price_per_hour_wei: PRICE_PER_HOUR.into(),
+            capacity_mbps: CAPACITY_MBPS,
             max_clients: MAX_CLIENTS,
             ..common::net::offer(&keypair)
         };
@@ -112,9 +126,9 @@ impl Site {
         .await
         .expect("provider");
         Self {
-            _ns: ns,
+            wg,
+            client_wg,
             iface,
-            _daemon: daemon,
             chain,
             market,
             provider_signer,
@@ -122,6 +136,19 @@ impl Site {
             host,
             provider,
         }
+    }
+
+    /// Starts the client namespace's data plane with the provider as its
+    /// peer (endpoint known, the provider's /24 routed through it) and
+    /// returns its WireGuard key, for a `Connect`.
+    pub fn tunnel_client(&mut self) -> WgPublicKey {
+        let provider = PeerSpec::new(&self.wg).allowed_ips(&["10.77.0.0/24"]);
+        self.client_wg
+            .start(Implementation::Flowshield)
+            .expect("client data plane");
+        self.client_wg.wg_set(&[provider]).expect("client peer");
+        self.client_wg.link_up().expect("client tunnel address");
+        self.client_wg.keys.public.parse().expect("client key")
     }
 
     /// A libp2p node dialled to the provider, with a funded chain key.
@@ -220,7 +247,7 @@ fn policy(me: flowshield_chain::alloy::primitives::Address, prices: Prices) -> S
         idle_timeout_ms: 60_000,
         redeem_threshold: U256::MAX,
         redeem_interval_ms: 600_000,
-        credit_limit: prices.default_credit_limit(),
+        credit_limit: prices.default_credit_limit(CAPACITY_MBPS),
         max_clients: MAX_CLIENTS,
         max_orders_per_client: MAX_PER_CLIENT,
     }

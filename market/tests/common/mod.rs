@@ -6,11 +6,13 @@
 //! - [`world`]: a whole market in network namespaces, for the session tests;
 //! - [`net`]: market nodes in this process on 127.0.0.1;
 //! - [`http`]: requests to a node's HTTP API;
+//! - [`chain`]: providers registered on a local chain (stake gate);
 //! - [`devnet`]: the demo market deployment of `flowshield-market
 //!   dev-chain` (the binary's own file, compiled in here too).
 
 #![allow(dead_code)]
 
+pub mod chain;
 #[path = "../../src/cli/devnet.rs"]
 pub mod devnet;
 pub mod http;

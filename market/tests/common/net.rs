@@ -87,6 +87,7 @@ pub fn offer(keypair: &Keypair) -> Offer {
         price_per_hour_wei: 0,
         capacity_mbps: 100,
         max_clients: 8,
+        tunnel_subnet: None,
     }
 }
 

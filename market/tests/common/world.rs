@@ -363,6 +363,7 @@ voucher_secs = 1
 max_failed_vouchers = 2
 state_dir = "{dir}/client-state"
 flowshield_bin = "{bin}"
+routes = ["198.18.99.1/32"]
 
 [chain]
 rpc_url = "{rpc}"

@@ -97,19 +97,26 @@ impl Device {
                     peer.note_sent(queued.len());
                 }
             }
+            // Authenticated, so the peer may roam; but its bytes count (and
+            // are billed by the market) only if cryptokey routing lets the
+            // packet in: a dropped one is counted as disallowed instead.
             TunnResult::WriteToTunnelV4(packet, source) => {
-                peer.note_received(datagram.len(), src);
-                self.deliver(&st.routes, peer, IpAddr::V4(source), packet, out);
+                peer.note_endpoint(src);
+                if self.deliver(&st.routes, peer, IpAddr::V4(source), packet, out) {
+                    peer.note_received(datagram.len(), src);
+                }
             }
             TunnResult::WriteToTunnelV6(packet, source) => {
-                peer.note_received(datagram.len(), src);
-                self.deliver(&st.routes, peer, IpAddr::V6(source), packet, out);
+                peer.note_endpoint(src);
+                if self.deliver(&st.routes, peer, IpAddr::V6(source), packet, out) {
+                    peer.note_received(datagram.len(), src);
+                }
             }
         }
     }
 
     /// Cryptokey routing on receive: a peer may only send from addresses in
-    /// its own AllowedIPs.
+    /// its own AllowedIPs. Returns whether the packet was delivered.
     fn deliver(
         &self,
         routes: &ip_network_table::IpNetworkTable<Arc<Peer>>,
@@ -117,10 +124,16 @@ impl Device {
         source: IpAddr,
         packet: &[u8],
         out: &mut impl Outputs,
-    ) {
+    ) -> bool {
         match routes.longest_match(source) {
-            Some((_, owner)) if Arc::ptr_eq(owner, peer) => out.to_tunnel(packet),
-            _ => AtomicCounters::bump(&self.counters.disallowed_source_packets),
+            Some((_, owner)) if Arc::ptr_eq(owner, peer) => {
+                out.to_tunnel(packet);
+                true
+            }
+            _ => {
+                AtomicCounters::bump(&self.counters.disallowed_source_packets);
+                false
+            }
         }
     }
 

@@ -82,9 +82,14 @@ impl Peer {
         *self.last_sent.lock() = Some(Instant::now());
     }
 
+    /// Counts an accepted datagram of `bytes` and notes where it came from.
     pub fn note_received(&self, bytes: usize, from: SocketAddr) {
         self.rx_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-        // Roaming: the latest authenticated source becomes the endpoint.
+        self.note_endpoint(from);
+    }
+
+    /// Roaming: the latest authenticated source becomes the endpoint.
+    pub fn note_endpoint(&self, from: SocketAddr) {
         let current = *self.endpoint.read();
         if current != Some(from) {
             *self.endpoint.write() = Some(from);

@@ -137,11 +137,15 @@ fn source_outside_allowed_ips_is_dropped_and_counted() {
     let first = ipv4([10, 77, 0, 1], [10, 77, 0, 2], b"x");
     let data = deliver(deliver(send(&a, &first), &a, &b), &b, &a);
     assert_eq!(deliver(data, &a, &b).tunnel.len(), 1);
+    let rx_before = b.device.snapshot().peers[0].rx_bytes;
     // A spoofs a source that B only allows for nobody.
     let spoofed = ipv4([10, 99, 0, 1], [10, 77, 0, 2], b"spoof");
     let at_b = deliver(send(&a, &spoofed), &a, &b);
     assert!(at_b.tunnel.is_empty());
     assert_eq!(b.device.counters.snapshot().disallowed_source_packets, 1);
+    // Not counted as received: the market bills rx_bytes, and a peer must
+    // not be paid for packets the other side threw away.
+    assert_eq!(b.device.snapshot().peers[0].rx_bytes, rx_before);
 }
 
 #[test]

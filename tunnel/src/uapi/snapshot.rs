@@ -26,6 +26,8 @@ pub struct PeerSnapshot {
     pub endpoint: Option<SocketAddr>,
     /// Unix time of the last completed handshake; `(0, 0)` if none.
     pub last_handshake: (u64, u32),
+    /// Bytes of authenticated datagrams accepted (delivered, or control);
+    /// packets dropped by cryptokey routing are not counted.
     pub rx_bytes: u64,
     pub tx_bytes: u64,
     pub persistent_keepalive: u16,

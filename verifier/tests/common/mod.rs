@@ -343,7 +343,7 @@ impl Market {
         let terms = ProviderTerms {
             price_per_gib: eth(1) / U256::from(1000),
             price_per_hour: eth(1) / U256::from(1000),
-            metadata_hash: B256::repeat_byte(0x42),
+            peer_id_hash: B256::repeat_byte(0x42),
             wg_public_key: provider_wg,
         };
         as_provider.register(stake, &terms).await.expect("register");

@@ -3,16 +3,19 @@
 //!
 //! ```text
 //! flowshield-market-bench simulate --providers 10000 --interval-secs 5 \
-//!     --bootstrap /ip4/127.0.0.1/tcp/4001/p2p/<id> [--duration-secs 60]
+//!     --bootstrap /ip4/127.0.0.1/tcp/4001/p2p/<id> [--duration-secs 60] \
+//!     [--chain-rpc http://127.0.0.1:8545 --market 0x...]
 //! flowshield-market-bench match --url http://127.0.0.1:8080 --requests 5000 --rate 200
 //! ```
 //! Results go to stdout as `key=value` lines.
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+mod register;
 mod simulate;
 
 use libp2p::Multiaddr;
+use register::ChainTarget;
 use simulate::{match_load, simulate_providers, SimConfig};
 use std::time::Duration;
 
@@ -39,6 +42,14 @@ enum Mode {
         /// Stop after this many seconds (default: run until killed).
         #[arg(long)]
         duration_secs: Option<u64>,
+        /// JSON-RPC of a local dev chain: register the simulated providers
+        /// on its market first (deterministic keys per index, funded with
+        /// `hardhat_setBalance`, staking `minStake`).
+        #[arg(long, requires = "market")]
+        chain_rpc: Option<String>,
+        /// The BandwidthMarket contract address.
+        #[arg(long, requires = "chain_rpc")]
+        market: Option<String>,
     },
     /// `POST /v1/match` at a bounded rate; prints latency percentiles.
     Match {
@@ -62,12 +73,24 @@ async fn main() -> Result<()> {
             interval_secs,
             bootstrap,
             duration_secs,
+            chain_rpc,
+            market,
         } => {
+            let chain = match (chain_rpc, market) {
+                (Some(rpc_url), Some(market)) => Some(ChainTarget {
+                    rpc_url,
+                    market: market
+                        .parse()
+                        .with_context(|| format!("--market {market:?} is not an address"))?,
+                }),
+                _ => None,
+            };
             let report = simulate_providers(SimConfig {
                 providers,
                 interval: Duration::from_secs(interval_secs.max(1)),
                 bootstrap,
                 duration: duration_secs.map(Duration::from_secs),
+                chain,
             })
             .await
             .context("simulating providers")?;

@@ -4,12 +4,16 @@
 //! each simulated provider has its own Ed25519 identity and signs its own
 //! heartbeats, exactly as a real provider does, and heartbeats go out
 //! evenly spread over the interval (provider `i` at phase `i/N`), so the
-//! fullnode sees the steady aggregate rate `N / interval`.
+//! fullnode sees the steady aggregate rate `N / interval`. With a chain
+//! target the providers are first registered there ([`crate::register`]),
+//! so a fullnode gating on stake admits them.
 //!
 //! [`match_load`] fires `POST /v1/match` requests at a bounded rate over
 //! one keep-alive connection and reports latency percentiles.
 
-use flowshield_market::net::{self, NetConfig, NetError, NetEvent};
+use crate::register::{self, ChainTarget};
+use anyhow::Context;
+use flowshield_market::net::{self, NetConfig, NetEvent};
 use flowshield_proto::{Heartbeat, Keypair, Offer, Region, SignedMessage, WgPublicKey};
 use libp2p::Multiaddr;
 use std::time::{Duration, Instant};
@@ -27,6 +31,9 @@ pub struct SimConfig {
     pub bootstrap: Vec<Multiaddr>,
     /// Stop after this long (`None`: run until the future is dropped).
     pub duration: Option<Duration>,
+    /// Register the providers on this chain first (deterministic keys per
+    /// index); `None`: random keys, nothing registered.
+    pub chain: Option<ChainTarget>,
 }
 
 /// What a simulation did.
@@ -63,23 +70,44 @@ pub fn simulated_offer(keypair: &Keypair, i: usize) -> Offer {
         price_per_hour_wei: 0,
         capacity_mbps: 50 + (spread as u32 % 20) * 50,
         max_clients: 16,
+        tunnel_subnet: None,
     }
 }
 
 /// Publishes signed heartbeats for `config.providers` identities.
-pub async fn simulate_providers(config: SimConfig) -> Result<SimReport, NetError> {
-    let keys: Vec<Keypair> = (0..config.providers)
-        .map(|_| Keypair::generate_ed25519())
-        .collect();
-    let offers: Vec<Offer> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| simulated_offer(k, i))
-        .collect();
+pub async fn simulate_providers(config: SimConfig) -> anyhow::Result<SimReport> {
+    let (keys, offers) = match &config.chain {
+        None => {
+            let keys: Vec<Keypair> = (0..config.providers)
+                .map(|_| Keypair::generate_ed25519())
+                .collect();
+            let offers = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| simulated_offer(k, i))
+                .collect();
+            (keys, offers)
+        }
+        Some(target) => {
+            let mut keys = Vec::with_capacity(config.providers);
+            let mut signers = Vec::with_capacity(config.providers);
+            let mut offers = Vec::with_capacity(config.providers);
+            for i in 0..config.providers {
+                let key = register::node_key(i)?;
+                let signer = register::chain_key(i)?;
+                offers.push(Offer {
+                    chain_address: flowshield_proto::ChainAddress(signer.address().into_array()),
+                    ..simulated_offer(&key, i)
+                });
+                keys.push(key);
+                signers.push(signer);
+            }
+            register::register_all(target, &signers, &offers).await?;
+            (keys, offers)
+        }
+    };
     let mut net_config = NetConfig::new(Keypair::generate_ed25519());
-    net_config.listen = vec!["/ip4/127.0.0.1/tcp/0"
-        .parse()
-        .map_err(|e| NetError::Setup(format!("{e}")))?];
+    net_config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().context("listen address")?];
     net_config.bootstrap = config.bootstrap.clone();
     let (net, mut events) = net::spawn(net_config).await?;
     // Wait until some peer (the fullnode) takes our heartbeats, then keep
@@ -96,9 +124,7 @@ pub async fn simulate_providers(config: SimConfig) -> Result<SimReport, NetError
         .await
         .unwrap_or(false)
     {
-        return Err(NetError::Setup(
-            "no peer subscribed to heartbeats within 30 s".into(),
-        ));
+        anyhow::bail!("no peer subscribed to heartbeats within 30 s");
     }
     tokio::spawn(async move { while events.recv().await.is_some() {} });
 

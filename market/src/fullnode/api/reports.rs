@@ -38,6 +38,11 @@ fn report_error(e: ReportError) -> ApiError {
             error: format!("{address:#x} is not a registered verifier of this market"),
             field: Some("verifier"),
         },
+        ReportError::Period(e) => ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            error: format!("period: {e}"),
+            field: Some("period"),
+        },
         e @ ReportError::Chain { .. } => ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
             error: e.to_string(),
@@ -55,6 +60,7 @@ fn report_error(e: ReportError) -> ApiError {
         (status = 200, body = ReportAccepted, description = "Already stored"),
         (status = 400, body = ErrorBody, description = "Malformed, wrong domain or bad signature; `field` names the culprit"),
         (status = 403, body = ErrorBody, description = "Signer is not a registered verifier"),
+        (status = 422, body = ErrorBody, description = "Period is neither the market's current one nor the one before (`field` is `period`)"),
         (status = 413, body = ErrorBody),
         (status = 503, body = ErrorBody, description = "No market configured, or the chain is unreachable"),
     ))]

@@ -6,7 +6,17 @@
 //! [`flowshield_proto::report::verify_report`] (sans-IO, the same code the
 //! verifier signs against; each failure names its field). Whether
 //! `verifier` is admitted on chain (`isVerifier`) is asked by
-//! [`VerifierRegistry`], cached.
+//! [`VerifierRegistry`], cached; the report's period must be the market's
+//! current one or the one before ([`period`], as the contract requires).
+//!
+//! Reports attach to the provider's chain address (what the contract
+//! slashes and the stake gate binds to a PeerId), never to a PeerId. The
+//! SQL store and the in-memory [`crate::fullnode::reputation`] book hold the
+//! same providers: when the book evicts one to stay under its cap, its
+//! stored reports are deleted.
+
+pub mod period;
+mod verifiers;
 
 use crate::fullnode::index::ProviderIndex;
 use crate::fullnode::metrics::Metrics;
@@ -15,16 +25,14 @@ use crate::net::NetHandle;
 use crate::unix_ms;
 use flowshield_chain::alloy::primitives::Address;
 use flowshield_chain::alloy::sol_types::Eip712Domain;
-use flowshield_chain::MarketClient;
 use flowshield_proto::report::{verify_report, CheckedReport, InvalidReport};
 use flowshield_proto::ChainAddress;
 use libp2p::gossipsub::MessageAcceptance;
+use period::OutOfWindow;
 use sqlx::Row;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 pub use flowshield_proto::report::MAX_REPORT_BODY;
+pub use verifiers::{VerifierRegistry, DEFAULT_MAX_VERIFIERS};
 
 /// Why a report was refused.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +43,8 @@ pub enum ReportError {
     NotVerifier(Address),
     #[error("asking the chain whether {verifier} is a verifier: {reason}")]
     Chain { verifier: Address, reason: String },
+    #[error("period: {0}")]
+    Period(#[from] OutOfWindow),
     #[error("report store: {0}")]
     Store(#[from] sqlx::Error),
 }
@@ -49,18 +59,21 @@ impl ReportError {
             Self::Invalid { .. } => "invalid",
             Self::NotVerifier(_) => "not_verifier",
             Self::Chain { .. } => "chain_unavailable",
+            Self::Period(e) => e.reason(),
             Self::Store(_) => "store_error",
         }
     }
 
     /// Every label [`ReportError::reason`] returns, plus `accepted` and
     /// `duplicate`.
-    pub const RESULTS: [&'static str; 7] = [
+    pub const RESULTS: [&'static str; 9] = [
         "accepted",
         "duplicate",
         "bad_signature",
         "invalid",
         "not_verifier",
+        "future_period",
+        "stale_period",
         "chain_unavailable",
         "store_error",
     ];
@@ -106,74 +119,6 @@ pub fn parse_report(body: &[u8], domain: &Eip712Domain) -> Result<VerifiedReport
     })
 }
 
-/// Whether an address is an admitted verifier, asked of the market contract
-/// and cached (positive answers longer than negative ones, so a newly
-/// admitted verifier is heard soon).
-pub struct VerifierRegistry {
-    market: MarketClient,
-    domain: Eip712Domain,
-    cache: Mutex<HashMap<Address, (bool, Instant)>>,
-}
-
-const VERIFIER_TTL: Duration = Duration::from_secs(300);
-const NON_VERIFIER_TTL: Duration = Duration::from_secs(15);
-
-impl VerifierRegistry {
-    /// Reads the market's EIP-712 domain (chain id from the RPC).
-    pub async fn connect(market: MarketClient) -> Result<Self, flowshield_chain::ChainError> {
-        let domain = market.eip712_domain().await?;
-        Ok(Self {
-            market,
-            domain,
-            cache: Mutex::new(HashMap::new()),
-        })
-    }
-
-    pub fn domain(&self) -> &Eip712Domain {
-        &self.domain
-    }
-
-    /// Fails with [`ReportError::NotVerifier`] unless `verifier` is admitted.
-    pub async fn check(&self, verifier: Address) -> Result<(), ReportError> {
-        let cached = self
-            .cache
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&verifier).copied());
-        let known = match cached {
-            Some((yes, at)) if at.elapsed() < if yes { VERIFIER_TTL } else { NON_VERIFIER_TTL } => {
-                yes
-            }
-            _ => {
-                // One retry: a pooled HTTP connection the node closed fails
-                // the first request on it.
-                let yes = match self.market.is_verifier(verifier).await {
-                    Ok(yes) => yes,
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        self.market
-                            .is_verifier(verifier)
-                            .await
-                            .map_err(|e| ReportError::Chain {
-                                verifier,
-                                reason: e.to_string(),
-                            })?
-                    }
-                };
-                if let Ok(mut cache) = self.cache.lock() {
-                    cache.insert(verifier, (yes, Instant::now()));
-                }
-                yes
-            }
-        };
-        if known {
-            Ok(())
-        } else {
-            Err(ReportError::NotVerifier(verifier))
-        }
-    }
-}
-
 /// Everything that handles reports: checks, storage, reputation, gossip.
 pub struct ReportService {
     pub registry: VerifierRegistry,
@@ -189,10 +134,15 @@ impl ReportService {
     async fn accept(&self, body: &[u8]) -> Result<(VerifiedReport, bool), ReportError> {
         let report = parse_report(body, self.registry.domain())?;
         self.registry.check(report.verifier).await?;
+        self.registry.check_period(report.period).await?;
         let new = self.store.insert(&report, unix_ms()).await?;
         if new {
-            if let Ok(mut book) = self.reputation.write() {
-                book.record(report.provider_key(), report.period, report.passed);
+            let evicted = match self.reputation.write() {
+                Ok(mut book) => book.record(report.provider_key(), report.period, report.passed),
+                Err(_) => None,
+            };
+            if let Some(gone) = evicted {
+                self.store.forget(&Address::from(gone.0)).await?;
             }
         }
         Ok((report, new))
@@ -230,7 +180,10 @@ impl ReportService {
         self.count("gossip", &result);
         match result {
             Ok((_, true)) => MessageAcceptance::Accept,
-            Ok((_, false)) | Err(ReportError::Chain { .. } | ReportError::Store(_)) => {
+            // A relay's clock may put a report on the other side of a
+            // period boundary: not a reason to penalise it.
+            Ok((_, false))
+            | Err(ReportError::Chain { .. } | ReportError::Store(_) | ReportError::Period(_)) => {
                 MessageAcceptance::Ignore
             }
             Err(e) => {
@@ -299,10 +252,23 @@ impl ReportStore {
         rows.iter().map(decode).collect()
     }
 
-    /// Every stored (provider, period, passed), to rebuild reputation at start.
+    /// Deletes every report on `provider` (evicted from the reputation
+    /// book, which must hold what SQL holds).
+    pub async fn forget(&self, provider: &Address) -> Result<u64, ReportError> {
+        let done = sqlx::query("DELETE FROM reports WHERE provider = $1")
+            .bind(format!("{provider:#x}"))
+            .execute(self.index.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Every stored (provider, period, passed), to rebuild reputation at
+    /// start; oldest first, so a book smaller than the store keeps the
+    /// providers reported on most recently.
     pub async fn tallies(&self) -> Result<Vec<(ChainAddress, u64, bool)>, ReportError> {
         let rows = sqlx::query(
-            "SELECT provider, period, verifier, passed, received_ms, body FROM reports",
+            "SELECT provider, period, verifier, passed, received_ms, body FROM reports \
+             ORDER BY received_ms",
         )
         .fetch_all(self.index.pool())
         .await?;

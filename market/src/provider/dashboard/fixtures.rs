@@ -29,6 +29,7 @@ pub fn node() -> (NodeKeys, Offer) {
         price_per_hour_wei: 36_000_000_000_000,
         capacity_mbps: 100,
         max_clients: 10,
+        tunnel_subnet: None,
     };
     (keys, offer)
 }
