@@ -83,7 +83,9 @@ fn provider_killed_mid_session_resumes_it_and_loses_no_wei() {
     // The data plane outlives the sidecar: both peers are still there.
     let peers = world.provider_peers(0).unwrap();
     assert_eq!(peers.len(), 2, "peers after kill -9: {peers:?}");
-    world.restart_provider_sidecar(0).expect("provider restarts");
+    world
+        .restart_provider_sidecar(0)
+        .expect("provider restarts");
 
     // The client keeps its tunnel: traffic flows, and it goes on paying
     // the same order (the provider acknowledges and stores its vouchers).
@@ -95,7 +97,9 @@ fn provider_killed_mid_session_resumes_it_and_loses_no_wei() {
     assert!(peers.contains(&operator_b64), "operator's peer kept");
     let client = world.client.as_ref().unwrap();
     assert!(
-        client.wait_event("failover", Duration::from_millis(10)).is_err(),
+        client
+            .wait_event("failover", Duration::from_millis(10))
+            .is_err(),
         "the client failed over"
     );
 
@@ -110,9 +114,7 @@ fn provider_killed_mid_session_resumes_it_and_loses_no_wei() {
     // ...for at least every voucher it ever acknowledged: no wei lost.
     assert!(paid >= voucher, "provider paid {paid} < voucher {voucher}");
     assert!(U256::from(paid) >= after_restart);
-    let after = world
-        .chain_status(&[&provider], Some(&order_text))
-        .unwrap();
+    let after = world.chain_status(&[&provider], Some(&order_text)).unwrap();
     assert_eq!(after["order"]["status"], "Settled");
     assert_eq!(wei(&after["order"]["redeemed_wei"]), paid);
     // Its own peer removed, the operator's left.
