@@ -189,12 +189,18 @@ impl Device {
                 .peers
                 .values()
                 .map(|peer| {
+                    // Lock order: the data path holds `tunn` while it
+                    // updates `endpoint` (roaming), so never hold
+                    // `endpoint` while taking `tunn` (last_handshake):
+                    // read each in its own statement.
+                    let endpoint = *peer.endpoint.read();
+                    let last_handshake = peer.last_handshake();
                     let cfg = peer.config.read();
                     PeerSnapshot {
                         public_key: peer.public_key,
                         preshared_key: cfg.preshared_key.clone(),
-                        endpoint: *peer.endpoint.read(),
-                        last_handshake: peer.last_handshake(),
+                        endpoint,
+                        last_handshake,
                         rx_bytes: peer.rx_bytes.load(Ordering::Relaxed),
                         tx_bytes: peer.tx_bytes.load(Ordering::Relaxed),
                         persistent_keepalive: cfg.persistent_keepalive,
