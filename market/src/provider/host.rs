@@ -27,7 +27,7 @@ use super::store::SessionStore;
 use crate::dataplane::DataPlane;
 use crate::session::pool::TunnelAddressPool;
 use crate::session::pricing::Prices;
-use crate::session::record::{AddedPeer, RecordState, SessionRecord};
+use crate::session::record::{RecordState, SessionRecord};
 use crate::session::table::{
     CreditAction, EndReason, OrderView, SessionError, SessionPolicy, SessionSnapshot, SessionTable,
 };
@@ -47,6 +47,9 @@ use tokio::sync::Mutex;
 use tracing::Instrument;
 
 /// Everything the host needs besides the policy.
+#[path = "host_lifecycle.rs"]
+mod lifecycle;
+
 #[derive(Debug, Clone)]
 pub struct HostConfig {
     pub peer_id: PeerId,
@@ -365,52 +368,6 @@ impl SessionHost {
         }))
     }
 
-    /// Records the session, accepts its order on chain and adds its peer
-    /// (recorded first), outside the session lock. On failure nothing is
-    /// left behind: an accepted order is settled so the client is refunded.
-    async fn accept_and_add(&self, record: &SessionRecord) -> Result<(), SessionError> {
-        let store = &self.config.store;
-        let id = record.order_id;
-        store.put_session(record).await.map_err(Self::store_error)?;
-        let accepted = {
-            let _tx = self.tx_lock.lock().await;
-            self.config.market.accept_order(id).await
-        };
-        if let Err(e) = accepted {
-            let _ = store.remove_session(id).await;
-            return Err(chain_error("acceptOrder", e));
-        }
-        let peer = AddedPeer {
-            wg_key: record.wg_key,
-            order_id: id,
-            address: record.address,
-            added_ms: unix_ms(),
-        };
-        let added = match store.record_peer(&peer).await {
-            Ok(()) => self
-                .config
-                .dataplane
-                .add_peer(&record.wg_key, record.address)
-                .await
-                .map_err(|e| SessionError::Unavailable(format!("data plane: {e}"))),
-            Err(e) => Err(Self::store_error(e)),
-        };
-        if let Err(e) = added {
-            // Accepted but unusable: settle at once so the client is refunded.
-            let _ = self.config.dataplane.remove_peer(&record.wg_key).await;
-            let _ = store.forget_peer(&record.wg_key).await;
-            let settled = {
-                let _tx = self.tx_lock.lock().await;
-                self.config.market.settle(id).await
-            };
-            if settled.is_ok() {
-                let _ = store.remove_session(id).await;
-            }
-            return Err(e);
-        }
-        Ok(())
-    }
-
     /// rx + tx bytes of `key` on our data plane (0 if unknown).
     async fn measured_bytes(&self, key: WgPublicKey) -> u64 {
         match self.config.dataplane.peer_counters(&key).await {
@@ -494,87 +451,6 @@ impl SessionHost {
             order_id: id,
             cumulative_wei: outcome.cumulative,
         })
-    }
-
-    /// Ends a session: removes the peer, redeems the best voucher and
-    /// settles, frees the address, withdraws. Returns what the order paid.
-    /// The session lock is held only to mark the order as ending and to
-    /// drop it at the end; a failed settlement leaves the session (and its
-    /// record) for the next attempt.
-    pub async fn end(&self, id: U256, why: &str) -> Result<U256, SessionError> {
-        let session = {
-            let mut state = self.state.lock().await;
-            let session = state
-                .table
-                .get(&id)
-                .cloned()
-                .ok_or(SessionError::NoSession(id))?;
-            if !state.ending.insert(id) {
-                return Err(SessionError::Unavailable(format!(
-                    "order {id} is already being settled"
-                )));
-            }
-            session
-        };
-        let result = self.settle(&session).await;
-        let mut state = self.state.lock().await;
-        state.ending.remove(&id);
-        let redeemed = result?;
-        state.table.remove(&id);
-        state.settled.sessions += 1;
-        state.settled.paid = state.settled.paid.saturating_add(redeemed);
-        let _ = state.pool.release(session.address);
-        drop(state);
-        if let Err(e) = self.config.store.remove_session(id).await {
-            tracing::warn!(order = %id, error = %e, "forgetting the settled session failed");
-        }
-        tracing::info!(order = %id, %redeemed, why, "session ended, order settled");
-        Ok(redeemed)
-    }
-
-    /// The chain and data-plane half of [`SessionHost::end`], unlocked.
-    async fn settle(&self, session: &crate::session::table::Session) -> Result<U256, SessionError> {
-        let id = session.order_id;
-        let store = &self.config.store;
-        if let Err(e) = store.set_state(id, RecordState::Ending, unix_ms()).await {
-            tracing::warn!(error = %e, "recording the session as ending failed");
-        }
-        match self.config.dataplane.remove_peer(&session.wg_key).await {
-            Ok(()) => {
-                if let Err(e) = store.forget_peer(&session.wg_key).await {
-                    tracing::warn!(error = %e, "forgetting the removed peer failed");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "removing the peer failed"),
-        }
-        let market = &self.config.market;
-        // Read under the transaction lock: a redemption task may have just
-        // paid the best voucher, and redeeming it again would revert.
-        let _tx = self.tx_lock.lock().await;
-        let order = market
-            .order(id)
-            .await
-            .map_err(|e| chain_error("reading the order", e))?;
-        let status = OrderStatus::from_u8(order.status).unwrap_or(OrderStatus::None);
-        if matches!(status, OrderStatus::Active | OrderStatus::Closing) {
-            let best = session
-                .ledger
-                .to_redeem()
-                .filter(|v| v.cumulative_amount > order.redeemed);
-            let settled = match best {
-                Some(best) => market.redeem_and_settle(best).await,
-                None => market.settle(id).await,
-            };
-            settled.map_err(|e| chain_error("settling", e))?;
-            if let Err(e) = market.withdraw().await {
-                tracing::warn!(error = %e, "withdrawing the payment failed");
-            }
-        }
-        market
-            .order(id)
-            .await
-            .map(|o| o.redeemed)
-            .map_err(|e| chain_error("reading the order", e))
     }
 
     /// Stops (`None`) or restores forwarding for one session's peer.
