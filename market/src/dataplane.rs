@@ -152,6 +152,23 @@ impl DataPlane {
             .collect())
     }
 
+    /// Every peer's key and allowed IPs (what a provider reconciles its
+    /// records against at start).
+    pub async fn peers(&self) -> Result<Vec<(WgPublicKey, Vec<IpNetwork>)>, DataPlaneError> {
+        let iface = self.iface.clone();
+        let snapshot = tokio::task::spawn_blocking(move || client::get(&iface))
+            .await
+            .map_err(|e| DataPlaneError::Task {
+                iface: self.iface.clone(),
+                reason: e.to_string(),
+            })??;
+        Ok(snapshot
+            .peers
+            .into_iter()
+            .map(|p| (WgPublicKey(p.public_key.0), p.allowed_ips))
+            .collect())
+    }
+
     /// The counters of one peer; `None` if the data plane has no such peer.
     pub async fn peer_counters(
         &self,

@@ -91,6 +91,16 @@ async fn bad_session_input_is_refused_with_a_clear_error() {
     let host = SessionHost::new(HostConfig {
         peer_id: provider_peer,
         market: as_provider.clone(),
+        // A session store of its own (sessions are recorded before they are
+        // acknowledged).
+        store: flowshield_market::provider::store::SessionStore::connect(&format!(
+            "sqlite://{}/flowshield-test-{}-{}.db",
+            std::env::temp_dir().display(),
+            std::process::id(),
+            flowshield_market::unix_ms()
+        ))
+        .await
+        .expect("session store"),
         dataplane: DataPlane::new(&iface),
         tunnel_subnet: "10.77.0.0/24".into(),
         provider_wg_public_key: WgPublicKey([9; 32]),

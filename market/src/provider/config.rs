@@ -48,6 +48,10 @@ use std::path::{Path, PathBuf};
 /// idle_timeout_secs = 30              # no voucher this long: settle, remove the peer
 /// redeem_threshold_wei = "1000000000000000"
 /// redeem_interval_secs = 60
+/// store = "sqlite:///var/lib/flowshield-market/provider-sessions.db"
+///                                     # sessions, vouchers, peers added (durable,
+///                                     # reconciled at start); postgres://... also works;
+///                                     # default: beside identity_file, e.g. provider.sessions.db
 ///
 /// [dashboard]                         # optional: the web dashboard (see crate::provider::dashboard)
 /// listen = "127.0.0.1:8090"           # GET / (page), GET /api/status (JSON)
@@ -89,6 +93,8 @@ pub struct SessionFile {
     pub idle_timeout_secs: u64,
     pub redeem_threshold_wei: String,
     pub redeem_interval_secs: u64,
+    /// `None`: [`ProviderFile::session_store_url`]'s default.
+    pub store: Option<String>,
 }
 
 impl Default for SessionFile {
@@ -103,6 +109,7 @@ impl Default for SessionFile {
             idle_timeout_secs: 30,
             redeem_threshold_wei: "1000000000000000".into(),
             redeem_interval_secs: 60,
+            store: None,
         }
     }
 }
@@ -137,6 +144,20 @@ pub struct OfferFile {
 }
 
 impl ProviderFile {
+    /// Where the session store lives: `session.store`, or by default
+    /// beside `identity_file`, named after it (`provider.key` →
+    /// `provider.sessions.db`), so two providers sharing a directory keep
+    /// apart.
+    pub fn session_store_url(&self) -> String {
+        match &self.session.store {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}",
+                self.identity_file.with_extension("sessions.db").display()
+            ),
+        }
+    }
+
     pub fn load(path: &Path) -> Result<Self, ProviderError> {
         let text = std::fs::read_to_string(path).map_err(|e| ProviderError::Config {
             path: path.to_path_buf(),

@@ -1,5 +1,6 @@
 //! Why a provider could not start.
 
+use super::recover::RecoverError;
 use crate::chain::ChainSetupError;
 use crate::net::NetError;
 use crate::session::table::SessionError;
@@ -25,6 +26,8 @@ pub enum ProviderError {
     Chain(#[from] ChainSetupError),
     #[error("registering on chain: {0}")]
     Register(String),
+    #[error("reconciling sessions at start: {0}")]
+    Recover(#[from] RecoverError),
     #[error("sessions: {0}")]
     Session(#[from] SessionError),
 }

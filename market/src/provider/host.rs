@@ -6,13 +6,28 @@
 //! peer that connected an order is heard on it; [`SessionHost::enforce_credit`]
 //! stops forwarding (allowed IPs through UAPI) for a client past its credit.
 //!
-//! One mutex guards the table and the address pool; chain calls happen
-//! under it, which serialises sessions of one provider (a local chain
-//! answers in milliseconds; a provider has at most 32 open orders).
+//! **Durable first.** Each session is recorded in the provider's store
+//! ([`crate::provider::store`]) before the client hears yes: the record
+//! before `acceptOrder`, its peer before the UAPI call that adds it, each
+//! voucher before `VoucherAccepted`. At start, [`crate::provider::recover`]
+//! reconciles the store with the chain and the data plane and
+//! [`SessionHost::resume`] takes the surviving sessions up again.
+//!
+//! **No chain I/O under the session lock.** One mutex guards the table and
+//! the address pool and is held only for the sans-IO decisions; chain reads
+//! and transactions happen outside it, so a slow chain (a block every few
+//! seconds) never holds up another session's vouchers. Redemptions run as
+//! tasks of their own. Transactions share one signer whose nonce is read
+//! from the node for each, so they take turns on a second lock (`tx_lock`),
+//! which vouchers never wait for. Orders being connected or ended are
+//! marked in the table's state so a concurrent `Connect` or end cannot
+//! race them.
 
+use super::store::SessionStore;
 use crate::dataplane::DataPlane;
 use crate::session::pool::TunnelAddressPool;
 use crate::session::pricing::Prices;
+use crate::session::record::{RecordState, SessionRecord};
 use crate::session::table::{
     CreditAction, EndReason, OrderView, SessionError, SessionPolicy, SessionSnapshot, SessionTable,
 };
@@ -25,16 +40,22 @@ use flowshield_chain::alloy::primitives::{Address, U256};
 use flowshield_chain::{MarketClient, OrderStatus};
 use flowshield_proto::{PeerId, WgPublicKey};
 use ipnet::{IpNet, Ipv4Net};
-use std::net::SocketAddr;
+use std::collections::{HashMap, HashSet};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use tokio::sync::Mutex;
 use tracing::Instrument;
 
 /// Everything the host needs besides the policy.
+#[path = "host_lifecycle.rs"]
+mod lifecycle;
+
 #[derive(Debug, Clone)]
 pub struct HostConfig {
     pub peer_id: PeerId,
     pub market: MarketClient,
+    /// Where sessions are recorded before they are acknowledged.
+    pub store: SessionStore,
     pub dataplane: DataPlane,
     pub tunnel_subnet: String,
     pub provider_wg_public_key: WgPublicKey,
@@ -49,6 +70,11 @@ struct State {
     table: SessionTable,
     pool: TunnelAddressPool,
     settled: SettledTally,
+    /// Orders between their `Connect` checks and admission (accepting on
+    /// chain), with the key each will use.
+    connecting: HashMap<U256, WgPublicKey>,
+    /// Orders being ended (settling on chain).
+    ending: HashSet<U256>,
 }
 
 /// Sessions ended (and their orders settled) since the provider started.
@@ -72,6 +98,8 @@ pub struct HostSnapshot {
 pub struct SessionHost {
     config: Arc<HostConfig>,
     state: Arc<Mutex<State>>,
+    /// Held while a transaction is sent (one signer, one nonce at a time).
+    tx_lock: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for SessionHost {
@@ -108,9 +136,30 @@ impl SessionHost {
                 table: SessionTable::new(config.policy.clone(), domain),
                 pool,
                 settled: SettledTally::default(),
+                connecting: HashMap::new(),
+                ending: HashSet::new(),
             })),
             config: Arc::new(config),
+            tx_lock: Arc::new(Mutex::new(())),
         })
+    }
+
+    /// Takes up sessions that survived a restart (from
+    /// [`crate::provider::recover`]): their addresses and vouchers.
+    pub async fn resume(&self, records: &[SessionRecord]) {
+        let mut state = self.state.lock().await;
+        let now = unix_ms();
+        for record in records {
+            if let Err(e) = state.pool.reserve(record.address) {
+                tracing::warn!(order = %record.order_id, error = %e, "tunnel address of a resumed session not reserved");
+            }
+            state.table.restore(record, now);
+            tracing::info!(order = %record.order_id, address = %record.address, best = %record.best_amount(), "session taken up again");
+        }
+    }
+
+    fn store_error(e: impl std::fmt::Display) -> SessionError {
+        SessionError::Unavailable(format!("session store: {e}"))
     }
 
     pub fn prices(&self) -> Prices {
@@ -207,25 +256,9 @@ impl SessionHost {
         from: PeerId,
         req: ConnectRequest,
     ) -> Result<SessionResponse, SessionError> {
-        let mut state = self.state.lock().await;
         // Cheap checks first: a bad signature costs no chain read.
         let (id, _) = req.recover(&self.config.peer_id)?;
         let order = self.order_view(id).await?;
-        let checked =
-            state
-                .table
-                .check_connect(&req, order.as_ref(), &self.config.peer_id, unix_ms());
-        if let Err(SessionError::EscrowTooSmall { .. }) = &checked {
-            // The order's client asked (checked before the escrow): reject
-            // the dust order on chain, refunding it, so it never holds one
-            // of the provider's accepted-order slots.
-            match self.config.market.reject_order(id).await {
-                Ok(_) => tracing::info!("dust order rejected on chain"),
-                Err(e) => tracing::warn!(error = %e, "rejecting the dust order failed"),
-            }
-        }
-        checked?;
-        let order = order.ok_or(SessionError::UnknownOrder(id))?;
         let wg = req.client_wg_public_key;
         // A key already on the interface is someone else's peer (the
         // operator's, another session's): taking it would hijack its routes.
@@ -235,32 +268,92 @@ impl SessionHost {
             .counters()
             .await
             .map_err(|e| SessionError::Unavailable(format!("data plane: {e}")))?;
-        if present.iter().any(|p| p.public_key == wg) {
-            return Err(SessionError::KeyOnInterface(wg));
-        }
-        let address = state
-            .pool
-            .allocate()
-            .map_err(|e| SessionError::Unavailable(e.to_string()))?;
-        // The client's address in the provider's subnet, e.g. 10.77.0.2/24.
-        let tunnel_address = match Ipv4Net::new(address, state.pool.prefix_len()) {
-            Ok(net) => net,
-            Err(e) => {
-                let _ = state.pool.release(address);
-                return Err(SessionError::Unavailable(e.to_string()));
+        let reserved = {
+            let mut state = self.state.lock().await;
+            let checked =
+                state
+                    .table
+                    .check_connect(&req, order.as_ref(), &self.config.peer_id, unix_ms());
+            match checked {
+                Err(e @ SessionError::EscrowTooSmall { .. }) => Err(e),
+                Err(e) => return Err(e),
+                Ok(_) if state.connecting.contains_key(&id) => {
+                    return Err(SessionError::AlreadyConnected(id))
+                }
+                Ok(_) => {
+                    if let Some((other, _)) = state.connecting.iter().find(|(_, k)| **k == wg) {
+                        return Err(SessionError::KeyInUse(wg, *other));
+                    }
+                    if present.iter().any(|p| p.public_key == wg) {
+                        return Err(SessionError::KeyOnInterface(wg));
+                    }
+                    let address = state
+                        .pool
+                        .allocate()
+                        .map_err(|e| SessionError::Unavailable(e.to_string()))?;
+                    // The client's address in the provider's subnet, e.g. 10.77.0.2/24.
+                    match Ipv4Net::new(address, state.pool.prefix_len()) {
+                        Ok(net) => {
+                            state.connecting.insert(id, wg);
+                            Ok((address, net, state.pool.provider_address()))
+                        }
+                        Err(e) => {
+                            let _ = state.pool.release(address);
+                            return Err(SessionError::Unavailable(e.to_string()));
+                        }
+                    }
+                }
             }
         };
-        if let Err(e) = self.config.market.accept_order(id).await {
+        let (address, tunnel_address, provider_tunnel_ip) = match reserved {
+            Ok(reserved) => reserved,
+            Err(e) => {
+                // The order's client asked (checked before the escrow):
+                // reject the dust order on chain, refunding it, so it never
+                // holds one of the provider's accepted-order slots.
+                let _tx = self.tx_lock.lock().await;
+                match self.config.market.reject_order(id).await {
+                    Ok(_) => tracing::info!("dust order rejected on chain"),
+                    Err(e) => tracing::warn!(error = %e, "rejecting the dust order failed"),
+                }
+                return Err(e);
+            }
+        };
+        let order = order.ok_or(SessionError::UnknownOrder(id))?;
+        let now = unix_ms();
+        let record = SessionRecord {
+            order_id: id,
+            client: order.client,
+            client_peer: from,
+            wg_key: wg,
+            address,
+            escrow: order.escrow,
+            state: RecordState::Accepting,
+            best: None,
+            redeemed: U256::ZERO,
+            accepted_at_ms: now,
+            last_voucher_ms: now,
+            updated_ms: now,
+        };
+        let accepted = self.accept_and_add(&record).await;
+        let mut state = self.state.lock().await;
+        state.connecting.remove(&id);
+        if let Err(e) = accepted {
             let _ = state.pool.release(address);
-            return Err(chain_error("acceptOrder", e));
+            return Err(e);
         }
-        if let Err(e) = self.config.dataplane.add_peer(&wg, address).await {
-            // Accepted but unusable: settle at once so the client is refunded.
-            let _ = state.pool.release(address);
-            let _ = self.config.market.settle(id).await;
-            return Err(SessionError::Unavailable(format!("data plane: {e}")));
+        state.table.admit(id, &order, from, wg, address, now);
+        drop(state);
+        if let Err(e) = self
+            .config
+            .store
+            .set_state(id, RecordState::Active, unix_ms())
+            .await
+        {
+            // Accepted, with its peer, and recorded as accepting: a restart
+            // resumes it, so the session stands.
+            tracing::warn!(error = %e, "recording the session as active failed");
         }
-        state.table.admit(id, &order, from, wg, address, unix_ms());
         tracing::info!(%address, client = %order.client, escrow = %order.escrow, "order accepted, peer added");
         let mut allowed_ips = vec![IpNet::V4(tunnel_address.trunc())];
         allowed_ips.extend(self.config.client_allowed_ips.iter().copied());
@@ -271,7 +364,7 @@ impl SessionHost {
             endpoint: self.config.endpoint,
             allowed_ips,
             persistent_keepalive: self.config.keepalive_secs,
-            provider_tunnel_ip: state.pool.provider_address(),
+            provider_tunnel_ip,
         }))
     }
 
@@ -292,27 +385,67 @@ impl SessionHost {
         message: &VoucherMessage,
     ) -> Result<SessionResponse, SessionError> {
         let id = message.order_id;
-        let mut state = self.state.lock().await;
-        let key = state.table.session_of(id, &from)?.wg_key;
+        let key = {
+            let state = self.state.lock().await;
+            if state.ending.contains(&id) {
+                return Err(SessionError::NoSession(id));
+            }
+            state.table.session_of(id, &from)?.wg_key
+        };
         let bytes = self.measured_bytes(key).await;
         let now = unix_ms();
-        let outcome = state.table.offer_voucher(&from, message, bytes, now)?;
-        // A voucher that covers the debt restores forwarding at once.
-        if let Some(CreditAction::Restore) = state.table.check_credit(id, bytes, now) {
-            self.apply_credit(&state.table, id, CreditAction::Restore)
-                .await;
+        let (outcome, restore) = {
+            let mut state = self.state.lock().await;
+            let outcome = state.table.offer_voucher(&from, message, bytes, now)?;
+            // A voucher that covers the debt restores forwarding at once.
+            let restore = match state.table.check_credit(id, bytes, now) {
+                Some(CreditAction::Restore) => state.table.get(&id).map(|s| s.address),
+                _ => None,
+            };
+            (outcome, restore)
+        };
+        // Durable before it is acknowledged: a crash after this keeps it.
+        self.config
+            .store
+            .record_voucher(&message.to_signed(), now)
+            .await
+            .map_err(Self::store_error)?;
+        if let Some(address) = restore {
+            self.set_forwarding(id, key, Some(address)).await;
         }
         if let Some(voucher) = outcome.redeem {
-            match self.config.market.redeem_voucher(&voucher).await {
-                Ok(_) => {
-                    tracing::info!(amount = %voucher.cumulative_amount, "voucher redeemed");
-                    state
-                        .table
-                        .mark_redeemed(id, voucher.cumulative_amount, unix_ms());
+            // On its own task: the client's answer never waits for a block.
+            let host = self.clone();
+            tokio::spawn(
+                async move {
+                    let redeemed = {
+                        let _tx = host.tx_lock.lock().await;
+                        host.config.market.redeem_voucher(&voucher).await
+                    };
+                    match redeemed {
+                        Ok(_) => {
+                            let amount = voucher.cumulative_amount;
+                            tracing::info!(%amount, "voucher redeemed");
+                            host.state
+                                .lock()
+                                .await
+                                .table
+                                .mark_redeemed(id, amount, unix_ms());
+                            if let Err(e) = host
+                                .config
+                                .store
+                                .record_redeemed(id, amount, unix_ms())
+                                .await
+                            {
+                                tracing::warn!(error = %e, "recording the redemption failed");
+                            }
+                        }
+                        // Kept as the best voucher; redeemed at settlement.
+                        Err(e) => tracing::warn!(error = %e, "redeeming failed"),
+                    }
                 }
-                // Kept as the best voucher; redeemed at settlement.
-                Err(e) => tracing::warn!(error = %e, "redeeming failed"),
-            }
+                .instrument(tracing::info_span!("redeem", order = %id)),
+            );
         }
         Ok(SessionResponse::VoucherAccepted {
             order_id: id,
@@ -320,44 +453,15 @@ impl SessionHost {
         })
     }
 
-    /// Ends a session: removes the peer, redeems the best voucher and
-    /// settles, frees the address, withdraws. Returns what the order paid.
-    pub async fn end(&self, id: U256, why: &str) -> Result<U256, SessionError> {
-        let mut state = self.state.lock().await;
-        let session = state
-            .table
-            .get(&id)
-            .cloned()
-            .ok_or(SessionError::NoSession(id))?;
-        if let Err(e) = self.config.dataplane.remove_peer(&session.wg_key).await {
-            tracing::warn!(error = %e, "removing the peer failed");
+    /// Stops (`None`) or restores forwarding for one session's peer.
+    async fn set_forwarding(&self, id: U256, key: WgPublicKey, address: Option<Ipv4Addr>) {
+        if let Err(e) = self.config.dataplane.set_forwarding(&key, address).await {
+            tracing::warn!(order = %id, error = %e, "changing forwarding failed");
+        } else if address.is_none() {
+            tracing::info!(order = %id, "client past its credit limit: forwarding stopped");
+        } else {
+            tracing::info!(order = %id, "client paid: forwarding restored");
         }
-        let market = &self.config.market;
-        let status = market
-            .order_status(id)
-            .await
-            .map_err(|e| chain_error("reading the order", e))?;
-        if matches!(status, OrderStatus::Active | OrderStatus::Closing) {
-            let settled = match session.ledger.to_redeem() {
-                Some(best) => market.redeem_and_settle(best).await,
-                None => market.settle(id).await,
-            };
-            settled.map_err(|e| chain_error("settling", e))?;
-            if let Err(e) = market.withdraw().await {
-                tracing::warn!(error = %e, "withdrawing the payment failed");
-            }
-        }
-        let redeemed = market
-            .order(id)
-            .await
-            .map(|o| o.redeemed)
-            .map_err(|e| chain_error("reading the order", e))?;
-        state.table.remove(&id);
-        state.settled.sessions += 1;
-        state.settled.paid = state.settled.paid.saturating_add(redeemed);
-        let _ = state.pool.release(session.address);
-        tracing::info!(order = %id, %redeemed, why, "session ended, order settled");
-        Ok(redeemed)
     }
 
     /// Carries out a credit decision for `id` on the data plane.
@@ -370,18 +474,7 @@ impl SessionHost {
             CreditAction::Restore => Some(session.address),
             CreditAction::End => return,
         };
-        if let Err(e) = self
-            .config
-            .dataplane
-            .set_forwarding(&session.wg_key, address)
-            .await
-        {
-            tracing::warn!(order = %id, error = %e, "changing forwarding failed");
-        } else if address.is_none() {
-            tracing::info!(order = %id, "client past its credit limit: forwarding stopped");
-        } else {
-            tracing::info!(order = %id, "client paid: forwarding restored");
-        }
+        self.set_forwarding(id, session.wg_key, address).await;
     }
 
     /// Weighs what the data plane measured for every session against its

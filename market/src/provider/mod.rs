@@ -7,6 +7,8 @@
 //! - [`config`]: the configuration file, raw TOML → validated offer;
 //! - [`register`]: registration on chain and the session host;
 //! - [`host`]: the session driver; [`offer_keys`]: keys the file omits;
+//! - [`store`]: the durable session state (SQLite or Postgres), and
+//!   [`recover`]: reconciling it with the chain and the data plane at start;
 //! - [`dashboard`]: the operator's web page.
 //!
 //! With a `[chain]` table the provider also sells: it registers on chain
@@ -21,7 +23,9 @@ pub mod dashboard;
 mod error;
 pub mod host;
 pub mod offer_keys;
+pub mod recover;
 mod register;
+pub mod store;
 
 pub use config::{OfferFile, ProviderFile, SessionFile};
 pub use error::ProviderError;

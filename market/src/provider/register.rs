@@ -6,6 +6,8 @@
 use super::config::ProviderFile;
 use super::error::ProviderError;
 use super::host::{HostConfig, SessionHost};
+use super::recover;
+use super::store::SessionStore;
 use crate::dataplane::DataPlane;
 use crate::session::pricing::Prices;
 use crate::session::table::SessionPolicy;
@@ -110,10 +112,26 @@ impl ProviderFile {
                 "must be at least 1".into(),
             ));
         }
+        let store = SessionStore::connect(&self.session_store_url())
+            .await
+            .map_err(|e| field("session.store", e.to_string()))?;
+        let dataplane = DataPlane::new(&self.interface);
+        // Before answering anyone: take up what the last run left.
+        let recovered = recover::reconcile(&store, &market, &dataplane, signer.address()).await?;
+        tracing::info!(
+            resumed = recovered.resumed.len(),
+            settled = recovered.settled.len(),
+            rejected = recovered.rejected.len(),
+            forgotten = recovered.forgotten.len(),
+            peers_removed = recovered.peers_removed,
+            peers_left_alone = recovered.peers_left_alone,
+            "sessions reconciled"
+        );
         let host = SessionHost::new(HostConfig {
             peer_id: offer.provider_peer_id,
             market,
-            dataplane: DataPlane::new(&self.interface),
+            store,
+            dataplane,
             tunnel_subnet: self.tunnel_subnet.clone(),
             provider_wg_public_key: offer.wg_public_key,
             endpoint: offer.endpoint,
@@ -122,6 +140,7 @@ impl ProviderFile {
             policy,
         })
         .await?;
+        host.resume(&recovered.resumed).await;
         Ok(Some(host))
     }
 }

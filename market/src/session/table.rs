@@ -17,6 +17,7 @@
 //! the peer, when to restore it and when the escrow is spent.
 
 use super::pricing::{self, Prices, Underpaid, MAX_UNDERPAID_STRIKES};
+use super::record::SessionRecord;
 use crate::wire::session::{
     ConnectRequest, RejectKind, VoucherMessage, WireError, CONNECT_MAX_SKEW_MS,
 };
@@ -394,6 +395,37 @@ impl SessionTable {
                 redeemed: U256::ZERO,
             },
         );
+    }
+
+    /// Takes up a session recorded before a restart (see
+    /// [`crate::session::reconcile`]): its best voucher (checked again) and
+    /// what the chain paid. The under-payment baseline starts afresh, so the
+    /// first voucher after the restart cannot be a strike.
+    pub fn restore(&mut self, record: &SessionRecord, now_ms: u64) {
+        let view = OrderView {
+            client: record.client,
+            provider: self.policy.me,
+            status: OrderStatus::Active,
+            escrow: record.escrow,
+        };
+        self.admit(
+            record.order_id,
+            &view,
+            record.client_peer,
+            record.wg_key,
+            record.address,
+            now_ms,
+        );
+        if let Some(session) = self.sessions.get_mut(&record.order_id) {
+            session.accepted_at_ms = record.accepted_at_ms;
+            if let Some(best) = &record.best {
+                if let Err(e) = session.ledger.offer(best.clone()) {
+                    tracing::warn!(order = %record.order_id, error = %e, "recorded voucher refused");
+                }
+            }
+            session.ledger.mark_redeemed(record.redeemed);
+            session.redeemed = record.redeemed;
+        }
     }
 
     /// The session of `order`, if `from` is the peer that connected it.

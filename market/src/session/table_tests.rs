@@ -476,3 +476,57 @@ fn forwarding_stops_past_the_credit_limit_and_resumes_when_paid() {
     );
     assert_eq!(f.table.check_credit(U256::from(9), 0, NOW), None);
 }
+
+#[test]
+fn a_restored_session_keeps_its_voucher_client_and_redemptions() {
+    use crate::session::record::{RecordState, SessionRecord};
+    let mut f = fixture();
+    let best = sign_voucher(&f.client, &f.domain, U256::from(7), U256::from(3_000)).unwrap();
+    let record = SessionRecord {
+        order_id: U256::from(7),
+        client: f.client.address(),
+        client_peer: f.client_peer,
+        wg_key: WgPublicKey([7; 32]),
+        address: Ipv4Addr::new(10, 77, 0, 7),
+        escrow: U256::from(10_000),
+        state: RecordState::Active,
+        best: Some(best),
+        redeemed: U256::from(1_000),
+        accepted_at_ms: NOW - 60_000,
+        last_voucher_ms: NOW,
+        updated_ms: NOW,
+    };
+    f.table.restore(&record, NOW);
+    let session = f.table.get(&U256::from(7)).expect("restored");
+    assert_eq!(session.ledger.owed(), U256::from(3_000));
+    assert_eq!(session.redeemed, U256::from(1_000));
+    assert_eq!(session.accepted_at_ms, NOW - 60_000);
+    // Only the peer that connected it may go on; a replay is refused, a
+    // higher voucher taken (the first after a restart is never a strike).
+    let other = peer();
+    let next = voucher(&f, &f.client, 7, 3_500);
+    assert!(matches!(
+        f.table.offer_voucher(&other, &next, 0, NOW + 1),
+        Err(SessionError::NotSessionClient { .. })
+    ));
+    let replay = voucher(&f, &f.client, 7, 3_000);
+    assert!(f
+        .table
+        .offer_voucher(&f.client_peer, &replay, 0, NOW + 1)
+        .is_err());
+    let out = f
+        .table
+        .offer_voucher(&f.client_peer, &next, 3_500, NOW + 2)
+        .unwrap();
+    assert_eq!(out.cumulative, U256::from(3_500));
+    // The unredeemed part is what gets redeemed.
+    assert_eq!(
+        f.table
+            .get(&U256::from(7))
+            .unwrap()
+            .ledger
+            .to_redeem()
+            .map(|v| v.cumulative_amount),
+        Some(U256::from(3_500))
+    );
+}

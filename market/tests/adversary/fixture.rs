@@ -97,6 +97,16 @@ impl Site {
         let host = SessionHost::new(HostConfig {
             peer_id: provider_peer,
             market: as_provider,
+            // A session store of its own (sessions are recorded before they are
+            // acknowledged).
+            store: flowshield_market::provider::store::SessionStore::connect(&format!(
+                "sqlite://{}/flowshield-test-{}-{}.db",
+                std::env::temp_dir().display(),
+                std::process::id(),
+                flowshield_market::unix_ms()
+            ))
+            .await
+            .expect("session store"),
             dataplane: DataPlane::new(&iface),
             tunnel_subnet: "10.77.0.0/24".into(),
             provider_wg_public_key: provider_wg_key,

@@ -490,6 +490,36 @@ key_file = "{dir}/client.key"
             .collect())
     }
 
+    /// Kills provider `i`'s sidecar with SIGKILL (`kill -9`, no chance to
+    /// clean up); its data plane keeps running.
+    pub fn kill_provider_sidecar(&mut self, i: usize) {
+        self.providers[i].sidecar.take();
+    }
+
+    /// Starts provider `i`'s sidecar again from its configuration file
+    /// (written by [`World::start`]; extra arguments are not repeated) and
+    /// waits until it listens.
+    pub fn restart_provider_sidecar(&mut self, i: usize) -> Result<()> {
+        let dir = self.dir.path();
+        let path = dir.join(format!("p{i}.toml"));
+        let site = &mut self.providers[i];
+        let sidecar = Proc::spawn(
+            &site.ns,
+            dir,
+            &format!("provider{i}-restarted"),
+            BIN,
+            &["provider", "--config", path.to_str().context("utf8")?],
+        )?;
+        sidecar.wait_prefix("listening ", WAIT)?;
+        site.sidecar = Some(sidecar);
+        Ok(())
+    }
+
+    /// Provider `i`'s session store (the default, beside its identity file).
+    pub fn provider_store_url(&self, i: usize) -> String {
+        format!("sqlite://{}/p{i}.sessions.db", self.dir.path().display())
+    }
+
     /// Kills provider `i`'s sidecar and data plane (the host dies).
     pub fn kill_provider(&mut self, i: usize) {
         let site = &mut self.providers[i];

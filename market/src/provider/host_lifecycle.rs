@@ -1,0 +1,139 @@
+//! The chain half of a session's life, outside the session lock: accept
+//! an order and add its peer (recorded first), and end it — remove the
+//! peer, redeem the best voucher the chain has not paid, settle.
+
+use super::{chain_error, SessionHost};
+use crate::session::record::{AddedPeer, RecordState, SessionRecord};
+use crate::session::table::{Session, SessionError};
+use crate::unix_ms;
+use flowshield_chain::alloy::primitives::U256;
+use flowshield_chain::OrderStatus;
+
+impl SessionHost {
+    /// Records the session, accepts its order on chain and adds its peer
+    /// (recorded first), outside the session lock. On failure nothing is
+    /// left behind: an accepted order is settled so the client is refunded.
+    pub(super) async fn accept_and_add(&self, record: &SessionRecord) -> Result<(), SessionError> {
+        let store = &self.config.store;
+        let id = record.order_id;
+        store.put_session(record).await.map_err(Self::store_error)?;
+        let accepted = {
+            let _tx = self.tx_lock.lock().await;
+            self.config.market.accept_order(id).await
+        };
+        if let Err(e) = accepted {
+            let _ = store.remove_session(id).await;
+            return Err(chain_error("acceptOrder", e));
+        }
+        let peer = AddedPeer {
+            wg_key: record.wg_key,
+            order_id: id,
+            address: record.address,
+            added_ms: unix_ms(),
+        };
+        let added = match store.record_peer(&peer).await {
+            Ok(()) => self
+                .config
+                .dataplane
+                .add_peer(&record.wg_key, record.address)
+                .await
+                .map_err(|e| SessionError::Unavailable(format!("data plane: {e}"))),
+            Err(e) => Err(Self::store_error(e)),
+        };
+        if let Err(e) = added {
+            // Accepted but unusable: settle at once so the client is refunded.
+            let _ = self.config.dataplane.remove_peer(&record.wg_key).await;
+            let _ = store.forget_peer(&record.wg_key).await;
+            let settled = {
+                let _tx = self.tx_lock.lock().await;
+                self.config.market.settle(id).await
+            };
+            if settled.is_ok() {
+                let _ = store.remove_session(id).await;
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Ends a session: removes the peer, redeems the best voucher and
+    /// settles, frees the address, withdraws. Returns what the order paid.
+    /// The session lock is held only to mark the order as ending and to
+    /// drop it at the end; a failed settlement leaves the session (and its
+    /// record) for the next attempt.
+    pub async fn end(&self, id: U256, why: &str) -> Result<U256, SessionError> {
+        let session = {
+            let mut state = self.state.lock().await;
+            let session = state
+                .table
+                .get(&id)
+                .cloned()
+                .ok_or(SessionError::NoSession(id))?;
+            if !state.ending.insert(id) {
+                return Err(SessionError::Unavailable(format!(
+                    "order {id} is already being settled"
+                )));
+            }
+            session
+        };
+        let result = self.settle(&session).await;
+        let mut state = self.state.lock().await;
+        state.ending.remove(&id);
+        let redeemed = result?;
+        state.table.remove(&id);
+        state.settled.sessions += 1;
+        state.settled.paid = state.settled.paid.saturating_add(redeemed);
+        let _ = state.pool.release(session.address);
+        drop(state);
+        if let Err(e) = self.config.store.remove_session(id).await {
+            tracing::warn!(order = %id, error = %e, "forgetting the settled session failed");
+        }
+        tracing::info!(order = %id, %redeemed, why, "session ended, order settled");
+        Ok(redeemed)
+    }
+
+    /// The chain and data-plane half of [`SessionHost::end`], unlocked.
+    async fn settle(&self, session: &Session) -> Result<U256, SessionError> {
+        let id = session.order_id;
+        let store = &self.config.store;
+        if let Err(e) = store.set_state(id, RecordState::Ending, unix_ms()).await {
+            tracing::warn!(error = %e, "recording the session as ending failed");
+        }
+        match self.config.dataplane.remove_peer(&session.wg_key).await {
+            Ok(()) => {
+                if let Err(e) = store.forget_peer(&session.wg_key).await {
+                    tracing::warn!(error = %e, "forgetting the removed peer failed");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "removing the peer failed"),
+        }
+        let market = &self.config.market;
+        // Read under the transaction lock: a redemption task may have just
+        // paid the best voucher, and redeeming it again would revert.
+        let _tx = self.tx_lock.lock().await;
+        let order = market
+            .order(id)
+            .await
+            .map_err(|e| chain_error("reading the order", e))?;
+        let status = OrderStatus::from_u8(order.status).unwrap_or(OrderStatus::None);
+        if matches!(status, OrderStatus::Active | OrderStatus::Closing) {
+            let best = session
+                .ledger
+                .to_redeem()
+                .filter(|v| v.cumulative_amount > order.redeemed);
+            let settled = match best {
+                Some(best) => market.redeem_and_settle(best).await,
+                None => market.settle(id).await,
+            };
+            settled.map_err(|e| chain_error("settling", e))?;
+            if let Err(e) = market.withdraw().await {
+                tracing::warn!(error = %e, "withdrawing the payment failed");
+            }
+        }
+        market
+            .order(id)
+            .await
+            .map(|o| o.redeemed)
+            .map_err(|e| chain_error("reading the order", e))
+    }
+}
