@@ -10,15 +10,27 @@
 //!   the flood; its RSS must stay under
 //!   `RSS_BOUND_MIB`, and a real provider started mid-flood must be matched
 //!   by `POST /v1/match` within its first heartbeats.
+//! - The same flood at a fullnode gating on a local chain (`LocalChain`,
+//!   hardhat; run `bash contracts/scripts/setup.sh` once) with
+//!   `--chain-rpc/--market`: half the fakes claim chain addresses never
+//!   registered (each one a stake lookup, the attacker's way to keep the
+//!   gate's lookup slots busy), half claim the real provider's registered
+//!   address (impostors). The real provider, registered on chain with its
+//!   PeerId hash and WireGuard key, starts mid-flood and must be admitted
+//!   and matched within its first heartbeats; no fake is ever live.
 
 mod common;
 
+use common::chain::{chain_address, eth, register_provider};
 use common::http::request as http;
+use flowshield_chain::{LocalChain, MarketClient, MarketParams};
 use flowshield_market::fullnode::{Fullnode, FullnodeConfig, FullnodeEvent};
 use flowshield_market::net::{self, NetConfig, NetEvent, NetHandle, GRAYLIST_THRESHOLD};
 use flowshield_market::provider::{Provider, ProviderConfig, ProviderEvent};
 use flowshield_market::unix_ms;
-use flowshield_proto::{Heartbeat, Keypair, Offer, PeerId, Region, SignedMessage, WgPublicKey};
+use flowshield_proto::{
+    ChainAddress, Heartbeat, Keypair, Offer, PeerId, Region, SignedMessage, WgPublicKey,
+};
 use libp2p::Multiaddr;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -34,13 +46,17 @@ const RSS_BOUND_MIB: u64 = 512;
 /// The real provider must be matched by this heartbeat at the latest.
 const FIRST_HEARTBEATS: u64 = 5;
 
+/// The WireGuard key every offer here names (the real provider registers
+/// it; impostors copy it).
+const WG_KEY: [u8; 32] = [9; 32];
+
 fn offer(keypair: &Keypair, region: &str) -> Offer {
     Offer {
         provider_peer_id: keypair.public().to_peer_id(),
         chain_address: "0x00000000000000000000000000000000000000aa"
             .parse()
             .unwrap(),
-        wg_public_key: WgPublicKey([9; 32]),
+        wg_public_key: WgPublicKey(WG_KEY),
         endpoint: "127.0.0.1:51820".parse().unwrap(),
         region: Region::new(region).unwrap(),
         price_per_gib_wei: 10,
@@ -150,9 +166,19 @@ struct FullnodeProcess {
 }
 
 impl FullnodeProcess {
-    fn start(dir: &std::path::Path, tracked_cap: usize, live_cap: usize) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_flowshield-market"))
-            .args(["--log", "warn", "fullnode"])
+    /// `market`: the chain's RPC URL and market address to gate on.
+    fn start(
+        dir: &std::path::Path,
+        tracked_cap: usize,
+        live_cap: usize,
+        market: Option<(&str, String)>,
+    ) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_flowshield-market"));
+        command.args(["--log", "warn", "fullnode"]);
+        if let Some((rpc, address)) = market {
+            command.args(["--chain-rpc", rpc, "--market", &address]);
+        }
+        let mut child = command
             .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--http", "127.0.0.1:0"])
             .arg("--db")
             .arg(format!("sqlite://{}", dir.join("index.db").display()))
@@ -240,13 +266,35 @@ async fn wait_matched(
     }
 }
 
+/// What the fakes claim as their chain address.
+#[derive(Debug, Clone, Copy)]
+enum Claim {
+    /// One fixed address (no chain: nothing checks it).
+    Fixed,
+    /// Every other fake an address of its own that was never registered
+    /// (a stake lookup each), the rest this registered one (impostors).
+    UnregisteredOr(ChainAddress),
+}
+
 /// Signs one heartbeat for each of `count` fresh keys.
-fn fake_heartbeats(count: usize) -> Vec<Vec<u8>> {
+fn fake_heartbeats(count: usize, claim: Claim) -> Vec<Vec<u8>> {
     (0..count)
-        .map(|_| {
+        .map(|i| {
             let key = Keypair::generate_ed25519();
+            let mut offer = offer(&key, "flood");
+            if let Claim::UnregisteredOr(registered) = claim {
+                offer.chain_address = if i % 2 == 0 {
+                    // The PeerId's last 20 bytes: distinct per fake.
+                    let id = offer.provider_peer_id.to_bytes();
+                    let mut address = [0u8; 20];
+                    address.copy_from_slice(&id[id.len() - 20..]);
+                    ChainAddress(address)
+                } else {
+                    registered
+                };
+            }
             let heartbeat = Heartbeat {
-                offer: offer(&key, "flood"),
+                offer,
                 seq: 1,
                 timestamp_ms: unix_ms(),
             };
@@ -255,27 +303,70 @@ fn fake_heartbeats(count: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fullnode_stays_bounded_under_a_sybil_flood_and_matches_a_real_provider() {
-    // Signing and verifying 100k Ed25519 heartbeats is seconds in an
-    // optimised build but minutes in a debug one (unoptimised curve
-    // arithmetic), so debug test runs default to 5,000.
+/// How many fakes: `FLOOD_PEERS`, else 100,000 in an optimised build and
+/// 5,000 in a debug one (signing and verifying 100k Ed25519 heartbeats is
+/// seconds optimised but minutes unoptimised).
+fn flood_peers() -> usize {
     let default_peers = if cfg!(debug_assertions) {
         5_000
     } else {
         100_000
     };
-    let peers: usize = std::env::var("FLOOD_PEERS")
+    std::env::var("FLOOD_PEERS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(default_peers);
-    // The replay guard holds a tenth of the flood: eviction is exercised.
-    let tracked_cap = (peers / 10).max(100);
-    // So does the live index (a real provider is matched within 100 ms of
-    // a heartbeat; evicting it takes a tenth of the flood after it).
-    let live_cap = tracked_cap;
+        .unwrap_or(default_peers)
+}
+
+/// The market a gated flood runs against, with the real provider
+/// registered on it.
+struct Gate {
+    _chain: LocalChain,
+    rpc: String,
+    market: String,
+    /// The real provider's libp2p key and registered chain address.
+    real_key: Keypair,
+    real_address: ChainAddress,
+}
+
+impl Gate {
+    async fn start() -> Self {
+        let chain = LocalChain::start()
+            .await
+            .expect("local chain (run contracts/scripts/setup.sh)");
+        let owner = MarketClient::deploy(
+            chain.provider_for(chain.dev_signer(0).unwrap()).unwrap(),
+            &MarketParams::default(),
+        )
+        .await
+        .unwrap();
+        let real_key = Keypair::generate_ed25519();
+        let (signer, _) = register_provider(&chain, &owner, &real_key, WG_KEY, eth(1)).await;
+        Self {
+            rpc: chain.rpc_url().to_string(),
+            market: owner.address().to_string(),
+            real_address: chain_address(signer.address()),
+            real_key,
+            _chain: chain,
+        }
+    }
+}
+
+/// What one flood measured.
+struct Measured {
+    metrics: String,
+    heartbeats_sent: u64,
+    live_max: f64,
+    rss_max: u64,
+}
+
+/// Floods a fullnode process with `peers` fakes (through one gossip peer)
+/// and starts the real provider halfway through; returns once the real
+/// provider is matched (or panics if it is not within `WAIT`).
+async fn flood(peers: usize, tracked_cap: usize, live_cap: usize, gate: Option<&Gate>) -> Measured {
     let dir = tempfile::tempdir().unwrap();
-    let fullnode = FullnodeProcess::start(dir.path(), tracked_cap, live_cap);
+    let market = gate.map(|g| (g.rpc.as_str(), g.market.clone()));
+    let fullnode = FullnodeProcess::start(dir.path(), tracked_cap, live_cap, market);
     let (flooder, mut flooder_events) = start_node(vec![fullnode.p2p.clone()]).await;
     let fullnode_id = match fullnode.p2p.iter().last() {
         Some(libp2p::multiaddr::Protocol::P2p(id)) => id,
@@ -288,13 +379,17 @@ async fn fullnode_stays_bounded_under_a_sybil_flood_and_matches_a_real_provider(
     // Signed in chunks on a blocking thread while the previous chunk is
     // published: heartbeats must be fresh (30 s staleness window).
     const CHUNK: usize = 2_000;
+    let claim = match gate {
+        Some(g) => Claim::UnregisteredOr(g.real_address),
+        None => Claim::Fixed,
+    };
     let started = Instant::now();
     let (chunks_tx, mut chunks) = mpsc::channel::<Vec<Vec<u8>>>(2);
     let signer = tokio::task::spawn_blocking(move || {
         let mut left = peers;
         while left > 0 {
             let n = left.min(CHUNK);
-            if chunks_tx.blocking_send(fake_heartbeats(n)).is_err() {
+            if chunks_tx.blocking_send(fake_heartbeats(n, claim)).is_err() {
                 return;
             }
             left -= n;
@@ -324,10 +419,20 @@ async fn fullnode_stays_bounded_under_a_sybil_flood_and_matches_a_real_provider(
         // Halfway through, a real provider starts; it is watched for
         // while the flood goes on.
         if provider.is_none() && published >= peers / 2 {
-            let keypair = Keypair::generate_ed25519();
+            let (keypair, offer) = match gate {
+                Some(g) => {
+                    let mut offer = offer(&g.real_key, "real");
+                    offer.chain_address = g.real_address;
+                    (g.real_key.clone(), offer)
+                }
+                None => {
+                    let keypair = Keypair::generate_ed25519();
+                    (keypair.clone(), offer(&keypair, "real"))
+                }
+            };
             let real_id = keypair.public().to_peer_id();
             let real = Provider::start(ProviderConfig {
-                offer: offer(&keypair, "real"),
+                offer,
                 keypair,
                 listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
                 bootstrap: vec![fullnode.p2p.clone()],
@@ -351,26 +456,69 @@ async fn fullnode_stays_bounded_under_a_sybil_flood_and_matches_a_real_provider(
     let flood_secs = started.elapsed().as_secs_f64();
     let real = provider.expect("the real provider started");
     let (heartbeats_sent, matched_after) = watch.expect("watched").await.unwrap();
-    rss_max = rss_max.max(fullnode.rss_mib());
-
     let (_, metrics) = http(fullnode.http, "GET", "/metrics", "").await;
-    let tracked = metric(&metrics, "flowshield_tracked_peers{map=\"replay_guard\"}");
-    let evicted = metric(&metrics, "flowshield_evictions_total{map=\"replay_guard\"}");
-    let accepted = metric(&metrics, "flowshield_heartbeats_total{result=\"accepted\"}");
     let live = metric(&metrics, "flowshield_tracked_peers{map=\"live_offers\"}");
-    let live_evicted = metric(&metrics, "flowshield_evictions_total{map=\"live_offers\"}");
-    let indexed = metric(&metrics, "flowshield_providers_indexed");
     live_max = live_max.max(live);
     let rss_end = fullnode.rss_mib();
     rss_max = rss_max.max(rss_end);
+    let count = |result: &str| {
+        metric(
+            &metrics,
+            &format!("flowshield_heartbeats_total{{result=\"{result}\"}}"),
+        )
+    };
+    let gated = match gate {
+        Some(_) => format!(
+            "; stake gate refused unregistered {}, peer_id_mismatch {}, chain_checks_busy {}, \
+             chain_unavailable {}",
+            count("unregistered"),
+            count("peer_id_mismatch"),
+            count("chain_checks_busy"),
+            count("chain_unavailable"),
+        ),
+        None => String::new(),
+    };
     eprintln!(
         "flood: {peers} fake providers, {published} published ({refused_publishes} refused by \
-         the local send queue) in {flood_secs:.1} s; fullnode accepted {accepted}, replay guard \
-         tracks {tracked} (evicted {evicted}); live offers {live} (max {live_max}, evicted \
-         {live_evicted}); RSS {rss_start} MiB at start, max {rss_max} MiB, \
-         end {rss_end} MiB; real provider matched after {heartbeats_sent} heartbeats, {:.1} s",
+         the local send queue) in {flood_secs:.1} s; fullnode accepted {}, replay guard \
+         tracks {} (evicted {}); live offers {live} (max {live_max}, evicted {}){gated}; \
+         RSS {rss_start} MiB at start, max {rss_max} MiB, end {rss_end} MiB; real provider \
+         matched after {heartbeats_sent} heartbeats, {:.1} s",
+        count("accepted"),
+        metric(&metrics, "flowshield_tracked_peers{map=\"replay_guard\"}"),
+        metric(&metrics, "flowshield_evictions_total{map=\"replay_guard\"}"),
+        metric(&metrics, "flowshield_evictions_total{map=\"live_offers\"}"),
         matched_after.as_secs_f64()
     );
+    real.shutdown().await;
+    flooder.shutdown().await;
+    Measured {
+        metrics,
+        heartbeats_sent,
+        live_max,
+        rss_max,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fullnode_stays_bounded_under_a_sybil_flood_and_matches_a_real_provider() {
+    let peers = flood_peers();
+    // The replay guard holds a tenth of the flood: eviction is exercised.
+    let tracked_cap = (peers / 10).max(100);
+    // So does the live index (a real provider is matched within 100 ms of
+    // a heartbeat; evicting it takes a tenth of the flood after it).
+    let live_cap = tracked_cap;
+    let Measured {
+        metrics,
+        heartbeats_sent,
+        live_max,
+        rss_max,
+    } = flood(peers, tracked_cap, live_cap, None).await;
+    let tracked = metric(&metrics, "flowshield_tracked_peers{map=\"replay_guard\"}");
+    let evicted = metric(&metrics, "flowshield_evictions_total{map=\"replay_guard\"}");
+    let accepted = metric(&metrics, "flowshield_heartbeats_total{result=\"accepted\"}");
+    let live_evicted = metric(&metrics, "flowshield_evictions_total{map=\"live_offers\"}");
+    let indexed = metric(&metrics, "flowshield_providers_indexed");
     assert!(
         heartbeats_sent <= FIRST_HEARTBEATS,
         "matched only after {heartbeats_sent} heartbeats"
@@ -396,6 +544,36 @@ async fn fullnode_stays_bounded_under_a_sybil_flood_and_matches_a_real_provider(
         rss_max < RSS_BOUND_MIB,
         "fullnode RSS reached {rss_max} MiB, bound {RSS_BOUND_MIB} MiB"
     );
-    real.shutdown().await;
-    flooder.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stake_gated_fullnode_admits_a_registered_provider_during_a_sybil_flood() {
+    let peers = flood_peers();
+    let tracked_cap = (peers / 10).max(100);
+    let gate = Gate::start().await;
+    let Measured {
+        metrics,
+        heartbeats_sent,
+        live_max,
+        rss_max,
+    } = flood(peers, tracked_cap, tracked_cap, Some(&gate)).await;
+    let tracked = metric(&metrics, "flowshield_tracked_peers{map=\"replay_guard\"}");
+    let indexed = metric(&metrics, "flowshield_providers_indexed");
+    assert!(
+        heartbeats_sent <= FIRST_HEARTBEATS,
+        "the registered provider was matched only after {heartbeats_sent} heartbeats"
+    );
+    // Only the real provider is ever live: no fake got past the gate.
+    assert!(
+        live_max <= 1.0 && indexed == 1.0,
+        "live offers reached {live_max} (now {indexed} indexed): a fake was admitted"
+    );
+    assert!(
+        tracked <= tracked_cap as f64,
+        "replay guard holds {tracked}"
+    );
+    assert!(
+        rss_max < RSS_BOUND_MIB,
+        "fullnode RSS reached {rss_max} MiB, bound {RSS_BOUND_MIB} MiB"
+    );
 }

@@ -41,7 +41,8 @@ use tokio::task::JoinSet;
 
 type Verdict = (VerifyJob, Result<u64, VerifyError>);
 type Lookup = (LookupJob, Result<Found, String>);
-type Held = (Box<Heartbeat>, Box<SignedMessage<Heartbeat>>);
+/// A heartbeat waiting for a verdict, and the gossip peer that relayed it.
+type Held = (Box<Heartbeat>, Box<SignedMessage<Heartbeat>>, PeerId);
 
 /// Heartbeats held per chain address while it is looked up (one per
 /// PeerId; more PeerIds claiming one address are refused as busy).
@@ -158,8 +159,10 @@ impl Ingest {
     async fn handle_event(&mut self, event: NetEvent, state: &mut State) {
         match event {
             NetEvent::HeartbeatAccepted {
-                heartbeat, signed, ..
-            } => self.gate_heartbeat(heartbeat, signed, state).await,
+                heartbeat,
+                signed,
+                via,
+            } => self.gate_heartbeat(heartbeat, signed, via, state).await,
             NetEvent::HeartbeatRejected { error, .. } => self.count_refusal(error.reason()),
             NetEvent::CertAnnounced { announcement, .. } => {
                 if let Some(deca) = &mut self.deca {
@@ -200,13 +203,14 @@ impl Ingest {
         &mut self,
         heartbeat: Box<Heartbeat>,
         signed: Box<SignedMessage<Heartbeat>>,
+        via: PeerId,
         state: &mut State,
     ) {
         let now = unix_ms();
         let provider = heartbeat.offer.provider_peer_id;
         if let Some(stake) = &mut self.stake {
             let address = heartbeat.offer.chain_address;
-            match stake.gate.check(&heartbeat, now) {
+            match stake.gate.check_via(&heartbeat, via, now) {
                 stakegate::Decision::Accept => {
                     if stake.gate.first_verdict(provider, "accepted") {
                         tracing::info!(%provider, %address, "provider admitted: staked on chain");
@@ -230,7 +234,7 @@ impl Ingest {
                         // an address must not evict the one it belongs to.
                         return self.count_refusal("chain_checks_busy");
                     }
-                    held.insert(provider, (heartbeat, signed));
+                    held.insert(provider, (heartbeat, signed, via));
                     return;
                 }
                 stakegate::Decision::Lookup(job) => {
@@ -238,7 +242,7 @@ impl Ingest {
                         .held_for_stake
                         .entry(address)
                         .or_default()
-                        .insert(provider, (heartbeat, signed));
+                        .insert(provider, (heartbeat, signed, via));
                     let market = stake.market.clone();
                     let timeout = stake.lookup_timeout;
                     let lookups = state.lookups_tx.clone();
@@ -258,10 +262,10 @@ impl Ingest {
             Decision::Accept => self.admit(&heartbeat, &signed, now, state),
             Decision::Refuse(reason) => self.refuse(&provider, reason, state).await,
             Decision::Hold => {
-                state.held.insert(provider, (heartbeat, signed));
+                state.held.insert(provider, (heartbeat, signed, via));
             }
             Decision::Verify(job) => {
-                state.held.insert(provider, (heartbeat, signed));
+                state.held.insert(provider, (heartbeat, signed, via));
                 if let Some(deca) = &self.deca {
                     let registry = deca.registry.clone();
                     let verdicts = state.verdicts_tx.clone();
@@ -289,8 +293,8 @@ impl Ingest {
             Err(reason) => reason,
         };
         self.metrics.cert_checks.with_label_values(&[label]).inc();
-        if let Some((heartbeat, signed)) = state.held.remove(&job.provider) {
-            Box::pin(self.gate_heartbeat(heartbeat, signed, state)).await;
+        if let Some((heartbeat, signed, via)) = state.held.remove(&job.provider) {
+            Box::pin(self.gate_heartbeat(heartbeat, signed, via, state)).await;
         }
     }
 
@@ -309,8 +313,8 @@ impl Ingest {
             .held_for_stake
             .remove(&job.address)
             .unwrap_or_default();
-        for (_, (heartbeat, signed)) in held {
-            Box::pin(self.gate_heartbeat(heartbeat, signed, state)).await;
+        for (_, (heartbeat, signed, via)) in held {
+            Box::pin(self.gate_heartbeat(heartbeat, signed, via, state)).await;
         }
     }
 

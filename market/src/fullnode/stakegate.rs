@@ -25,16 +25,19 @@
 //!
 //! Bounded under floods ([`StakeLimits`]): records for at most
 //! `max_providers` addresses, the least recently heard evicted first; at
-//! most `max_running` lookups at once, beyond which an address without a
-//! record is refused as `chain_checks_busy` (and an expired record
-//! stands).
+//! most `max_running` lookups at once, and at most `max_running_per_relay`
+//! of them started by heartbeats one gossip peer relayed (so one peer
+//! gossiping fresh unregistered addresses faster than the chain answers
+//! cannot starve providers heard through other peers); beyond either an
+//! address without a record is refused as `chain_checks_busy` (and an
+//! expired record stands).
 
 use crate::net::MapGauges;
 use flowshield_chain::alloy::primitives::{Address, B256, U256};
 use flowshield_chain::{MarketClient, ProviderRecord};
 use flowshield_proto::{peer_id_hash, ChainAddress, Heartbeat, PeerId};
 use lru::LruCache;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
@@ -90,6 +93,11 @@ pub struct StakeLimits {
     pub max_providers: usize,
     /// Lookups running on chain at once.
     pub max_running: usize,
+    /// Of those, lookups started by heartbeats one gossip peer relayed: a
+    /// peer relaying a flood of unregistered addresses fills its share,
+    /// not every slot, so providers heard through other peers are still
+    /// looked up.
+    pub max_running_per_relay: usize,
 }
 
 impl Default for StakeLimits {
@@ -97,6 +105,7 @@ impl Default for StakeLimits {
         Self {
             max_providers: 100_000,
             max_running: 64,
+            max_running_per_relay: 16,
         }
     }
 }
@@ -175,7 +184,11 @@ pub struct StakeGate {
     evictions: u64,
     /// `minStake` and when it expires.
     min_stake: Option<(U256, u64)>,
-    running: HashSet<ChainAddress>,
+    /// Lookups running, each with the gossip peer whose heartbeat
+    /// started it.
+    running: HashMap<ChainAddress, PeerId>,
+    /// Lookups running per relay (only relays with one running).
+    per_relay: HashMap<PeerId, usize>,
     /// Running lookups whose answer may predate an event about them.
     stale: HashSet<ChainAddress>,
     /// The last verdict logged per provider (to log each change once).
@@ -192,7 +205,8 @@ impl StakeGate {
             records: LruCache::new(cap),
             evictions: 0,
             min_stake: None,
-            running: HashSet::new(),
+            running: HashMap::new(),
+            per_relay: HashMap::new(),
             stale: HashSet::new(),
             logged: LruCache::new(cap),
             gauges,
@@ -216,8 +230,16 @@ impl StakeGate {
         }
     }
 
-    /// Decides about a verified heartbeat at `now_ms`.
+    /// Decides about a verified heartbeat its author sent us itself, at
+    /// `now_ms` ([`Self::check_via`] with the author as relay).
     pub fn check(&mut self, heartbeat: &Heartbeat, now_ms: u64) -> Decision {
+        self.check_via(heartbeat, heartbeat.offer.provider_peer_id, now_ms)
+    }
+
+    /// Decides about a verified heartbeat gossip peer `via` relayed, at
+    /// `now_ms`. A lookup it needs counts against `via`'s share of the
+    /// running lookups.
+    pub fn check_via(&mut self, heartbeat: &Heartbeat, via: PeerId, now_ms: u64) -> Decision {
         let address = heartbeat.offer.chain_address;
         let min_stake = self.min_stake.map(|(value, _)| value);
         let min_due = self.min_stake.is_none_or(|(_, expires)| now_ms >= expires);
@@ -234,20 +256,20 @@ impl StakeGate {
             Ok(()) => Decision::Accept,
             Err(reason) => Decision::Refuse(reason),
         };
+        let relay_running = self.per_relay.get(&via).copied().unwrap_or(0);
+        let no_room = self.running.len() >= self.limits.max_running
+            || relay_running >= self.limits.max_running_per_relay;
         match cached {
             Some((facts, true)) => return decided(judge(&facts)),
-            _ if self.running.contains(&address) => return Decision::Hold,
-            // No room for another lookup: an expired record stands until
-            // there is.
-            Some((facts, false)) if self.running.len() >= self.limits.max_running => {
-                return decided(judge(&facts))
-            }
-            None if self.running.len() >= self.limits.max_running => {
-                return Decision::Refuse("chain_checks_busy")
-            }
+            _ if self.running.contains_key(&address) => return Decision::Hold,
+            // No room for another lookup (for this relay): an expired
+            // record stands until there is.
+            Some((facts, false)) if no_room => return decided(judge(&facts)),
+            None if no_room => return Decision::Refuse("chain_checks_busy"),
             _ => {}
         }
-        self.running.insert(address);
+        self.running.insert(address, via);
+        *self.per_relay.entry(via).or_default() += 1;
         self.report();
         Decision::Lookup(LookupJob {
             address,
@@ -258,7 +280,14 @@ impl StakeGate {
     /// Records the outcome of a [`LookupJob`] finished at `now_ms`. The
     /// caller then checks the heartbeats it held for that address again.
     pub fn record(&mut self, job: &LookupJob, outcome: Result<Found, String>, now_ms: u64) {
-        self.running.remove(&job.address);
+        if let Some(via) = self.running.remove(&job.address) {
+            if let Some(count) = self.per_relay.get_mut(&via) {
+                *count -= 1;
+                if *count == 0 {
+                    self.per_relay.remove(&via);
+                }
+            }
+        }
         if self.stale.remove(&job.address) {
             // An event changed this address while the lookup ran: the
             // answer may be older than the change, so ask again.
@@ -305,7 +334,7 @@ impl StakeGate {
     /// its next heartbeat is looked up again.
     pub fn invalidate(&mut self, address: &ChainAddress) {
         self.records.pop(address);
-        if self.running.contains(address) {
+        if self.running.contains_key(address) {
             self.stale.insert(*address);
         }
         self.report();

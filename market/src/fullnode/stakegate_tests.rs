@@ -51,6 +51,7 @@ fn gate(max_providers: usize, max_running: usize) -> StakeGate {
         StakeLimits {
             max_providers,
             max_running,
+            max_running_per_relay: max_running,
         },
         None,
     )
@@ -271,4 +272,61 @@ fn each_verdict_is_logged_once_per_provider() {
     assert!(!gate.first_verdict(key, "unregistered"));
     assert!(gate.first_verdict(key, "accepted"));
     assert!(gate.first_verdict(key, "unregistered"));
+}
+
+/// The attack: one relay gossips heartbeats claiming fresh, never
+/// registered addresses faster than the chain answers, so every lookup
+/// slot is always taken by its addresses and a registered provider heard
+/// through another peer is refused as `chain_checks_busy` forever.
+#[test]
+fn a_relay_flooding_unregistered_addresses_cannot_take_every_lookup_slot() {
+    let mut gate = StakeGate::new(StakePolicy::default(), StakeLimits::default(), None);
+    let flooder = Keypair::generate_ed25519().public().to_peer_id();
+    let sybil = Keypair::generate_ed25519();
+    let real = Keypair::generate_ed25519();
+    let real_hb = heartbeat(&real, address(0xee), 7);
+    let real_id = real.public().to_peer_id();
+    let mut started = Vec::new();
+    // Round after round the flood refills every slot the chain frees
+    // before the real provider's next heartbeat arrives.
+    for round in 0u32..4 {
+        for i in 0u32..200 {
+            let mut fake = heartbeat(&sybil, address(0), 7);
+            let n = round * 1_000 + i;
+            fake.offer.chain_address.0[..4].copy_from_slice(&n.to_be_bytes());
+            if let Decision::Lookup(job) = gate.check_via(&fake, flooder, NOW) {
+                started.push(job);
+            }
+        }
+        let share = StakeLimits::default().max_running_per_relay;
+        assert!(
+            gate.sizes().1 <= share,
+            "round {round}: {} lookups running for one relay, share {share}",
+            gate.sizes().1
+        );
+        let decision = gate.check_via(&real_hb, real_id, NOW);
+        assert!(
+            matches!(decision, Decision::Lookup(_)),
+            "round {round}: the real provider got {decision:?}, {} lookups running for the flooder",
+            gate.sizes().1
+        );
+        let Decision::Lookup(real_job) = decision else {
+            unreachable!()
+        };
+        gate.record(&real_job, found(staked(&real, 7, MIN)), NOW);
+        assert_eq!(gate.check_via(&real_hb, real_id, NOW), Decision::Accept);
+        gate.invalidate(&real_hb.offer.chain_address);
+        // The chain answers half of the flooder's lookups: unregistered.
+        let half = started.len() / 2;
+        for job in started.drain(..half) {
+            gate.record(
+                &job,
+                found(ChainProvider {
+                    registered: false,
+                    ..staked(&sybil, 7, 0)
+                }),
+                NOW,
+            );
+        }
+    }
 }
