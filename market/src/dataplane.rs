@@ -11,7 +11,7 @@
 use flowshield_proto::WgPublicKey;
 use flowshield_tunnel::key::PublicKey;
 use flowshield_tunnel::uapi::client::{self, ClientError};
-use flowshield_tunnel::uapi::{PeerUpdate, SetRequest};
+use flowshield_tunnel::uapi::{DeviceSnapshot, PeerUpdate, SetRequest};
 use ip_network::{IpNetwork, Ipv4Network};
 use std::net::Ipv4Addr;
 
@@ -131,15 +131,21 @@ impl DataPlane {
         self.send(remove_peer_request(public_key)).await
     }
 
-    /// Every peer's counters.
-    pub async fn counters(&self) -> Result<Vec<PeerCounters>, DataPlaneError> {
+    /// The interface's state over UAPI `get` (a blocking socket call, run
+    /// off the async threads).
+    async fn snapshot(&self) -> Result<DeviceSnapshot, DataPlaneError> {
         let iface = self.iface.clone();
-        let snapshot = tokio::task::spawn_blocking(move || client::get(&iface))
+        Ok(tokio::task::spawn_blocking(move || client::get(&iface))
             .await
             .map_err(|e| DataPlaneError::Task {
                 iface: self.iface.clone(),
                 reason: e.to_string(),
-            })??;
+            })??)
+    }
+
+    /// Every peer's counters.
+    pub async fn counters(&self) -> Result<Vec<PeerCounters>, DataPlaneError> {
+        let snapshot = self.snapshot().await?;
         Ok(snapshot
             .peers
             .iter()
@@ -155,13 +161,7 @@ impl DataPlane {
     /// Every peer's key and allowed IPs (what a provider reconciles its
     /// records against at start).
     pub async fn peers(&self) -> Result<Vec<(WgPublicKey, Vec<IpNetwork>)>, DataPlaneError> {
-        let iface = self.iface.clone();
-        let snapshot = tokio::task::spawn_blocking(move || client::get(&iface))
-            .await
-            .map_err(|e| DataPlaneError::Task {
-                iface: self.iface.clone(),
-                reason: e.to_string(),
-            })??;
+        let snapshot = self.snapshot().await?;
         Ok(snapshot
             .peers
             .into_iter()
