@@ -49,11 +49,7 @@ pub fn valid_iface_name(name: &str) -> bool {
 /// Runs the daemon for `iface` in this process until it is told to stop or
 /// the interface disappears (both a normal exit). `ready` is called once
 /// the TUN device, the UDP sockets and the UAPI socket all exist.
-pub fn run(
-    iface: &str,
-    access: SocketAccess,
-    ready: impl FnOnce(),
-) -> Result<(), ServiceError> {
+pub fn run(iface: &str, access: SocketAccess, ready: impl FnOnce()) -> Result<(), ServiceError> {
     if !valid_iface_name(iface) {
         return Err(ServiceError::InterfaceName(iface.to_string()));
     }
@@ -71,12 +67,19 @@ fn report_access(path: &std::path::Path, access: SocketAccess) {
     };
     let blocked = path.parent().and_then(|dir| group_blocked_by_dir(dir, gid));
     match blocked {
-        Some(why) => tracing::warn!(gid, "UAPI socket is mode 0660 but the group cannot use it: {why}"),
+        Some(why) => tracing::warn!(
+            gid,
+            "UAPI socket is mode 0660 but the group cannot use it: {why}"
+        ),
         None => tracing::info!(gid, "UAPI socket open to group (mode 0660)"),
     }
 }
 
-async fn serve(iface: &str, access: SocketAccess, ready: impl FnOnce()) -> Result<(), ServiceError> {
+async fn serve(
+    iface: &str,
+    access: SocketAccess,
+    ready: impl FnOnce(),
+) -> Result<(), ServiceError> {
     // Bind the socket first: it refuses to start if a live daemon owns it.
     let path = socket_path(iface);
     let listener = Listener::bind_with_access(&path, access)?;

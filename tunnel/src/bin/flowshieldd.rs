@@ -51,7 +51,10 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     if !service::valid_iface_name(&args.iface) {
-        eprintln!("flowshieldd: {}", service::ServiceError::InterfaceName(args.iface));
+        eprintln!(
+            "flowshieldd: {}",
+            service::ServiceError::InterfaceName(args.iface)
+        );
         return ExitCode::FAILURE;
     }
     let detached = std::env::var_os(DETACHED_ENV).is_some();

@@ -153,7 +153,8 @@ impl NetBatch {
     }
 
     /// Sends everything; a sticky source address the kernel refused (it
-    /// left the host) is dropped from the peers that used it.
+    /// left the host, or has no route) is dropped from the peers that used
+    /// it and the packets go out from the kernel's choice.
     async fn flush(&mut self, sockets: &Sockets, device: &Device) {
         let mut i = 0;
         while i < self.items.len() {
@@ -192,10 +193,11 @@ impl NetBatch {
             };
             if let Err(err) = send(ep, &transmit).await {
                 match src {
-                    // The sticky source is no longer ours (EINVAL, as
-                    // wireguard-go handles it): forget it and let the
-                    // kernel choose.
-                    Some(local) if err.raw_os_error() == Some(libc::EINVAL) => {
+                    // The sticky source is unusable: the address left this
+                    // host (EINVAL) or no longer has a route to the peer
+                    // (ENETUNREACH). Sticky, but not too sticky: forget it
+                    // and let the kernel choose, as wireguard-go does.
+                    Some(local) if source_unusable(&err) => {
                         tracing::debug!(%err, %dst, %local, "cannot send from the sticky source; clearing it");
                         device.clear_local_ip(dst, local);
                         transmit.src_ip = None;
@@ -213,11 +215,20 @@ impl NetBatch {
     }
 }
 
+/// Errors that mean the source address itself is the problem (gone from
+/// the host, or unroutable from it), not a full buffer or a down link.
+fn source_unusable(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EINVAL | libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EADDRNOTAVAIL)
+    )
+}
+
 async fn send(ep: &UdpEndpoint, transmit: &Transmit<'_>) -> io::Result<()> {
     loop {
         ep.socket.writable().await?;
         match ep.socket.try_io(Interest::WRITABLE, || {
-            ep.state.send((&ep.socket).into(), transmit)
+            ep.state.try_send((&ep.socket).into(), transmit)
         }) {
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
             result => return result,

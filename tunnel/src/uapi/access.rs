@@ -146,17 +146,26 @@ mod tests {
         assert!(!dir_admits_group(0o700, 0, 42));
         assert!(!dir_admits_group(0o750, 0, 42));
         assert!(dir_admits_group(0o750, 42, 42));
-        assert!(!dir_admits_group(0o705, 42, 42), "group bits decide for the owning group");
+        assert!(
+            !dir_admits_group(0o705, 42, 42),
+            "group bits decide for the owning group"
+        );
 
         let dir = tempfile::tempdir().unwrap();
         let gid = unsafe { libc::getegid() };
         let other = gid.wrapping_add(1);
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         let why = group_blocked_by_dir(dir.path(), other).expect("0700 keeps the group out");
-        assert!(why.contains("0700") && why.contains(&other.to_string()), "{why}");
+        assert!(
+            why.contains("0700") && why.contains(&other.to_string()),
+            "{why}"
+        );
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(group_blocked_by_dir(dir.path(), other), None);
-        assert_eq!(group_blocked_by_dir(&dir.path().join("absent"), other), None);
+        assert_eq!(
+            group_blocked_by_dir(&dir.path().join("absent"), other),
+            None
+        );
     }
 
     #[test]
