@@ -36,6 +36,15 @@ if [ ! -x "$CARGO_DEB_ROOT/bin/cargo-deb" ]; then
         --version "$CARGO_DEB_VERSION" --root "$CARGO_DEB_ROOT"
 fi
 
+# cargo-fuzz, pinned, outside the clone (scripts/fuzz.sh looks here).
+CARGO_FUZZ_VERSION=0.13.2
+CARGO_FUZZ_ROOT=/var/tmp/flowshield-tools/cargo-fuzz-$CARGO_FUZZ_VERSION
+if [ ! -x "$CARGO_FUZZ_ROOT/bin/cargo-fuzz" ]; then
+    echo "setup: installing cargo-fuzz $CARGO_FUZZ_VERSION"
+    env -u CARGO_TARGET_DIR cargo install cargo-fuzz --locked --quiet \
+        --version "$CARGO_FUZZ_VERSION" --root "$CARGO_FUZZ_ROOT"
+fi
+
 # Node.js runs the pinned solc-js compiler and the local EVM node (hardhat).
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     echo "setup: installing nodejs npm"

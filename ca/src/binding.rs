@@ -29,15 +29,18 @@ pub const BINDING_OID: &[u64] = &[1, 3, 6, 1, 4, 1, 99999, 1, 1];
 pub const OPERATOR_OID: &[u64] = &[1, 3, 6, 1, 4, 1, 99999, 1, 2];
 
 /// The three keys of one node.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NodeBinding {
-    /// X25519 WireGuard public key.
+    /// X25519 WireGuard public key (base64 of 32 bytes on the wire).
     #[serde(with = "b64_32")]
+    #[schema(value_type = String)]
     pub wg_pubkey: [u8; 32],
-    /// libp2p PeerId (of an Ed25519 key).
+    /// libp2p PeerId (of an Ed25519 key), base58.
     #[serde(with = "peer_id_str")]
+    #[schema(value_type = String)]
     pub peer_id: PeerId,
-    /// Ethereum address of the node's chain key.
+    /// Ethereum address of the node's chain key, 0x hex.
+    #[schema(value_type = String)]
     pub chain_address: Address,
 }
 

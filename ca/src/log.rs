@@ -16,7 +16,7 @@ pub type Hash32 = [u8; 32];
 const LEAF_VERSION: u8 = 1;
 
 /// What a log entry records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LeafKind {
     /// A certificate was issued.

@@ -26,7 +26,7 @@ const WG_MAC_DOMAIN: &[u8] = b"flowshield-deca-wg-pop-v1";
 type Blake2bMac256 = blake2::Blake2bMac<U32>;
 
 /// What a challenge may be used for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Purpose {
     /// First issuance: all three keys must be proven.
@@ -36,7 +36,7 @@ pub enum Purpose {
 }
 
 /// A challenge issued by the CA for one claimed binding.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Challenge {
     /// Random identifier, 16 bytes, hex.
     pub id: String,
@@ -63,7 +63,7 @@ impl std::fmt::Debug for ChallengeSecret {
 }
 
 /// The node's answer to a challenge.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Proofs {
     /// Ed25519 signature by the libp2p key, base64.
     pub libp2p_sig: String,

@@ -1,4 +1,5 @@
-//! The axum HTTP API of a DeCA operator. Bad input yields 4xx with an [`ErrorBody`] naming the
+//! The axum HTTP API of a DeCA operator, documented by an OpenAPI document at `/openapi.json`
+//! ([`ApiDoc`]). Bad input yields 4xx with an [`ErrorBody`] naming the
 //! field; nothing here panics on request data.
 
 use std::sync::Arc;
@@ -12,11 +13,13 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::{
-    CaService, ChallengeRequest, ErrorBody, IssueRequest, LeafRef, RenewRequest, RevokeRequest,
-    ServiceError,
+    bad, AnchorResponse, CaService, ChallengeRequest, ConsistencyResponse, ErrorBody,
+    InclusionResponse, IssueRequest, IssueResponse, LeafRef, RenewRequest, RevokeRequest,
+    RevokeResponse, RootResponse, ServiceError, StatusResponse,
 };
-use crate::binding::{b64_decode, key_from_b64, NodeBinding};
-use crate::pop::Purpose;
+use crate::binding::b64_decode;
+use crate::pop::Challenge;
+use utoipa::OpenApi;
 
 type Svc = State<Arc<CaService>>;
 
@@ -34,6 +37,7 @@ pub fn router(svc: Arc<CaService>) -> Router {
         .route("/v1/log/consistency", get(consistency))
         .route("/v1/ca.pem", get(ca_pem))
         .route("/v1/admin/anchor", post(anchor_now))
+        .route("/openapi.json", get(openapi))
         .with_state(svc)
 }
 
@@ -77,47 +81,37 @@ impl IntoResponse for ServiceError {
     }
 }
 
-fn bad(field: &'static str, reason: impl Into<String>) -> ServiceError {
-    ServiceError::BadRequest {
-        field,
-        reason: reason.into(),
-    }
-}
-
 fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, ServiceError> {
     json.map(|Json(v)| v)
         .map_err(|e| bad("body", e.body_text()))
 }
 
-fn parse_binding(req: &ChallengeRequest) -> Result<NodeBinding, ServiceError> {
-    Ok(NodeBinding {
-        wg_pubkey: key_from_b64(&req.wg_pubkey)
-            .ok_or_else(|| bad("wg_pubkey", "expected base64 of 32 bytes"))?,
-        peer_id: req
-            .peer_id
-            .parse()
-            .map_err(|_| bad("peer_id", "not a libp2p PeerId"))?,
-        chain_address: req
-            .chain_address
-            .parse()
-            .map_err(|_| bad("chain_address", "not a 20-byte hex address"))?,
-    })
-}
-
+/// Starts an issuance or renewal: the CA answers a challenge the node proves its three keys
+/// against.
+#[utoipa::path(post, path = "/v1/challenge", request_body = ChallengeRequest,
+    responses(
+        (status = 200, body = Challenge, description = "The challenge to answer"),
+        (status = 400, body = ErrorBody, description = "Malformed body or key; `field` names it"),
+    ))]
 async fn challenge(
     State(svc): Svc,
     json: Result<Json<ChallengeRequest>, JsonRejection>,
 ) -> Result<Response, ServiceError> {
     let req = body(json)?;
-    let binding = parse_binding(&req)?;
-    let purpose = match req.purpose.as_deref() {
-        None | Some("issue") => Purpose::Issue,
-        Some("renew") => Purpose::Renew,
-        Some(_) => return Err(bad("purpose", "expected issue or renew")),
-    };
+    let binding = req.binding()?;
+    let purpose = req.purpose()?;
     Ok(Json(svc.challenge(binding, purpose).await?).into_response())
 }
 
+/// Issues a certificate for a CSR signed by the libp2p key, given all three proofs.
+#[utoipa::path(post, path = "/v1/issue", request_body = IssueRequest,
+    responses(
+        (status = 201, body = IssueResponse, description = "Issued and logged"),
+        (status = 400, body = ErrorBody, description = "Malformed body, CSR or key; `field` names it"),
+        (status = 403, body = ErrorBody, description = "A proof of possession failed, or the challenge is expired or for renewal"),
+        (status = 404, body = ErrorBody, description = "Unknown challenge"),
+        (status = 409, body = ErrorBody, description = "Challenge already used"),
+    ))]
 async fn issue(
     State(svc): Svc,
     json: Result<Json<IssueRequest>, JsonRejection>,
@@ -128,6 +122,15 @@ async fn issue(
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
+/// Renews a certificate that is neither revoked nor expired, given the libp2p proof.
+#[utoipa::path(post, path = "/v1/renew", request_body = RenewRequest,
+    responses(
+        (status = 201, body = IssueResponse, description = "Issued and logged"),
+        (status = 400, body = ErrorBody, description = "Malformed body, CSR or serial, or the serial is for other keys; `field` names it"),
+        (status = 403, body = ErrorBody, description = "The libp2p proof failed, or the challenge is expired or for issuance"),
+        (status = 404, body = ErrorBody, description = "Unknown challenge or serial"),
+        (status = 409, body = ErrorBody, description = "Challenge already used, or the certificate is revoked"),
+    ))]
 async fn renew(
     State(svc): Svc,
     json: Result<Json<RenewRequest>, JsonRejection>,
@@ -140,6 +143,16 @@ async fn renew(
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
+/// Revokes a certificate: by its holder (`signature`) or an admin (`Authorization: Bearer`).
+#[utoipa::path(post, path = "/v1/revoke", request_body = RevokeRequest,
+    params(("Authorization" = Option<String>, Header, description = "`Bearer <admin token>`")),
+    responses(
+        (status = 200, body = RevokeResponse, description = "Revoked and logged"),
+        (status = 400, body = ErrorBody, description = "Malformed body, serial or signature; `field` names it"),
+        (status = 401, body = ErrorBody, description = "No valid holder signature or admin token"),
+        (status = 404, body = ErrorBody, description = "Unknown serial"),
+        (status = 409, body = ErrorBody, description = "Already revoked"),
+    ))]
 async fn revoke(
     State(svc): Svc,
     headers: HeaderMap,
@@ -164,11 +177,21 @@ async fn revoke(
     Ok(Json(out).into_response())
 }
 
+/// The current CRL, DER, signed by the operator's CA.
+#[utoipa::path(get, path = "/v1/crl",
+    responses((status = 200, content_type = "application/pkix-crl", body = Vec<u8>, description = "CRL (DER)")))]
 async fn crl(State(svc): Svc) -> Result<Response, ServiceError> {
     let der = svc.crl().await?;
     Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], der).into_response())
 }
 
+/// An OCSP-like status of one certificate.
+#[utoipa::path(get, path = "/v1/status/{serial}",
+    params(("serial" = String, Path, description = "Serial, hex")),
+    responses(
+        (status = 200, body = StatusResponse, description = "good, revoked, expired or unknown"),
+        (status = 400, body = ErrorBody, description = "The serial is not hex"),
+    ))]
 async fn status(State(svc): Svc, Path(serial): Path<String>) -> Result<Response, ServiceError> {
     if hex::decode(&serial).is_err() {
         return Err(bad("serial", "not hex"));
@@ -176,6 +199,8 @@ async fn status(State(svc): Svc, Path(serial): Path<String>) -> Result<Response,
     Ok(Json(svc.status(&serial).await?).into_response())
 }
 
+/// The transparency log's current root and the last one anchored on chain.
+#[utoipa::path(get, path = "/v1/log/root", responses((status = 200, body = RootResponse)))]
 async fn log_root(State(svc): Svc) -> Result<Response, ServiceError> {
     Ok(Json(svc.log_root().await?).into_response())
 }
@@ -185,6 +210,17 @@ struct TreeSizeQuery {
     tree_size: Option<u64>,
 }
 
+/// An inclusion proof for one log leaf, by index or by certificate hash.
+#[utoipa::path(get, path = "/v1/log/inclusion/{leaf}",
+    params(
+        ("leaf" = String, Path, description = "Leaf index, or the hex SHA-256 of a certificate"),
+        ("tree_size" = Option<u64>, Query, description = "Tree size to prove against (default: current)"),
+    ),
+    responses(
+        (status = 200, body = InclusionResponse),
+        (status = 400, body = ErrorBody, description = "Malformed leaf or tree size, or the leaf is outside the tree"),
+        (status = 404, body = ErrorBody, description = "No such leaf or certificate"),
+    ))]
 async fn inclusion(
     State(svc): Svc,
     Path(leaf): Path<String>,
@@ -212,6 +248,16 @@ struct RangeQuery {
     to: u64,
 }
 
+/// A consistency proof between two tree sizes.
+#[utoipa::path(get, path = "/v1/log/consistency",
+    params(
+        ("from" = u64, Query, description = "Old tree size"),
+        ("to" = u64, Query, description = "New tree size"),
+    ),
+    responses(
+        (status = 200, body = ConsistencyResponse),
+        (status = 400, body = ErrorBody, description = "Missing or malformed sizes, or sizes the tree cannot prove"),
+    ))]
 async fn consistency(
     State(svc): Svc,
     query: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
@@ -220,6 +266,9 @@ async fn consistency(
     Ok(Json(svc.consistency(q.from, q.to).await?).into_response())
 }
 
+/// The operator's root certificate.
+#[utoipa::path(get, path = "/v1/ca.pem",
+    responses((status = 200, content_type = "application/x-pem-file", body = String, description = "Root certificate (PEM)")))]
 async fn ca_pem(State(svc): Svc) -> Response {
     (
         [(header::CONTENT_TYPE, "application/x-pem-file")],
@@ -228,6 +277,14 @@ async fn ca_pem(State(svc): Svc) -> Response {
         .into_response()
 }
 
+/// Admin: anchors the log's current root on chain now.
+#[utoipa::path(post, path = "/v1/admin/anchor",
+    params(("Authorization" = Option<String>, Header, description = "`Bearer <admin token>`")),
+    responses(
+        (status = 200, body = AnchorResponse),
+        (status = 401, body = ErrorBody, description = "No valid admin token"),
+        (status = 502, body = ErrorBody, description = "The chain refused or could not be reached"),
+    ))]
 async fn anchor_now(State(svc): Svc, headers: HeaderMap) -> Result<Response, ServiceError> {
     let token = headers
         .get(header::AUTHORIZATION)
@@ -236,6 +293,64 @@ async fn anchor_now(State(svc): Svc, headers: HeaderMap) -> Result<Response, Ser
     if !svc.is_admin(token) {
         return Err(ServiceError::Unauthorized("admin token required"));
     }
-    let anchored = svc.anchor_once().await?;
-    Ok(Json(serde_json::json!({ "anchored_tree_size": anchored })).into_response())
+    let anchored_tree_size = svc.anchor_once().await?;
+    Ok(Json(AnchorResponse { anchored_tree_size }).into_response())
+}
+
+/// The API's OpenAPI document, served at `/openapi.json`.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "FlowShield DeCA operator API",
+        description = "Certificates binding a node's WireGuard, libp2p and chain keys; revocation; transparency log"
+    ),
+    paths(
+        challenge,
+        issue,
+        renew,
+        revoke,
+        crl,
+        status,
+        log_root,
+        inclusion,
+        consistency,
+        ca_pem,
+        anchor_now
+    ),
+    components(schemas(ErrorBody))
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_documents_every_route() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        for (path, method) in [
+            ("/v1/challenge", "post"),
+            ("/v1/issue", "post"),
+            ("/v1/renew", "post"),
+            ("/v1/revoke", "post"),
+            ("/v1/crl", "get"),
+            ("/v1/status/{serial}", "get"),
+            ("/v1/log/root", "get"),
+            ("/v1/log/inclusion/{leaf}", "get"),
+            ("/v1/log/consistency", "get"),
+            ("/v1/ca.pem", "get"),
+            ("/v1/admin/anchor", "post"),
+        ] {
+            assert!(doc["paths"][path].get(method).is_some(), "{method} {path}");
+        }
+        // Every refusal is documented with the error body.
+        let issue = &doc["paths"]["/v1/issue"]["post"]["responses"];
+        for status in ["400", "403", "404", "409"] {
+            assert!(issue.get(status).is_some(), "issue {status}");
+        }
+    }
 }

@@ -92,7 +92,7 @@ impl From<RegistryError> for ServiceError {
     }
 }
 
-fn bad(field: &'static str, reason: impl Into<String>) -> ServiceError {
+pub(crate) fn bad(field: &'static str, reason: impl Into<String>) -> ServiceError {
     ServiceError::BadRequest {
         field,
         reason: reason.into(),

@@ -1,15 +1,17 @@
 //! JSON bodies of the HTTP API, shared by the server and [`crate::client`].
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+use super::{bad, ServiceError};
 use crate::authority::pem_encode;
-use crate::binding::b64;
+use crate::binding::{b64, key_from_b64, NodeBinding};
 use crate::log::{Hash32, LeafKind};
-use crate::pop::Proofs;
+use crate::pop::{Proofs, Purpose};
 use crate::store::{CertRecord, RevocationRecord};
 
 /// `POST /v1/challenge`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct ChallengeRequest {
     /// WireGuard public key, base64.
     pub wg_pubkey: String,
@@ -22,8 +24,35 @@ pub struct ChallengeRequest {
     pub purpose: Option<String>,
 }
 
+impl ChallengeRequest {
+    /// The claimed keys; a malformed one is refused naming its field.
+    pub fn binding(&self) -> Result<NodeBinding, ServiceError> {
+        Ok(NodeBinding {
+            wg_pubkey: key_from_b64(&self.wg_pubkey)
+                .ok_or_else(|| bad("wg_pubkey", "expected base64 of 32 bytes"))?,
+            peer_id: self
+                .peer_id
+                .parse()
+                .map_err(|_| bad("peer_id", "not a libp2p PeerId"))?,
+            chain_address: self
+                .chain_address
+                .parse()
+                .map_err(|_| bad("chain_address", "not a 20-byte hex address"))?,
+        })
+    }
+
+    /// What the challenge is for (`issue` when absent).
+    pub fn purpose(&self) -> Result<Purpose, ServiceError> {
+        match self.purpose.as_deref() {
+            None | Some("issue") => Ok(Purpose::Issue),
+            Some("renew") => Ok(Purpose::Renew),
+            Some(_) => Err(bad("purpose", "expected issue or renew")),
+        }
+    }
+}
+
 /// `POST /v1/issue`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct IssueRequest {
     /// Id from the challenge.
     pub challenge_id: String,
@@ -34,7 +63,7 @@ pub struct IssueRequest {
 }
 
 /// `POST /v1/renew`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct RenewRequest {
     /// Id from a `renew` challenge.
     pub challenge_id: String,
@@ -47,7 +76,7 @@ pub struct RenewRequest {
 }
 
 /// Answer to issue and renew.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct IssueResponse {
     /// Serial, lowercase hex.
     pub serial: String,
@@ -94,7 +123,7 @@ impl IssueResponse {
 }
 
 /// `POST /v1/revoke`. Either `signature` (holder) or an `Authorization: Bearer` admin token.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct RevokeRequest {
     /// Serial, hex.
     pub serial: String,
@@ -104,7 +133,7 @@ pub struct RevokeRequest {
 }
 
 /// Answer to revoke.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct RevokeResponse {
     /// Serial, lowercase hex.
     pub serial: String,
@@ -117,7 +146,7 @@ pub struct RevokeResponse {
 }
 
 /// `GET /v1/status/{serial}`: an OCSP-like answer.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct StatusResponse {
     /// Serial, lowercase hex.
     pub serial: String,
@@ -158,7 +187,7 @@ impl StatusResponse {
 }
 
 /// `GET /v1/log/root`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct RootResponse {
     /// Current number of leaves.
     pub tree_size: u64,
@@ -180,7 +209,7 @@ pub enum LeafRef {
 }
 
 /// `GET /v1/log/inclusion/{leaf}`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct InclusionResponse {
     /// Leaf position.
     pub leaf_index: u64,
@@ -211,7 +240,7 @@ impl InclusionResponse {
 }
 
 /// `GET /v1/log/consistency?from=&to=`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct ConsistencyResponse {
     /// Old size.
     pub from: u64,
@@ -226,10 +255,17 @@ pub struct ConsistencyResponse {
 }
 
 /// Every 4xx/5xx body.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// Human-readable reason.
     pub error: String,
     /// The request field at fault, if one is.
     pub field: Option<String>,
+}
+
+/// Answer to `POST /v1/admin/anchor`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct AnchorResponse {
+    /// The tree size anchored on chain now, if there was anything new to anchor.
+    pub anchored_tree_size: Option<u64>,
 }

@@ -16,6 +16,13 @@ use std::time::Instant;
 /// payload plus headroom for WireGuard's overhead.
 pub const SCRATCH_LEN: usize = 65_536 + 64;
 
+/// boringtun cuts a decrypted packet to the total length its IP header
+/// claims; one that claims less than the header itself is dropped as
+/// malformed (the kernel's "dishonest packet size"), not written to the TUN
+/// device nor billed.
+const IPV4_HEADER_LEN: usize = 20;
+const IPV6_HEADER_LEN: usize = 40;
+
 /// Where processed packets go. The driver batches them into syscalls; tests
 /// collect them.
 pub trait Outputs {
@@ -124,12 +131,18 @@ impl Device {
             // packet in: a dropped one is counted as disallowed instead.
             TunnResult::WriteToTunnelV4(packet, source) => {
                 peer.note_endpoint(src, local);
+                if packet.len() < IPV4_HEADER_LEN {
+                    return AtomicCounters::bump(&self.counters.malformed_packets);
+                }
                 if self.deliver(&st.routes, peer, IpAddr::V4(source), packet, out) {
                     peer.note_received(datagram.len(), src, local);
                 }
             }
             TunnResult::WriteToTunnelV6(packet, source) => {
                 peer.note_endpoint(src, local);
+                if packet.len() < IPV6_HEADER_LEN {
+                    return AtomicCounters::bump(&self.counters.malformed_packets);
+                }
                 if self.deliver(&st.routes, peer, IpAddr::V6(source), packet, out) {
                     peer.note_received(datagram.len(), src, local);
                 }

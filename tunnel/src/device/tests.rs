@@ -154,6 +154,31 @@ fn source_outside_allowed_ips_is_dropped_and_counted() {
     assert_eq!(b.device.snapshot().peers[0].rx_bytes, rx_before);
 }
 
+/// Found by the `wg_datagram` fuzz target: an authenticated packet whose
+/// inner IPv4 header claims a total length shorter than the header itself
+/// was cut to that length (to nothing, for 0) and written to the TUN device
+/// — and its bytes billed as received. Like the kernel's "dishonest packet
+/// size" check, it is dropped and counted as malformed.
+#[test]
+fn inner_length_shorter_than_its_header_is_dropped_and_counted() {
+    let (a, b) = pair();
+    let first = ipv4([10, 77, 0, 1], [10, 77, 0, 2], b"x");
+    let data = deliver(deliver(send(&a, &first), &a, &b), &b, &a);
+    assert_eq!(deliver(data, &a, &b).tunnel.len(), 1);
+    let rx_before = b.device.snapshot().peers[0].rx_bytes;
+    for claimed in [0u16, 1, 19] {
+        let mut dishonest = ipv4([10, 77, 0, 1], [10, 77, 0, 2], b"payload");
+        dishonest[2..4].copy_from_slice(&claimed.to_be_bytes());
+        let at_b = deliver(send(&a, &dishonest), &a, &b);
+        assert!(at_b.tunnel.is_empty(), "total length {claimed}: delivered");
+    }
+    assert_eq!(b.device.counters.snapshot().malformed_packets, 3);
+    assert_eq!(b.device.snapshot().peers[0].rx_bytes, rx_before);
+    // An honest packet still goes through.
+    let honest = ipv4([10, 77, 0, 1], [10, 77, 0, 2], b"payload");
+    assert_eq!(deliver(send(&a, &honest), &a, &b).tunnel, vec![honest]);
+}
+
 #[test]
 fn garbage_datagrams_are_counted() {
     let (a, b) = pair();

@@ -109,4 +109,15 @@ mod tests {
             assert!(doc["paths"].get(path).is_some(), "{path}");
         }
     }
+
+    #[test]
+    fn openapi_documents_the_post_limits() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        for path in ["/v1/match", "/v1/reports"] {
+            let responses = &doc["paths"][path]["post"]["responses"];
+            for status in ["400", "413", "429"] {
+                assert!(responses.get(status).is_some(), "{path} {status}");
+            }
+        }
+    }
 }

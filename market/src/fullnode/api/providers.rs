@@ -219,6 +219,8 @@ pub(super) async fn provider_reputation(
         (status = 200, body = MatchView),
         (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "No provider matches"),
+        (status = 413, body = ErrorBody, description = "Body over the size limit (`field` is `body`)"),
+        (status = 429, body = ErrorBody, description = "Too many POST requests from this address"),
     ))]
 pub(super) async fn match_offer(
     State(state): State<ApiState>,

@@ -61,7 +61,8 @@ fn report_error(e: ReportError) -> ApiError {
         (status = 400, body = ErrorBody, description = "Malformed, wrong domain or bad signature; `field` names the culprit"),
         (status = 403, body = ErrorBody, description = "Signer is not a registered verifier"),
         (status = 422, body = ErrorBody, description = "Period is neither the market's current one nor the one before (`field` is `period`)"),
-        (status = 413, body = ErrorBody),
+        (status = 413, body = ErrorBody, description = "Body over the size limit (`field` is `body`)"),
+        (status = 429, body = ErrorBody, description = "Too many POST requests from this address"),
         (status = 503, body = ErrorBody, description = "No market configured, or the chain is unreachable"),
     ))]
 pub async fn post_report(
