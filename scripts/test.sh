@@ -22,6 +22,6 @@ cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"
 echo "== demo (debug build): chain, fullnodes, providers, client, verifier end to end"
 DEMO_PROFILE=debug bash scripts/demo.sh
 echo "== fuzz smoke: every fuzz target for a few seconds (long runs: scripts/fuzz.sh)"
-bash scripts/fuzz.sh "${FUZZ_SMOKE_SECONDS:-15}"
+bash scripts/fuzz.sh "${FUZZ_SMOKE_SECONDS:-10}"
 echo "== API conformance smoke: schemathesis against a fullnode and a CA (scripts/api-conformance.sh)"
 API_SKIP_BUILD=1 bash scripts/api-conformance.sh "${API_SMOKE_EXAMPLES:-20}"
