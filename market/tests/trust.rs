@@ -251,6 +251,8 @@ async fn verifier_reports_are_checked_gossiped_and_move_reputation() {
     let owner = MarketClient::deploy(
         chain.provider_for(chain.dev_signer(0).unwrap()).unwrap(),
         &MarketParams::default(),
+        // Governance: a plain account is enough here (no parameter changes).
+        chain.dev_signer(0).unwrap().address(),
     )
     .await
     .unwrap();
