@@ -6,7 +6,8 @@
 //!
 //! - [`stranger`]: a peer that never connected the order acts on it;
 //! - [`credit`]: a client that moves traffic and does not pay;
-//! - [`griefing`]: capacity, dust orders and borrowed WireGuard keys.
+//! - [`griefing`]: capacity, dust orders and borrowed WireGuard keys;
+//! - [`slowchain`]: a chain mining every 5 s while a session settles.
 
 mod common;
 
@@ -16,5 +17,7 @@ mod credit;
 mod fixture;
 #[path = "adversary/griefing.rs"]
 mod griefing;
+#[path = "adversary/slowchain.rs"]
+mod slowchain;
 #[path = "adversary/stranger.rs"]
 mod stranger;

@@ -65,6 +65,11 @@ pub struct Actor {
 
 impl Site {
     pub async fn start() -> Self {
+        Self::start_with_clients(MAX_CLIENTS).await
+    }
+
+    /// [`Site::start`] with room for `max_clients` sessions.
+    pub async fn start_with_clients(max_clients: u32) -> Self {
         let (mut wg, client_wg) = e2e::two_sites().expect("namespaces");
         wg.start(Implementation::Flowshield).expect("data plane");
         wg.wg_set(&[]).expect("private key and port");
@@ -116,7 +121,7 @@ impl Site {
                 .expect("endpoint"),
             client_allowed_ips: vec![],
             keepalive_secs: 25,
-            policy: policy(provider_signer.address(), prices),
+            policy: policy(provider_signer.address(), prices, max_clients),
         })
         .await
         .expect("session host");
@@ -125,7 +130,7 @@ impl Site {
             price_per_gib_wei: PRICE_PER_GIB.into(),
             price_per_hour_wei: PRICE_PER_HOUR.into(),
             capacity_mbps: CAPACITY_MBPS,
-            max_clients: MAX_CLIENTS,
+            max_clients,
             ..common::net::offer(&keypair)
         };
         let provider = Provider::start(ProviderConfig {
@@ -250,7 +255,11 @@ pub fn refusal(response: &SessionResponse) -> (&str, &str) {
     }
 }
 
-fn policy(me: flowshield_chain::alloy::primitives::Address, prices: Prices) -> SessionPolicy {
+fn policy(
+    me: flowshield_chain::alloy::primitives::Address,
+    prices: Prices,
+    max_clients: u32,
+) -> SessionPolicy {
     SessionPolicy {
         me,
         min_escrow: U256::from(MIN_ESCROW),
@@ -259,7 +268,7 @@ fn policy(me: flowshield_chain::alloy::primitives::Address, prices: Prices) -> S
         redeem_threshold: U256::MAX,
         redeem_interval_ms: 600_000,
         credit_limit: prices.default_credit_limit(CAPACITY_MBPS),
-        max_clients: MAX_CLIENTS,
+        max_clients,
         max_orders_per_client: MAX_PER_CLIENT,
     }
 }
