@@ -113,7 +113,7 @@ impl World {
             let t = m.tally(*provider, *period).await.expect("tally");
             if !t.finalized {
                 bonds += t.bond;
-            } else if t.neutral || !*passed == t.failed {
+            } else if t.neutral || *passed != t.failed {
                 // Right (or uncontradicted): bond and reward still to be claimed.
                 bonds += t.bond;
                 owed += t.rewardPerRight;

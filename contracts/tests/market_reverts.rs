@@ -18,7 +18,8 @@ async fn deploy_rejects_invalid_params() {
         .provider_for(fx.owner.signer.clone())
         .expect("provider");
     // Each case spoils one field of otherwise default parameters; the revert names it.
-    let spoilers: [(fn(&mut MarketParams), &str); 12] = [
+    type Spoiler = (fn(&mut MarketParams), &'static str);
+    let spoilers: [Spoiler; 12] = [
         (|p| p.min_stake = U256::ZERO, "minStake"),
         (|p| p.min_reporters = 0, "minReporters"),
         (|p| p.min_reporters = 2, "minReporters"),
