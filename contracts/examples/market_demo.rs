@@ -6,7 +6,8 @@
 use flowshield_chain::alloy::primitives::{B256, U256};
 use flowshield_chain::voucher;
 use flowshield_chain::{
-    ChainError, DecaRegistryClient, LocalChain, MarketClient, MarketParams, ProviderTerms,
+    default_quality, governance, ChainError, DecaRegistryClient, LocalChain, MarketParams,
+    ProviderTerms,
 };
 
 fn milli_eth(n: u64) -> U256 {
@@ -25,11 +26,19 @@ async fn main() -> Result<(), ChainError> {
     let (owner, provider, client) = (signer(0)?, signer(1)?, signer(2)?);
 
     let deca = DecaRegistryClient::deploy(chain.provider_for(owner.clone())?).await?;
-    let market = MarketClient::deploy(chain.provider_for(owner)?, &MarketParams::default()).await?;
+    // The market is owned by a timelock (2-day delay) for which `owner` proposes.
+    let (market, timelock) = governance::deploy_market(
+        chain.provider_for(owner.clone())?,
+        &MarketParams::default(),
+        2 * 86_400,
+        owner.address(),
+    )
+    .await?;
     println!(
-        "DecaRegistry {}  BandwidthMarket {}",
+        "DecaRegistry {}  BandwidthMarket {}  FlowShieldTimelock {}",
         deca.address(),
-        market.address()
+        market.address(),
+        timelock.address()
     );
 
     let as_provider = market.with_provider(chain.provider_for(provider.clone())?);
@@ -39,6 +48,7 @@ async fn main() -> Result<(), ChainError> {
         price_per_hour: milli_eth(2),
         peer_id_hash: B256::repeat_byte(1),
         wg_public_key: [7; 32],
+        quality: default_quality(),
     };
     as_provider.register(milli_eth(1000), &terms).await?;
     let (order, _) = as_client

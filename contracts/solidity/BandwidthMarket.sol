@@ -1,103 +1,49 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.28;
 
-import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
-import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {MarketBase} from "./market/MarketBase.sol";
+import {VerifierQuorum} from "./market/VerifierQuorum.sol";
 
 /// @title BandwidthMarket
-/// @notice FlowShield bandwidth market: staked providers, escrowed orders paid with
-///         off-chain EIP-712 cumulative vouchers, and verifier-quorum slashing.
+/// @notice FlowShield bandwidth market: staked providers that quality a quality, escrowed
+///         orders paid with off-chain EIP-712 cumulative vouchers, and slashing by a
+///         quorum of staked verifiers (VerifierQuorum.sol) under timelocked governance
+///         (MarketBase.sol).
 ///
 /// Money flow (native token only):
-///  - Provider stake and unbonding stake are held until `withdrawStake` after `unstakeDelay`.
+///  - Provider and verifier stake (and unbonding stake) are held until withdrawn after
+///    their unbonding delays; report bonds until the period is finalized and claimed.
 ///  - Order escrow is held until vouchers are redeemed (provider) or the order ends (client refund).
-///  - Every payout except `withdrawStake` is credited to `claimable` and pulled with `withdraw`
-///    (pull payments: a reverting recipient can never block settlement or slashing).
-///  Invariant: address(this).balance == totalStake + totalEscrow + totalClaimable.
+///  - Every payout except stake withdrawals is credited to `claimable` and pulled with
+///    `withdraw` (a reverting recipient can never block settlement or slashing).
+///  Invariant: balance == totalStake + totalEscrow + totalClaimable + totalVerifierStake
+///             + totalBonds + totalSlashPool.
 ///
-/// Verifiers are admitted by the owner (governance), not by stake: a quorum is only
-/// meaningful over a known set, and an open stake-based set would let a single rich
-/// actor fill the quorum. When `quorum` verifiers report a provider as failing for one
-/// report period, `slashBps` of its stake (stake + unbonding) is slashed once for that
-/// period: `verifierShareBps` of it is split among the failing reporters and the rest
-/// among the clients of the provider's accepted, unsettled orders (all to the reporters
-/// if there are none).
-contract BandwidthMarket is Ownable, ReentrancyGuard, EIP712 {
-    // ----------------------------------------------------------------- types
-
-    enum OrderStatus {
-        None,
-        Pending,
-        Active,
-        Closing,
-        Settled,
-        Cancelled
-    }
-
-    struct Params {
-        uint256 minStake;
-        uint64 unstakeDelay;
-        uint64 acceptTimeout;
-        uint64 closeGrace;
-        uint64 reportPeriod;
-        uint32 quorum;
-        uint16 slashBps;
-        uint16 verifierShareBps;
-    }
-
-    struct Provider {
-        bool registered;
-        uint64 unbondingUnlockAt;
-        uint256 stake;
-        uint256 unbonding;
-        uint256 pricePerGiB;
-        uint256 pricePerHour;
-        /// keccak256 of the provider's libp2p PeerId bytes (`PeerId::to_bytes()`): binds the
-        /// PeerId that gossips this provider's offers to this chain address. Fullnodes admit
-        /// a heartbeat only if its PeerId hashes to this value.
-        bytes32 peerIdHash;
-        bytes32 wgPublicKey;
-    }
-
-    struct Order {
-        address client;
-        address provider;
-        OrderStatus status;
-        uint64 openedAt;
-        uint64 acceptDeadline;
-        uint64 closableAt;
-        uint256 escrow;
-        uint256 redeemed;
-    }
-
+/// Clients' share of a slash is weighted by escrow without a loop over orders: each
+/// accepted order carries a weight (its unredeemed escrow), the provider keeps the running
+/// sum, and a slash adds share/sum to the provider's accumulator. An order's share is
+/// credited to its client whenever its weight changes (top-up, redemption, settlement) or
+/// when anyone calls `claimSlashShare`.
+contract BandwidthMarket is VerifierQuorum {
     // ----------------------------------------------------------------- constants
 
     bytes32 public constant VOUCHER_TYPEHASH = keccak256("Voucher(uint256 orderId,uint256 cumulativeAmount)");
-    bytes32 public constant REPORT_TYPEHASH =
-        keccak256("Report(address provider,uint64 period,bool passed,bytes32 metricsHash)");
-    /// @notice Cap on accepted, unsettled orders per provider; bounds the slashing loop.
+    /// @notice Cap on accepted, unsettled orders per provider (capacity, not slashing:
+    ///         slashing no longer loops over orders).
     uint256 public constant MAX_ACTIVE_ORDERS = 32;
-    uint256 private constant BPS = 10_000;
 
     // ----------------------------------------------------------------- storage
 
-    Params private _params;
-    mapping(address => Provider) private _providers;
-    mapping(uint256 => Order) private _orders;
     mapping(address => uint256[]) private _activeOrders;
     mapping(uint256 => uint256) private _activeIndex; // orderId => index + 1 in _activeOrders
-    mapping(address => uint256) public claimable;
-    mapping(address => bool) public isVerifier;
-    mapping(bytes32 => bool) private _reported; // keccak(verifier, provider, period)
-    mapping(address => mapping(uint64 => address[])) private _failReporters;
-    mapping(address => mapping(uint64 => bool)) public slashed;
+    /// provider => slash proceeds per unit of escrow weight (scaled by ACC_SCALE)
+    mapping(address => uint256) private _accPerWeight;
+    /// provider => sum of the weights of its accepted orders
+    mapping(address => uint256) private _totalWeight;
+    mapping(uint256 => uint256) private _weight;
+    mapping(uint256 => uint256) private _accPaid;
 
     uint256 public nextOrderId = 1;
-    uint256 public totalStake;
-    uint256 public totalEscrow;
-    uint256 public totalClaimable;
 
     // ----------------------------------------------------------------- events
 
@@ -107,10 +53,16 @@ contract BandwidthMarket is Ownable, ReentrancyGuard, EIP712 {
         uint256 pricePerGiB,
         uint256 pricePerHour,
         bytes32 peerIdHash,
-        bytes32 wgPublicKey
+        bytes32 wgPublicKey,
+        QualityPromise quality
     );
     event ProviderUpdated(
-        address indexed provider, uint256 pricePerGiB, uint256 pricePerHour, bytes32 peerIdHash, bytes32 wgPublicKey
+        address indexed provider,
+        uint256 pricePerGiB,
+        uint256 pricePerHour,
+        bytes32 peerIdHash,
+        bytes32 wgPublicKey,
+        QualityPromise quality
     );
     event StakeAdded(address indexed provider, uint256 amount, uint256 stake);
     event UnstakeRequested(address indexed provider, uint256 amount, uint256 unbonding, uint64 unlockAt);
@@ -125,31 +77,13 @@ contract BandwidthMarket is Ownable, ReentrancyGuard, EIP712 {
     event VoucherRedeemed(uint256 indexed orderId, uint256 cumulativeAmount, uint256 paid);
     event OrderCloseRequested(uint256 indexed orderId, uint64 closableAt);
     event OrderSettled(uint256 indexed orderId, uint256 paidToProvider, uint256 refundToClient);
-    event Credited(address indexed account, uint256 amount, uint256 claimable);
-    event Withdrawn(address indexed account, uint256 amount);
-    event VerifierRegistered(address indexed verifier);
-    event VerifierRemoved(address indexed verifier);
-    event ReportSubmitted(
-        address indexed verifier, address indexed provider, uint64 indexed period, bool passed, bytes32 metricsHash
-    );
-    event ProviderSlashed(
-        address indexed provider, uint64 indexed period, uint256 amount, uint256 toClients, uint256 toVerifiers
-    );
+    event SlashShareCredited(uint256 indexed orderId, address indexed client, uint256 amount);
 
     // ----------------------------------------------------------------- errors
 
-    error InvalidParams();
-    error ZeroAddress();
-    error ZeroAmount();
     error InvalidWgKey();
+    error InvalidPromise(string field);
     error AlreadyRegistered(address provider);
-    error NotRegistered(address provider);
-    error InsufficientStake(uint256 given, uint256 minimum);
-    error AmountExceedsStake(uint256 requested, uint256 stake);
-    error StakeBelowMinimum(uint256 remaining, uint256 minimum);
-    error NothingToWithdraw();
-    error UnbondingLocked(uint64 unlockAt);
-    error TransferFailed();
     error ProviderNotActive(address provider);
     error UnknownOrder(uint256 orderId);
     error Unauthorized(address caller);
@@ -159,66 +93,63 @@ contract BandwidthMarket is Ownable, ReentrancyGuard, EIP712 {
     error TooManyActiveOrders(address provider);
     error VoucherNotIncreasing(uint256 cumulativeAmount, uint256 redeemed);
     error VoucherExceedsEscrow(uint256 cumulativeAmount, uint256 escrow);
-    error InvalidSignature();
     error InvalidSigner(address recovered, address expected);
     error CloseGraceActive(uint256 orderId, uint64 closableAt);
-    error AlreadyVerifier(address verifier);
-    error NotVerifier(address account);
-    error PeriodOutOfRange(uint64 period, uint64 current);
-    error DuplicateReport(address verifier, address provider, uint64 period);
 
     // ----------------------------------------------------------------- setup
 
-    constructor(Params memory p) Ownable(msg.sender) EIP712("FlowShield", "1") {
-        if (
-            p.minStake == 0 || p.reportPeriod == 0 || p.quorum == 0 || p.slashBps > BPS || p.verifierShareBps > BPS
-                || p.acceptTimeout == 0
-        ) revert InvalidParams();
-        _params = p;
-    }
-
-    function getParams() external view returns (Params memory) {
-        return _params;
-    }
+    /// @param governance owner: a TimelockController (see FlowShieldTimelock.sol).
+    constructor(Params memory p, address governance) MarketBase(p, governance) {}
 
     // ----------------------------------------------------------------- providers
 
     /// @notice Register the caller as a provider; msg.value is the initial stake. `peerIdHash`
     ///         is keccak256 of the libp2p PeerId bytes that will gossip this provider's offers.
-    function register(uint256 pricePerGiB, uint256 pricePerHour, bytes32 peerIdHash, bytes32 wgPublicKey)
-        external
-        payable
-        nonReentrant
-    {
+    function register(
+        uint256 pricePerGiB,
+        uint256 pricePerHour,
+        bytes32 peerIdHash,
+        bytes32 wgPublicKey,
+        QualityPromise calldata quality
+    ) external payable nonReentrant whenNotPaused {
         Provider storage p = _providers[msg.sender];
         if (p.registered) revert AlreadyRegistered(msg.sender);
         if (msg.value < _params.minStake) revert InsufficientStake(msg.value, _params.minStake);
         if (wgPublicKey == bytes32(0)) revert InvalidWgKey();
+        _checkPromise(quality);
         p.registered = true;
+        p.quality = quality;
         p.stake = msg.value;
         p.pricePerGiB = pricePerGiB;
         p.pricePerHour = pricePerHour;
         p.peerIdHash = peerIdHash;
         p.wgPublicKey = wgPublicKey;
         totalStake += msg.value;
-        emit ProviderRegistered(msg.sender, msg.value, pricePerGiB, pricePerHour, peerIdHash, wgPublicKey);
+        emit ProviderRegistered(msg.sender, msg.value, pricePerGiB, pricePerHour, peerIdHash, wgPublicKey, quality);
     }
 
-    /// @notice Change prices, PeerId hash or WireGuard key. Existing orders are unaffected
-    ///         (their price is whatever the client's vouchers say).
-    function updateProvider(uint256 pricePerGiB, uint256 pricePerHour, bytes32 peerIdHash, bytes32 wgPublicKey)
-        external
-    {
+    /// @notice Change prices, PeerId hash, WireGuard key or quality quality. Existing orders
+    ///         are unaffected (their price is whatever the client's vouchers say); the new
+    ///         quality is what verifiers judge from now on.
+    function updateProvider(
+        uint256 pricePerGiB,
+        uint256 pricePerHour,
+        bytes32 peerIdHash,
+        bytes32 wgPublicKey,
+        QualityPromise calldata quality
+    ) external {
         Provider storage p = _registered(msg.sender);
         if (wgPublicKey == bytes32(0)) revert InvalidWgKey();
+        _checkPromise(quality);
+        p.quality = quality;
         p.pricePerGiB = pricePerGiB;
         p.pricePerHour = pricePerHour;
         p.peerIdHash = peerIdHash;
         p.wgPublicKey = wgPublicKey;
-        emit ProviderUpdated(msg.sender, pricePerGiB, pricePerHour, peerIdHash, wgPublicKey);
+        emit ProviderUpdated(msg.sender, pricePerGiB, pricePerHour, peerIdHash, wgPublicKey, quality);
     }
 
-    function addStake() external payable nonReentrant {
+    function addStake() external payable nonReentrant whenNotPaused {
         Provider storage p = _registered(msg.sender);
         if (msg.value == 0) revert ZeroAmount();
         p.stake += msg.value;
@@ -272,7 +203,7 @@ contract BandwidthMarket is Ownable, ReentrancyGuard, EIP712 {
 
     /// @notice Open an order with `provider`, escrowing msg.value as the maximum spend.
     ///         The provider has `acceptTimeout` seconds to accept.
-    function openOrder(address providerAddr) external payable nonReentrant returns (uint256 orderId) {
+    function openOrder(address providerAddr) external payable nonReentrant whenNotPaused returns (uint256 orderId) {
         if (msg.value == 0) revert ZeroAmount();
         if (!isActiveProvider(providerAddr)) revert ProviderNotActive(providerAddr);
         orderId = nextOrderId++;
@@ -292,7 +223,7 @@ contract BandwidthMarket is Ownable, ReentrancyGuard, EIP712 {
     }
 
     /// @notice Client adds escrow to a pending or active order.
-    function topUp(uint256 orderId) external payable nonReentrant {
+    function topUp(uint256 orderId) external payable nonReentrant whenNotPaused {
         Order storage o = _order(orderId);
         if (msg.sender != o.client) revert Unauthorized(msg.sender);
         if (o.status != OrderStatus.Pending && o.status != OrderStatus.Active) {
@@ -301,6 +232,7 @@ contract BandwidthMarket is Ownable, ReentrancyGuard, EIP712 {
         if (msg.value == 0) revert ZeroAmount();
         o.escrow += msg.value;
         totalEscrow += msg.value;
+        if (o.status == OrderStatus.Active) _setWeight(orderId, o, o.escrow - o.redeemed);
         emit OrderToppedUp(orderId, msg.value, o.escrow);
     }
 
@@ -315,6 +247,7 @@ contract BandwidthMarket is Ownable, ReentrancyGuard, EIP712 {
         o.status = OrderStatus.Active;
         active.push(orderId);
         _activeIndex[orderId] = active.length;
+        _setWeight(orderId, o, o.escrow - o.redeemed);
         emit OrderAccepted(orderId, msg.sender);
     }
 
@@ -376,102 +309,33 @@ contract BandwidthMarket is Ownable, ReentrancyGuard, EIP712 {
         return _orders[orderId];
     }
 
-    // ----------------------------------------------------------------- payouts
-
-    /// @notice Pull everything credited to the caller (payments, refunds, slash shares).
-    function withdraw() external nonReentrant {
-        uint256 amount = claimable[msg.sender];
-        if (amount == 0) revert NothingToWithdraw();
-        claimable[msg.sender] = 0;
-        totalClaimable -= amount;
-        emit Withdrawn(msg.sender, amount);
-        _send(msg.sender, amount);
-    }
-
-    /// @notice Sum of everything the contract owes; equals its balance.
-    function totalObligations() external view returns (uint256) {
-        return totalStake + totalEscrow + totalClaimable;
-    }
-
-    // ----------------------------------------------------------------- verifiers
-
-    function registerVerifier(address verifier) external onlyOwner {
-        if (verifier == address(0)) revert ZeroAddress();
-        if (isVerifier[verifier]) revert AlreadyVerifier(verifier);
-        isVerifier[verifier] = true;
-        emit VerifierRegistered(verifier);
-    }
-
-    function removeVerifier(address verifier) external onlyOwner {
-        if (!isVerifier[verifier]) revert NotVerifier(verifier);
-        isVerifier[verifier] = false;
-        emit VerifierRemoved(verifier);
-    }
-
-    function currentPeriod() public view returns (uint64) {
-        return uint64(block.timestamp / _params.reportPeriod);
-    }
-
-    /// @notice A verifier reports on a provider for the current or previous period.
-    function submitReport(address providerAddr, uint64 period, bool passed, bytes32 metricsHash) external {
-        _report(msg.sender, providerAddr, period, passed, metricsHash);
-    }
-
-    /// @notice Relay a report signed off chain (EIP-712 `Report`) by a verifier.
-    function submitSignedReport(
-        address providerAddr,
-        uint64 period,
-        bool passed,
-        bytes32 metricsHash,
-        bytes calldata signature
-    ) external {
-        address verifier = _recover(reportDigest(providerAddr, period, passed, metricsHash), signature);
-        _report(verifier, providerAddr, period, passed, metricsHash);
-    }
-
-    function hasReported(address verifier, address providerAddr, uint64 period) external view returns (bool) {
-        return _reported[_reportKey(verifier, providerAddr, period)];
-    }
-
-    function failReports(address providerAddr, uint64 period) external view returns (uint256) {
-        return _failReporters[providerAddr][period].length;
-    }
-
-    // ----------------------------------------------------------------- EIP-712
-
-    function domainSeparator() external view returns (bytes32) {
-        return _domainSeparatorV4();
-    }
-
     function voucherDigest(uint256 orderId, uint256 cumulativeAmount) public view returns (bytes32) {
         return _hashTypedDataV4(keccak256(abi.encode(VOUCHER_TYPEHASH, orderId, cumulativeAmount)));
     }
 
-    function reportDigest(address providerAddr, uint64 period, bool passed, bytes32 metricsHash)
-        public
-        view
-        returns (bytes32)
-    {
-        return _hashTypedDataV4(keccak256(abi.encode(REPORT_TYPEHASH, providerAddr, period, passed, metricsHash)));
+    // ----------------------------------------------------------------- slash shares
+
+    /// @notice Credit the order's client with its escrow-weighted share of the provider's
+    ///         slashes so far. Anyone may call; the money goes to the client.
+    function claimSlashShare(uint256 orderId) external {
+        _setWeight(orderId, _order(orderId), _weight[orderId]);
+    }
+
+    /// @notice Slash proceeds owed to the order's client and not yet credited.
+    function pendingSlashShare(uint256 orderId) public view returns (uint256) {
+        return _weight[orderId] * (_accPerWeight[_orders[orderId].provider] - _accPaid[orderId]) / ACC_SCALE;
+    }
+
+    /// @notice The escrow weight of the provider's accepted orders (sum of unredeemed escrow).
+    function providerEscrowWeight(address providerAddr) external view returns (uint256) {
+        return _totalWeight[providerAddr];
     }
 
     // ----------------------------------------------------------------- internals
 
-    function _registered(address account) private view returns (Provider storage p) {
-        p = _providers[account];
-        if (!p.registered) revert NotRegistered(account);
-    }
-
     function _order(uint256 orderId) private view returns (Order storage o) {
         o = _orders[orderId];
         if (o.status == OrderStatus.None) revert UnknownOrder(orderId);
-    }
-
-    function _recover(bytes32 digest, bytes calldata signature) private pure returns (address) {
-        // OZ ECDSA rejects malleable (high-s) signatures, bad lengths and v outside {27, 28}.
-        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
-        if (err != ECDSA.RecoverError.NoError || signer == address(0)) revert InvalidSignature();
-        return signer;
     }
 
     function _redeem(uint256 orderId, uint256 cumulativeAmount, bytes calldata signature) private {
@@ -486,6 +350,7 @@ contract BandwidthMarket is Ownable, ReentrancyGuard, EIP712 {
         if (signer != o.client) revert InvalidSigner(signer, o.client);
         uint256 paid = cumulativeAmount - o.redeemed;
         o.redeemed = cumulativeAmount;
+        _setWeight(orderId, o, o.escrow - cumulativeAmount);
         totalEscrow -= paid;
         emit VoucherRedeemed(orderId, cumulativeAmount, paid);
         _credit(o.provider, paid);
@@ -504,6 +369,7 @@ contract BandwidthMarket is Ownable, ReentrancyGuard, EIP712 {
             revert Unauthorized(msg.sender);
         }
         _removeActive(o.provider, orderId);
+        _setWeight(orderId, o, 0);
         uint256 refund = _closeEscrow(o, OrderStatus.Settled);
         emit OrderSettled(orderId, o.redeemed, refund);
         _credit(o.client, refund);
@@ -527,73 +393,35 @@ contract BandwidthMarket is Ownable, ReentrancyGuard, EIP712 {
         delete _activeIndex[orderId];
     }
 
-    /// @dev Credits are internal bookkeeping only (no external call); amount 0 is a no-op.
-    function _credit(address account, uint256 amount) private {
-        if (amount == 0) return;
-        claimable[account] += amount;
-        totalClaimable += amount;
-        emit Credited(account, amount, claimable[account]);
+
+    function _checkPromise(QualityPromise calldata q) private pure {
+        if (q.maxLossBps > BPS) revert InvalidPromise("maxLossBps");
+        if (q.maxRttMs == 0) revert InvalidPromise("maxRttMs");
     }
 
-    function _send(address to, uint256 amount) private {
-        (bool ok,) = payable(to).call{value: amount}("");
-        if (!ok) revert TransferFailed();
-    }
-
-    function _reportKey(address verifier, address providerAddr, uint64 period) private pure returns (bytes32) {
-        return keccak256(abi.encode(verifier, providerAddr, period));
-    }
-
-    function _report(address verifier, address providerAddr, uint64 period, bool passed, bytes32 metricsHash)
-        private
-    {
-        if (!isVerifier[verifier]) revert NotVerifier(verifier);
-        _registered(providerAddr);
-        uint64 current = currentPeriod();
-        if (period > current || period + 1 < current) revert PeriodOutOfRange(period, current);
-        bytes32 key = _reportKey(verifier, providerAddr, period);
-        if (_reported[key]) revert DuplicateReport(verifier, providerAddr, period);
-        _reported[key] = true;
-        emit ReportSubmitted(verifier, providerAddr, period, passed, metricsHash);
-        if (passed) return;
-        address[] storage reporters = _failReporters[providerAddr][period];
-        reporters.push(verifier);
-        if (reporters.length == _params.quorum && !slashed[providerAddr][period]) {
-            _slash(providerAddr, period, reporters);
+    /// @dev Credits the order's pending slash share, then sets its weight.
+    function _setWeight(uint256 orderId, Order storage o, uint256 weight) private {
+        uint256 acc = _accPerWeight[o.provider];
+        uint256 old = _weight[orderId];
+        uint256 owed = old * (acc - _accPaid[orderId]) / ACC_SCALE;
+        _accPaid[orderId] = acc;
+        if (owed != 0) {
+            totalSlashPool -= owed;
+            emit SlashShareCredited(orderId, o.client, owed);
+            _credit(o.client, owed);
+        }
+        if (weight != old) {
+            _weight[orderId] = weight;
+            _totalWeight[o.provider] = _totalWeight[o.provider] - old + weight;
         }
     }
 
-    function _slash(address providerAddr, uint64 period, address[] storage reporters) private {
-        slashed[providerAddr][period] = true;
-        Provider storage p = _providers[providerAddr];
-        uint256 amount = (p.stake + p.unbonding) * _params.slashBps / BPS;
-        // Take from active stake first, then from unbonding stake.
-        uint256 fromStake = amount <= p.stake ? amount : p.stake;
-        p.stake -= fromStake;
-        p.unbonding -= amount - fromStake;
-        totalStake -= amount;
+    function _activeWeight(address providerAddr) internal view override returns (uint256) {
+        return _totalWeight[providerAddr];
+    }
 
-        uint256 toVerifiers = amount * _params.verifierShareBps / BPS;
-        uint256 toClients = amount - toVerifiers;
-        uint256[] storage active = _activeOrders[providerAddr];
-        uint256 n = active.length;
-        if (n == 0) {
-            toVerifiers += toClients;
-            toClients = 0;
-        } else {
-            uint256 share = toClients / n;
-            toVerifiers += toClients - share * n; // rounding dust
-            toClients = share * n;
-            for (uint256 i = 0; i < n; i++) {
-                _credit(_orders[active[i]].client, share);
-            }
-        }
-        emit ProviderSlashed(providerAddr, period, amount, toClients, toVerifiers);
-        uint256 m = reporters.length;
-        uint256 vshare = toVerifiers / m;
-        for (uint256 i = 0; i < m; i++) {
-            _credit(reporters[i], vshare);
-        }
-        _credit(reporters[0], toVerifiers - vshare * m);
+    function _addSlashToClients(address providerAddr, uint256 amount) internal override {
+        _accPerWeight[providerAddr] += amount * ACC_SCALE / _totalWeight[providerAddr];
+        totalSlashPool += amount;
     }
 }

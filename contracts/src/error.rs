@@ -2,7 +2,10 @@
 
 use alloy::primitives::{Bytes, TxHash};
 
-use crate::bindings::{BandwidthMarket::BandwidthMarketErrors, DecaRegistry::DecaRegistryErrors};
+use crate::bindings::{
+    BandwidthMarket::BandwidthMarketErrors, DecaRegistry::DecaRegistryErrors,
+    FlowShieldTimelock::FlowShieldTimelockErrors,
+};
 
 /// A contract revert, decoded against the ABI of the contract that was called.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +14,8 @@ pub enum Revert {
     Market(BandwidthMarketErrors),
     /// A custom error of `DecaRegistry` (including inherited OpenZeppelin errors).
     Deca(DecaRegistryErrors),
+    /// A custom error of the governance timelock (OpenZeppelin `TimelockController`).
+    Timelock(FlowShieldTimelockErrors),
     /// Revert data that matches no error of the called contract (e.g. a panic or a
     /// plain `revert()`), kept raw.
     Unknown(Bytes),
@@ -21,6 +26,7 @@ pub enum Revert {
 pub(crate) enum ContractKind {
     Market,
     Deca,
+    Timelock,
 }
 
 /// Everything that can go wrong talking to the FlowShield contracts or the local node.
@@ -122,6 +128,14 @@ impl ChainError {
         }
     }
 
+    /// The decoded timelock custom error, if this is one.
+    pub fn timelock_error(&self) -> Option<&FlowShieldTimelockErrors> {
+        match self.revert() {
+            Some(Revert::Timelock(e)) => Some(e),
+            _ => None,
+        }
+    }
+
     /// The decoded `DecaRegistry` custom error, if this is one.
     pub fn deca_error(&self) -> Option<&DecaRegistryErrors> {
         match self.revert() {
@@ -138,6 +152,7 @@ impl ChainError {
         let contract = match kind {
             ContractKind::Market => "BandwidthMarket",
             ContractKind::Deca => "DecaRegistry",
+            ContractKind::Timelock => "FlowShieldTimelock",
         };
         let Some(data) = source.as_revert_data() else {
             return ChainError::Call {
@@ -153,6 +168,9 @@ impl ChainError {
             ContractKind::Deca => source
                 .as_decoded_interface_error::<DecaRegistryErrors>()
                 .map(Revert::Deca),
+            ContractKind::Timelock => source
+                .as_decoded_interface_error::<FlowShieldTimelockErrors>()
+                .map(Revert::Timelock),
         }
         .unwrap_or(Revert::Unknown(data));
         ChainError::Reverted {

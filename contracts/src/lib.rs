@@ -2,7 +2,8 @@
 //!
 //! What it is for:
 //! - `BandwidthMarket` (provider stakes, escrowed orders, EIP-712 cumulative vouchers,
-//!   verifier-quorum slashing) and `DecaRegistry` (DeCA operators, anchored Merkle log
+//!   slashing by a quorum of staked verifiers, owned by an OpenZeppelin timelock) and
+//!   `DecaRegistry` (DeCA operators, anchored Merkle log
 //!   roots, revocations): Solidity sources in `contracts/solidity/`, compiled by solc-js
 //!   into the committed `contracts/build/*.json`, bound here with alloy's `sol!`.
 //! - Typed async clients ([`MarketClient`], [`DecaRegistryClient`]) with decoded revert
@@ -19,18 +20,23 @@
 pub mod bindings;
 pub mod deca;
 pub mod error;
+pub mod governance;
 pub mod local_chain;
 pub mod market;
+pub mod quorum;
 pub mod rpc;
 mod tx;
 pub mod voucher;
 
 pub use deca::{AnchoredRoot, DecaRegistryClient};
 pub use error::{ChainError, Result, Revert};
+pub use governance::{Operation, Timelock};
 pub use local_chain::{LocalChain, LocalChainOptions, DEV_BALANCE_WEI, LOCAL_CHAIN_ID};
 pub use market::{
-    MarketClient, MarketParams, OrderRecord, OrderStatus, ProviderRecord, ProviderTerms,
+    default_quality, MarketClient, MarketParams, OrderRecord, OrderStatus, ProviderRecord,
+    ProviderTerms, QualityPromise,
 };
+pub use quorum::{Tally, VerifierRecord};
 
 /// Re-export of alloy so callers use the exact same types.
 pub use alloy;

@@ -1,4 +1,5 @@
-//! Typed client for `BandwidthMarket`: providers, orders, vouchers, verifiers.
+//! Typed client for `BandwidthMarket`: parameters, providers, orders, vouchers (verifiers,
+//! reports and slashing: [`crate::quorum`]).
 //!
 //! Every state-changing method sends one transaction, waits for its receipt and returns
 //! it; a revert comes back as [`ChainError::Reverted`] with the decoded custom error.
@@ -11,16 +12,20 @@ use alloy::rpc::types::TransactionReceipt;
 use alloy::sol_types::Eip712Domain;
 
 use crate::bindings::BandwidthMarket::{self, BandwidthMarketInstance};
+use crate::bindings::MarketBase;
 use crate::error::{ChainError, ContractKind, Result};
 use crate::tx;
-use crate::voucher::{market_domain, Report, SignedVoucher};
+use crate::voucher::{market_domain, SignedVoucher};
 
-const KIND: ContractKind = ContractKind::Market;
+pub(crate) const KIND: ContractKind = ContractKind::Market;
 
 /// On-chain provider record (`BandwidthMarket.Provider`).
-pub type ProviderRecord = BandwidthMarket::Provider;
+pub type ProviderRecord = MarketBase::Provider;
 /// On-chain order record (`BandwidthMarket.Order`).
-pub type OrderRecord = BandwidthMarket::Order;
+pub type OrderRecord = MarketBase::Order;
+/// The quality a provider promises on chain (`MarketBase.QualityPromise`); verifiers
+/// judge the provider against it.
+pub type QualityPromise = MarketBase::QualityPromise;
 
 /// Order lifecycle, as stored on chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,56 +59,110 @@ impl OrderStatus {
     }
 }
 
-/// Constructor parameters of a market deployment (immutable afterwards).
+/// Market parameters: set at deployment, changed afterwards only by governance (the
+/// timelock) through `setParams`; the report period never changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarketParams {
     /// Minimum stake (wei) to register and to stay active.
     pub min_stake: U256,
+    /// Minimum stake (wei) for a verifier to report.
+    pub min_verifier_stake: U256,
+    /// Wei each report locks out of its verifier's stake; forfeited to the verifiers that
+    /// were right when the period's outcome contradicts the report. At most
+    /// `min_verifier_stake`.
+    pub report_bond: U256,
     /// Seconds between `requestUnstake` and `withdrawStake`.
     pub unstake_delay: u64,
+    /// Seconds between `requestVerifierUnstake` and `withdrawVerifierStake`.
+    pub verifier_unbond_delay: u64,
     /// Seconds a provider has to accept an order before the client can be refunded.
     pub accept_timeout: u64,
     /// Seconds the provider keeps to redeem after the client requests close.
     pub close_grace: u64,
     /// Length of a verifier report period in seconds.
     pub report_period: u64,
-    /// Failing reports (distinct verifiers, same provider and period) that trigger a slash.
-    pub quorum: u32,
+    /// Seconds after a period ends during which reports for it are still accepted;
+    /// `finalize` opens afterwards.
+    pub challenge_window: u64,
+    /// Distinct failing reporters needed for a slash (at least 3).
+    pub min_reporters: u32,
+    /// Share of all of a period's reports that must be failing for a slash, in basis
+    /// points (more than 5 000).
+    pub fail_quorum_bps: u16,
     /// Share of the provider's stake slashed, in basis points.
     pub slash_bps: u16,
-    /// Share of a slash paid to the reporting verifiers, in basis points; the rest goes
-    /// to the clients of the provider's accepted orders.
+    /// Share of a slash paid to the verifiers that were right, in basis points; the rest
+    /// goes to the clients of the provider's accepted orders, weighted by escrow.
     pub verifier_share_bps: u16,
+    /// Consecutive failing probes a verifier needs within a period before it reports
+    /// failure (read by the verifier).
+    pub fail_streak: u16,
 }
 
 impl Default for MarketParams {
-    /// Values suited to tests and demos: 1 ETH min stake, 1-day unstake delay, 1-hour
-    /// windows, quorum 2, 10 % slash with 20 % of it to verifiers.
+    /// Values suited to tests and demos: 1 ETH min stake, 0.1 ETH verifier stake with a
+    /// 0.01 ETH bond per report, 1-day unbonding delays, 1-hour periods and challenge
+    /// window, slash at 3 failing reporters that are 2/3 of all reports, 10 % slash with
+    /// 20 % of it to verifiers, 3 consecutive failing probes.
     fn default() -> Self {
+        let milli = U256::from(10u64).pow(U256::from(15u64));
         MarketParams {
-            min_stake: U256::from(10u64).pow(U256::from(18u64)),
+            min_stake: milli * U256::from(1_000u64),
+            min_verifier_stake: milli * U256::from(100u64),
+            report_bond: milli * U256::from(10u64),
             unstake_delay: 86_400,
+            verifier_unbond_delay: 86_400,
             accept_timeout: 3_600,
             close_grace: 3_600,
             report_period: 3_600,
-            quorum: 2,
+            challenge_window: 3_600,
+            min_reporters: 3,
+            fail_quorum_bps: 6_667,
             slash_bps: 1_000,
             verifier_share_bps: 2_000,
+            fail_streak: 3,
         }
     }
 }
 
-impl From<&MarketParams> for BandwidthMarket::Params {
+impl From<&MarketParams> for MarketBase::Params {
     fn from(p: &MarketParams) -> Self {
-        BandwidthMarket::Params {
+        MarketBase::Params {
             minStake: p.min_stake,
+            minVerifierStake: p.min_verifier_stake,
+            reportBond: p.report_bond,
             unstakeDelay: p.unstake_delay,
+            verifierUnbondDelay: p.verifier_unbond_delay,
             acceptTimeout: p.accept_timeout,
             closeGrace: p.close_grace,
             reportPeriod: p.report_period,
-            quorum: p.quorum,
+            challengeWindow: p.challenge_window,
+            minReporters: p.min_reporters,
+            failQuorumBps: p.fail_quorum_bps,
             slashBps: p.slash_bps,
             verifierShareBps: p.verifier_share_bps,
+            failStreak: p.fail_streak,
+        }
+    }
+}
+
+impl From<MarketBase::Params> for MarketParams {
+    fn from(p: MarketBase::Params) -> Self {
+        MarketParams {
+            min_stake: p.minStake,
+            min_verifier_stake: p.minVerifierStake,
+            report_bond: p.reportBond,
+            unstake_delay: p.unstakeDelay,
+            verifier_unbond_delay: p.verifierUnbondDelay,
+            accept_timeout: p.acceptTimeout,
+            close_grace: p.closeGrace,
+            report_period: p.reportPeriod,
+            challenge_window: p.challengeWindow,
+            min_reporters: p.minReporters,
+            fail_quorum_bps: p.failQuorumBps,
+            slash_bps: p.slashBps,
+            verifier_share_bps: p.verifierShareBps,
+            fail_streak: p.failStreak,
         }
     }
 }
@@ -120,6 +179,18 @@ pub struct ProviderTerms {
     pub peer_id_hash: B256,
     /// WireGuard (X25519) public key; must be non-zero.
     pub wg_public_key: [u8; 32],
+    /// The quality promised (verifiers judge against it); `max_rtt_ms` must be non-zero
+    /// and `max_loss_bps` at most 10 000.
+    pub quality: QualityPromise,
+}
+
+/// A modest promise for tests and demos: 1 Mbit/s, 1 s RTT, 5 % loss.
+pub fn default_quality() -> QualityPromise {
+    QualityPromise {
+        minThroughputKbps: 1_000,
+        maxRttMs: 1_000,
+        maxLossBps: 500,
+    }
 }
 
 /// A `BandwidthMarket` deployment seen through one signing provider.
@@ -129,11 +200,14 @@ pub struct MarketClient {
 }
 
 impl MarketClient {
-    /// Deploy a new market; the provider's account becomes owner (admits verifiers).
-    /// Reverts `InvalidParams` on zero min stake / period / quorum / accept timeout or
-    /// basis points above 10 000.
-    pub async fn deploy(provider: DynProvider, params: &MarketParams) -> Result<Self> {
-        let contract = BandwidthMarket::deploy(provider, params.into())
+    /// Deploy a new market owned by `governance` (a timelock: see
+    /// [`crate::governance::Timelock`]). Reverts `InvalidParams(field)` on a bad parameter.
+    pub async fn deploy(
+        provider: DynProvider,
+        params: &MarketParams,
+        governance: Address,
+    ) -> Result<Self> {
+        let contract = BandwidthMarket::deploy(provider, params.into(), governance)
             .await
             .map_err(|e| ChainError::from_call(KIND, "constructor", e))?;
         tracing::info!(address = %contract.address(), "BandwidthMarket deployed");
@@ -178,24 +252,15 @@ impl MarketClient {
 
     // ------------------------------------------------------------- views
 
-    /// Owner (governance) account.
+    /// Owner (governance: the timelock).
     pub async fn owner(&self) -> Result<Address> {
         tx::call(KIND, "owner", self.contract.owner()).await
     }
 
-    /// Deployment parameters.
+    /// Current parameters.
     pub async fn params(&self) -> Result<MarketParams> {
         let p = tx::call(KIND, "getParams", self.contract.getParams()).await?;
-        Ok(MarketParams {
-            min_stake: p.minStake,
-            unstake_delay: p.unstakeDelay,
-            accept_timeout: p.acceptTimeout,
-            close_grace: p.closeGrace,
-            report_period: p.reportPeriod,
-            quorum: p.quorum,
-            slash_bps: p.slashBps,
-            verifier_share_bps: p.verifierShareBps,
-        })
+        Ok(p.into())
     }
 
     /// Provider record (all zero / `registered == false` if unknown).
@@ -246,55 +311,19 @@ impl MarketClient {
         Ok((stake, escrow, claim))
     }
 
-    /// Whether `account` is an admitted verifier.
-    pub async fn is_verifier(&self, account: Address) -> Result<bool> {
-        tx::call(KIND, "isVerifier", self.contract.isVerifier(account)).await
-    }
-
-    /// Current report period (`block.timestamp / reportPeriod`).
-    pub async fn current_period(&self) -> Result<u64> {
-        tx::call(KIND, "currentPeriod", self.contract.currentPeriod()).await
-    }
-
-    /// Whether `verifier` already reported on `provider` for `period`.
-    pub async fn has_reported(
-        &self,
-        verifier: Address,
-        provider: Address,
-        period: u64,
-    ) -> Result<bool> {
-        let call = self.contract.hasReported(verifier, provider, period);
-        tx::call(KIND, "hasReported", call).await
-    }
-
-    /// Number of failing reports on `provider` for `period`.
-    pub async fn fail_reports(&self, provider: Address, period: u64) -> Result<u64> {
-        let n = tx::call(
-            KIND,
-            "failReports",
-            self.contract.failReports(provider, period),
-        )
-        .await?;
-        Ok(n.saturating_to())
-    }
-
-    /// Whether `provider` was slashed for `period`.
-    pub async fn slashed(&self, provider: Address, period: u64) -> Result<bool> {
-        tx::call(KIND, "slashed", self.contract.slashed(provider, period)).await
+    /// `(totalVerifierStake, totalBonds, totalSlashPool)`: the verifier side of the books.
+    pub async fn verifier_totals(&self) -> Result<(U256, U256, U256)> {
+        let c = &self.contract;
+        let stake = tx::call(KIND, "totalVerifierStake", c.totalVerifierStake()).await?;
+        let bonds = tx::call(KIND, "totalBonds", c.totalBonds()).await?;
+        let pool = tx::call(KIND, "totalSlashPool", c.totalSlashPool()).await?;
+        Ok((stake, bonds, pool))
     }
 
     /// The contract's own voucher digest (for cross-checking [`crate::voucher`]).
     pub async fn voucher_digest_on_chain(&self, order_id: U256, amount: U256) -> Result<B256> {
         let call = self.contract.voucherDigest(order_id, amount);
         tx::call(KIND, "voucherDigest", call).await
-    }
-
-    /// The contract's own report digest.
-    pub async fn report_digest_on_chain(&self, r: &Report) -> Result<B256> {
-        let call = self
-            .contract
-            .reportDigest(r.provider, r.period, r.passed, r.metricsHash);
-        tx::call(KIND, "reportDigest", call).await
     }
 
     // ------------------------------------------------------------- providers
@@ -309,6 +338,7 @@ impl MarketClient {
                 terms.price_per_hour,
                 terms.peer_id_hash,
                 B256::from(terms.wg_public_key),
+                terms.quality.clone(),
             )
             .value(stake);
         tx::send(KIND, "register", call).await
@@ -321,6 +351,7 @@ impl MarketClient {
             terms.price_per_hour,
             terms.peer_id_hash,
             B256::from(terms.wg_public_key),
+            terms.quality.clone(),
         );
         tx::send(KIND, "updateProvider", call).await
     }
@@ -433,57 +464,5 @@ impl MarketClient {
     /// Pull everything credited to the caller. Reverts `NothingToWithdraw`, `TransferFailed`.
     pub async fn withdraw(&self) -> Result<TransactionReceipt> {
         tx::send(KIND, "withdraw", self.contract.withdraw()).await
-    }
-
-    // ------------------------------------------------------------- verifiers
-
-    /// Owner only: admit a verifier. Reverts `ZeroAddress`, `AlreadyVerifier`,
-    /// `OwnableUnauthorizedAccount`.
-    pub async fn register_verifier(&self, verifier: Address) -> Result<TransactionReceipt> {
-        tx::send(
-            KIND,
-            "registerVerifier",
-            self.contract.registerVerifier(verifier),
-        )
-        .await
-    }
-
-    /// Owner only: remove a verifier. Reverts `NotVerifier`, `OwnableUnauthorizedAccount`.
-    pub async fn remove_verifier(&self, verifier: Address) -> Result<TransactionReceipt> {
-        tx::send(
-            KIND,
-            "removeVerifier",
-            self.contract.removeVerifier(verifier),
-        )
-        .await
-    }
-
-    /// Verifier reports on `provider` for `period` (current or previous). Reverts
-    /// `NotVerifier`, `NotRegistered`, `PeriodOutOfRange`, `DuplicateReport`.
-    pub async fn submit_report(&self, report: &Report) -> Result<TransactionReceipt> {
-        let call = self.contract.submitReport(
-            report.provider,
-            report.period,
-            report.passed,
-            report.metricsHash,
-        );
-        tx::send(KIND, "submitReport", call).await
-    }
-
-    /// Relay a report signed by a verifier ([`crate::voucher::sign_report`]). Same
-    /// reverts as [`Self::submit_report`] plus `InvalidSignature`.
-    pub async fn submit_signed_report(
-        &self,
-        report: &Report,
-        signature: Bytes,
-    ) -> Result<TransactionReceipt> {
-        let call = self.contract.submitSignedReport(
-            report.provider,
-            report.period,
-            report.passed,
-            report.metricsHash,
-            signature,
-        );
-        tx::send(KIND, "submitSignedReport", call).await
     }
 }

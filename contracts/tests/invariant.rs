@@ -1,14 +1,18 @@
 //! Randomized invariant test: random sequences of market operations by several actors;
 //! after every step the contract's balance must equal the sum of what it owes, summed
 //! record by record (every provider's stake + unbonding, every open order's unredeemed
-//! escrow, every account's claimable credit), and the contract's own counters must agree.
+//! escrow, every account's claimable credit, every verifier's stake + unbonding, every
+//! report bond still held, every reward and client slash share not yet credited), and
+//! the contract's own counters must agree. Verifiers stake, report pass/fail, periods are
+//! finalized after their challenge windows (slashing when the quorum fails a provider),
+//! and bonds, rewards and client shares are claimed.
 //!
 //! Reproduce a run with `FLOWSHIELD_INVARIANT_SEED=<seed>`; steps with
 //! `FLOWSHIELD_INVARIANT_STEPS` (default 250).
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use common::{meth, terms, Actor, Fixture};
 use flowshield_chain::alloy::primitives::{Address, B256, U256};
@@ -47,6 +51,9 @@ struct World {
     clients: Vec<Actor>,
     verifiers: Vec<Actor>,
     orders: Vec<U256>,
+    /// Every accepted report `(verifier, provider, period)` → `(passed, claimed)`.
+    reports: BTreeMap<(Address, Address, u64), (bool, bool)>,
+    slashes: u64,
 }
 
 impl World {
@@ -92,11 +99,51 @@ impl World {
         for a in self.everyone() {
             claim += m.claimable(a.addr()).await.expect("claimable");
         }
+        let mut vstakes = U256::ZERO;
+        for v in &self.verifiers {
+            let rec = m.verifier_record(v.addr()).await.expect("verifier");
+            vstakes += rec.stake + rec.unbonding;
+        }
+        // Bonds still held and rewards still owed, report by report.
+        let (mut bonds, mut owed) = (U256::ZERO, U256::ZERO);
+        for ((_, provider, period), (passed, claimed)) in &self.reports {
+            if *claimed {
+                continue;
+            }
+            let t = m.tally(*provider, *period).await.expect("tally");
+            if !t.finalized {
+                bonds += t.bond;
+            } else if t.neutral || *passed != t.failed {
+                // Right (or uncontradicted): bond and reward still to be claimed.
+                bonds += t.bond;
+                owed += t.rewardPerRight;
+            }
+        }
+        for id in &self.orders {
+            owed += m.pending_slash_share(*id).await.expect("pending share");
+        }
+        let (tv, tb, tp) = m.verifier_totals().await.expect("verifier totals");
+        assert_eq!(
+            (tv, tb),
+            (vstakes, bonds),
+            "step {step} seed {seed}: verifier stake / bonds drifted"
+        );
+        // Escrow-weighted shares round down: at most a wei per order and slash stays behind.
+        let dust = U256::from(self.orders.len() as u64 + self.slashes + 1);
+        assert!(
+            owed <= tp && tp - owed <= dust,
+            "step {step} seed {seed}: slash pool {tp} vs owed {owed}"
+        );
         let balance = self.fx.balance(m.address()).await;
         assert_eq!(
             balance,
-            stakes + escrow + claim,
-            "step {step} seed {seed}: balance != stakes {stakes} + escrow {escrow} + claimable {claim}"
+            stakes + escrow + claim + vstakes + bonds + tp,
+            "step {step} seed {seed}: balance != stakes {stakes} + escrow {escrow} + claimable {claim} + verifier stakes {vstakes} + bonds {bonds} + pool {tp}"
+        );
+        assert_eq!(
+            balance,
+            m.total_obligations().await.expect("obligations"),
+            "step {step} seed {seed}: totalObligations != balance"
         );
         let (ts, te, tc) = m.totals().await.expect("totals");
         assert_eq!(
@@ -120,7 +167,9 @@ async fn random_operations_preserve_solvency() {
         accept_timeout: 120,
         close_grace: 120,
         report_period: 600,
-        quorum: 2,
+        challenge_window: 300,
+        verifier_unbond_delay: 300,
+        min_reporters: 3,
         slash_bps: 2_500,
         verifier_share_bps: 3_000,
         ..MarketParams::default()
@@ -129,30 +178,37 @@ async fn random_operations_preserve_solvency() {
     let mut world = World {
         providers: vec![fx.actor().await, fx.actor().await, fx.actor().await],
         clients: vec![fx.actor().await, fx.actor().await, fx.actor().await],
-        verifiers: vec![fx.actor().await, fx.actor().await, fx.actor().await],
+        verifiers: vec![
+            fx.actor().await,
+            fx.actor().await,
+            fx.actor().await,
+            fx.actor().await,
+            fx.actor().await,
+        ],
         orders: Vec::new(),
+        reports: BTreeMap::new(),
+        slashes: 0,
         fx,
     };
     for v in &world.verifiers {
-        world
-            .fx
-            .owner
-            .market
-            .register_verifier(v.addr())
+        world.fx.admit_verifier(v).await;
+    }
+    for (i, p) in world.providers[..2].iter().enumerate() {
+        p.market
+            .register(meth(1_500), &terms(i as u8 + 1))
             .await
-            .expect("admit verifier");
+            .expect("register provider");
     }
     let mut stats: BTreeMap<String, (u32, u32)> = BTreeMap::new();
     let mut open_orders: Vec<U256> = Vec::new();
     let mut accepted_orders: Vec<U256> = Vec::new();
-    let mut slashes: BTreeSet<(Address, u64)> = BTreeSet::new();
 
     for step in 0..steps {
         let pi = rng.gen_range(0..world.providers.len());
         let ci = rng.gen_range(0..world.clients.len());
         let p = &world.providers[pi];
         let c = &world.clients[ci];
-        let op = rng.gen_range(0..18);
+        let op = rng.gen_range(0..33);
         // Mostly pick an open (for redemption: accepted) order so that order operations
         // are often valid.
         let pool = if matches!(op, 11 | 12) && !accepted_orders.is_empty() && rng.gen_bool(0.85) {
@@ -294,8 +350,8 @@ async fn random_operations_preserve_solvency() {
                 let who = all[rng.gen_range(0..all.len())];
                 outcome("withdraw", who.market.withdraw().await, &mut stats);
             }
-            16 => {
-                let secs = rng.gen_range(10..400);
+            16 | 28 | 29 => {
+                let secs = rng.gen_range(10..300);
                 world
                     .fx
                     .chain
@@ -304,38 +360,111 @@ async fn random_operations_preserve_solvency() {
                     .expect("time travel");
                 stats.entry("increaseTime".into()).or_default().0 += 1;
             }
-            _ => {
+            17..=19 | 26 | 27 | 30..=32 => {
                 let v = &world.verifiers[rng.gen_range(0..world.verifiers.len())];
-                let period = world
+                let now = world
                     .fx
                     .owner
                     .market
                     .current_period()
                     .await
                     .expect("period");
+                let period = now.saturating_sub(rng.gen_range(0..2));
+                // Provider 0 is reported on most, so that quorums (and slashes) happen.
+                let (pi, p) = if rng.gen_bool(0.7) {
+                    (0, &world.providers[0])
+                } else {
+                    (pi, p)
+                };
                 let r = Report {
                     provider: p.addr(),
                     period,
-                    passed: rng.gen_bool(0.2),
+                    // Provider 0 is mostly bad, the others mostly good.
+                    passed: rng.gen_bool(if pi == 0 { 0.15 } else { 0.85 }),
                     metricsHash: B256::repeat_byte(step as u8),
                 };
-                if outcome("submitReport", v.market.submit_report(&r).await, &mut stats)
-                    && world
+                if outcome("submitReport", v.market.submit_report(&r).await, &mut stats) {
+                    world
+                        .reports
+                        .insert((v.addr(), p.addr(), period), (r.passed, false));
+                }
+            }
+            20 => {
+                let v = &world.verifiers[rng.gen_range(0..world.verifiers.len())];
+                let amount = world.fx.params.min_verifier_stake
+                    + world.fx.params.report_bond * U256::from(rng.gen_range(0..6u64));
+                outcome(
+                    "joinVerifiers",
+                    v.market.join_verifiers(amount).await,
+                    &mut stats,
+                );
+            }
+            21 => {
+                let v = &world.verifiers[rng.gen_range(0..world.verifiers.len())];
+                let op_name = "requestVerifierUnstake";
+                let amount = world.fx.params.report_bond * U256::from(rng.gen_range(1..30u64));
+                outcome(
+                    op_name,
+                    v.market.request_verifier_unstake(amount).await,
+                    &mut stats,
+                );
+                outcome(
+                    "withdrawVerifierStake",
+                    v.market.withdraw_verifier_stake().await,
+                    &mut stats,
+                );
+            }
+            22 | 23 => {
+                let keys: Vec<(Address, u64)> = world.reports.keys().map(|k| (k.1, k.2)).collect();
+                if !keys.is_empty() {
+                    let (prov, period) = keys[rng.gen_range(0..keys.len())];
+                    let by = &world.verifiers[rng.gen_range(0..world.verifiers.len())];
+                    if outcome(
+                        "finalize",
+                        by.market.finalize(prov, period).await,
+                        &mut stats,
+                    ) && world
                         .fx
                         .owner
                         .market
-                        .slashed(p.addr(), period)
+                        .slashed(prov, period)
                         .await
                         .expect("view")
-                {
-                    slashes.insert((p.addr(), period));
+                    {
+                        world.slashes += 1;
+                    }
+                }
+            }
+            24 => {
+                let keys: Vec<(Address, Address, u64)> = world.reports.keys().copied().collect();
+                if !keys.is_empty() {
+                    let key = keys[rng.gen_range(0..keys.len())];
+                    let (v, prov, period) = key;
+                    if outcome(
+                        "claimReport",
+                        c.market.claim_report(v, prov, period).await,
+                        &mut stats,
+                    ) {
+                        if let Some(r) = world.reports.get_mut(&key) {
+                            r.1 = true;
+                        }
+                    }
+                }
+            }
+            _ => {
+                if let Some(id) = order {
+                    outcome(
+                        "claimSlashShare",
+                        c.market.claim_slash_share(id).await,
+                        &mut stats,
+                    );
                 }
             }
         }
         (open_orders, accepted_orders) = world.check_invariant(step, seed).await;
     }
 
-    println!("slashes: {}", slashes.len());
+    println!("slashes: {}", world.slashes);
     println!("op: (succeeded, reverted)");
     for (op, (ok, reverted)) in &stats {
         println!("  {op:16} {ok:4} {reverted:4}");

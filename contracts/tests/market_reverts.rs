@@ -6,7 +6,7 @@ mod common;
 use common::{eth, meth, parties, terms, Fixture};
 use flowshield_chain::alloy::primitives::{Address, Bytes, U256};
 use flowshield_chain::voucher;
-use flowshield_chain::{MarketClient, MarketParams, OrderStatus, ProviderTerms};
+use flowshield_chain::{MarketClient, MarketParams, OrderStatus, ProviderTerms, QualityPromise};
 
 #[tokio::test]
 async fn deploy_rejects_invalid_params() {
@@ -17,20 +17,32 @@ async fn deploy_rejects_invalid_params() {
         .chain
         .provider_for(fx.owner.signer.clone())
         .expect("provider");
-    // Each case spoils one field of otherwise default parameters.
-    let spoilers: [fn(&mut MarketParams); 6] = [
-        |p| p.min_stake = U256::ZERO,
-        |p| p.quorum = 0,
-        |p| p.report_period = 0,
-        |p| p.accept_timeout = 0,
-        |p| p.slash_bps = 10_001,
-        |p| p.verifier_share_bps = 10_001,
+    // Each case spoils one field of otherwise default parameters; the revert names it.
+    type Spoiler = (fn(&mut MarketParams), &'static str);
+    let spoilers: [Spoiler; 12] = [
+        (|p| p.min_stake = U256::ZERO, "minStake"),
+        (|p| p.min_reporters = 0, "minReporters"),
+        (|p| p.min_reporters = 2, "minReporters"),
+        (|p| p.report_period = 0, "reportPeriod"),
+        (|p| p.accept_timeout = 0, "acceptTimeout"),
+        (|p| p.slash_bps = 10_001, "slashBps"),
+        (|p| p.verifier_share_bps = 10_001, "verifierShareBps"),
+        (|p| p.fail_quorum_bps = 5_000, "failQuorumBps"),
+        (|p| p.fail_quorum_bps = 10_001, "failQuorumBps"),
+        (|p| p.min_verifier_stake = U256::ZERO, "minVerifierStake"),
+        (
+            |p| p.report_bond = p.min_verifier_stake + U256::from(1u64),
+            "reportBond",
+        ),
+        (|p| p.fail_streak = 0, "failStreak"),
     ];
-    for spoil in spoilers {
+    let governance = fx.timelock.address();
+    for (spoil, field) in spoilers {
         let mut params = MarketParams::default();
         spoil(&mut params);
-        let deployed = MarketClient::deploy(provider.clone(), &params).await;
-        assert_market_revert!(deployed, InvalidParams, "{params:?}");
+        let deployed = MarketClient::deploy(provider.clone(), &params, governance).await;
+        let e = assert_market_revert!(deployed, InvalidParams, "{params:?}");
+        assert_eq!(e.field, field, "{params:?}");
     }
 }
 
@@ -51,6 +63,31 @@ async fn provider_registry_functions_and_reverts() {
         ..terms(1)
     };
     assert_market_revert!(p.market.register(eth(1), &zero_key).await, InvalidWgKey);
+    for (quality, field) in [
+        (
+            QualityPromise {
+                minThroughputKbps: 1,
+                maxRttMs: 1,
+                maxLossBps: 10_001,
+            },
+            "maxLossBps",
+        ),
+        (
+            QualityPromise {
+                minThroughputKbps: 1,
+                maxRttMs: 0,
+                maxLossBps: 0,
+            },
+            "maxRttMs",
+        ),
+    ] {
+        let bad = ProviderTerms {
+            quality,
+            ..terms(1)
+        };
+        let e = assert_market_revert!(p.market.register(eth(1), &bad).await, InvalidPromise);
+        assert_eq!(e.field, field);
+    }
     p.market
         .register(eth(1), &terms(1))
         .await
@@ -75,6 +112,7 @@ async fn provider_registry_functions_and_reverts() {
         (rec.peerIdHash, rec.wgPublicKey.0),
         (new_terms.peer_id_hash, [2; 32])
     );
+    assert_eq!(rec.quality, new_terms.quality);
 
     // addStake
     assert_market_revert!(other.market.add_stake(eth(1)).await, NotRegistered);

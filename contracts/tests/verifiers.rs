@@ -1,5 +1,7 @@
-//! Verifier admission, quality reports (direct and EIP-712 signed), quorum slashing and
-//! its distribution; plus TransferFailed and the reentrancy guard via a test contract.
+//! Verifier staking, quality reports (direct and EIP-712 signed), finalizing a period
+//! after its challenge window, quorum slashing and its distribution (bonds, rewards,
+//! escrow-weighted client shares); plus TransferFailed and the reentrancy guard via a
+//! test contract.
 
 mod common;
 
@@ -63,43 +65,59 @@ async fn assert_transfer_failed<P: Provider, D: CallDecoder>(call: CallBuilder<P
 }
 
 #[tokio::test]
-async fn verifier_admission_and_report_reverts() {
+async fn verifier_staking_and_report_reverts() {
     let fx = Fixture::new(MarketParams::default()).await;
     let v1 = fx.actor().await;
     let v2 = fx.actor().await;
     let x = fx.actor().await;
     let p = fx.provider(eth(1)).await;
+    let min = fx.params.min_verifier_stake;
 
-    // registerVerifier / removeVerifier: owner only.
-    assert_market_revert!(
-        x.market.register_verifier(v1.addr()).await,
-        OwnableUnauthorizedAccount
+    // joinVerifiers: anyone, by staking at least the minimum; no owner involved.
+    assert_market_revert!(v1.market.join_verifiers(U256::ZERO).await, ZeroAmount);
+    let e = assert_market_revert!(
+        v1.market.join_verifiers(min - U256::from(1u64)).await,
+        InsufficientStake
     );
-    assert_market_revert!(
-        fx.owner.market.register_verifier(Address::ZERO).await,
-        ZeroAddress
-    );
+    assert_eq!((e.given, e.minimum), (min - U256::from(1u64), min));
     fx.admit_verifier(&v1).await;
     assert!(fx.owner.market.is_verifier(v1.addr()).await.expect("view"));
-    assert_market_revert!(
-        fx.owner.market.register_verifier(v1.addr()).await,
-        AlreadyVerifier
-    );
-    assert_market_revert!(
-        x.market.remove_verifier(v1.addr()).await,
-        OwnableUnauthorizedAccount
-    );
-    assert_market_revert!(
-        fx.owner.market.remove_verifier(v2.addr()).await,
-        NotVerifier
-    );
+    assert!(!fx.owner.market.is_verifier(x.addr()).await.expect("view"));
     fx.admit_verifier(&v2).await;
-    fx.owner
+    // Leaving: the rest must be zero or >= min; the stake is locked for the delay.
+    let staked = fx
+        .owner
         .market
-        .remove_verifier(v2.addr())
+        .verifier_record(v2.addr())
         .await
-        .expect("remove v2");
+        .expect("rec")
+        .stake;
+    assert_market_revert!(
+        v2.market
+            .request_verifier_unstake(staked - U256::from(1u64))
+            .await,
+        StakeBelowMinimum
+    );
+    assert_market_revert!(
+        v2.market
+            .request_verifier_unstake(staked + U256::from(1u64))
+            .await,
+        AmountExceedsStake
+    );
+    assert_market_revert!(v2.market.withdraw_verifier_stake().await, NothingToWithdraw);
+    v2.market
+        .request_verifier_unstake(staked)
+        .await
+        .expect("leave");
     assert!(!fx.owner.market.is_verifier(v2.addr()).await.expect("view"));
+    assert_market_revert!(v2.market.withdraw_verifier_stake().await, UnbondingLocked);
+    fx.advance(fx.params.verifier_unbond_delay).await;
+    let before = fx.balance(v2.addr()).await;
+    let r = v2.market.withdraw_verifier_stake().await.expect("withdraw");
+    assert_eq!(
+        fx.balance(v2.addr()).await,
+        before + staked - common::gas_cost(&r)
+    );
 
     // submitReport
     let period = fx.owner.market.current_period().await.expect("period");
@@ -116,6 +134,14 @@ async fn verifier_admission_and_report_reverts() {
     );
     submit(&v1, p.addr(), period, true).await.expect("report");
     assert!(fx.has_reported(v1.addr(), p.addr(), period).await);
+    // The report locked one bond of v1's stake.
+    let rec = fx
+        .owner
+        .market
+        .verifier_record(v1.addr())
+        .await
+        .expect("rec");
+    assert_eq!(rec.stake, min + fx.params.report_bond * U256::from(9u64));
     let e = assert_market_revert!(submit(&v1, p.addr(), period, false).await, DuplicateReport);
     assert_eq!(
         (e.verifier, e.provider, e.period),
@@ -164,15 +190,21 @@ async fn verifier_admission_and_report_reverts() {
 
 #[tokio::test]
 async fn quorum_of_failing_reports_slashes_once_and_pays_clients_and_verifiers() {
-    let fx = Fixture::new(MarketParams::default()).await; // quorum 2, 10 % slash, 20 % to verifiers
+    // 3 failing reporters that are >= 2/3 of all reports, 10 % slash, 20 % to verifiers.
+    let fx = Fixture::new(MarketParams::default()).await;
     let p = fx.provider(eth(10)).await;
     let (c1, c2) = (fx.actor().await, fx.actor().await);
-    let vs = [fx.actor().await, fx.actor().await, fx.actor().await];
+    let vs = [
+        fx.actor().await,
+        fx.actor().await,
+        fx.actor().await,
+        fx.actor().await,
+    ];
     for v in &vs {
         fx.admit_verifier(v).await;
     }
-    fx.open_accepted(&c1, &p, eth(1)).await;
-    fx.open_accepted(&c2, &p, eth(1)).await;
+    let o1 = fx.open_accepted(&c1, &p, eth(1)).await;
+    let o2 = fx.open_accepted(&c2, &p, eth(1)).await;
     let _pending = c2.open(&p, eth(1)).await;
     // Part of the stake is unbonding: still slashable.
     p.market
@@ -182,35 +214,90 @@ async fn quorum_of_failing_reports_slashes_once_and_pays_clients_and_verifiers()
 
     let period = fx.owner.market.current_period().await.expect("period");
     submit(&vs[0], p.addr(), period, true).await.expect("pass");
-    submit(&vs[1], p.addr(), period, false)
-        .await
-        .expect("fail 1");
-    assert!(!fx.slashed(p.addr(), period).await, "below quorum");
-    submit(&vs[2], p.addr(), period, false)
-        .await
-        .expect("fail 2 -> slash");
+    for v in &vs[1..] {
+        submit(v, p.addr(), period, false).await.expect("fail");
+    }
+    assert!(
+        !fx.slashed(p.addr(), period).await,
+        "no slash before the window closes"
+    );
+    let e = assert_market_revert!(
+        vs[0].market.finalize(p.addr(), period).await,
+        ChallengeWindowOpen
+    );
+    assert_eq!(e.period, period);
+    let stranger = fx.actor().await;
+    fx.finalize(&stranger, p.addr(), period).await;
     assert!(fx.slashed(p.addr(), period).await);
 
-    // 10 % of 10 ETH = 1 ETH: 0.2 to the 2 failing reporters, 0.8 to the 2 active orders.
+    // 10 % of 10 ETH = 1 ETH: 0.2 + the wrong reporter's 0.01 bond to the 3 failing
+    // reporters (0.07 each), 0.8 to the 2 accepted orders by escrow (0.4 each).
     let rec = fx.record(p.addr()).await;
     assert_eq!((rec.stake, rec.unbonding), (eth(7), eth(2)));
+    for id in [o1, o2] {
+        assert_eq!(
+            fx.owner.market.pending_slash_share(id).await.expect("view"),
+            meth(400)
+        );
+        stranger
+            .market
+            .claim_slash_share(id)
+            .await
+            .expect("claim share");
+    }
+    for v in &vs {
+        stranger
+            .market
+            .claim_report(v.addr(), p.addr(), period)
+            .await
+            .expect("claim report");
+    }
     for (who, want) in [
         (c1.addr(), meth(400)),
         (c2.addr(), meth(400)),
         (vs[0].addr(), U256::ZERO),
-        (vs[1].addr(), meth(100)),
-        (vs[2].addr(), meth(100)),
+        (vs[1].addr(), meth(70)),
+        (vs[2].addr(), meth(70)),
+        (vs[3].addr(), meth(70)),
     ] {
         assert_eq!(fx.claimable(who).await, want);
     }
+    // The wrong reporter lost its bond; the right ones got theirs back.
+    let staked = fx.params.min_verifier_stake + fx.params.report_bond * U256::from(10u64);
+    let bond = fx.params.report_bond;
+    let v0 = fx
+        .owner
+        .market
+        .verifier_record(vs[0].addr())
+        .await
+        .expect("rec");
+    let v1 = fx
+        .owner
+        .market
+        .verifier_record(vs[1].addr())
+        .await
+        .expect("rec");
+    assert_eq!((v0.stake, v1.stake), (staked - bond, staked));
+    assert_market_revert!(
+        stranger
+            .market
+            .claim_report(vs[1].addr(), p.addr(), period)
+            .await,
+        NothingToClaim
+    );
     fx.assert_solvent().await;
 
-    // A third failing report for the same period does not slash again.
+    // A late report for the same period is refused, and the period is not judged again.
     let late = fx.actor().await;
     fx.admit_verifier(&late).await;
-    submit(&late, p.addr(), period, false)
-        .await
-        .expect("late fail report");
+    assert_market_revert!(
+        submit(&late, p.addr(), period, false).await,
+        PeriodOutOfRange
+    );
+    assert_market_revert!(
+        late.market.finalize(p.addr(), period).await,
+        AlreadyFinalized
+    );
     assert_eq!(fx.fail_reports(p.addr(), period).await, 3);
     assert_eq!(fx.record(p.addr()).await.stake, eth(7));
     assert_eq!(fx.claimable(late.addr()).await, U256::ZERO);
@@ -220,24 +307,87 @@ async fn quorum_of_failing_reports_slashes_once_and_pays_clients_and_verifiers()
 #[tokio::test]
 async fn slash_without_active_orders_goes_to_verifiers_and_can_eat_unbonding() {
     let params = MarketParams {
-        quorum: 1,
         slash_bps: 10_000,
         ..MarketParams::default()
     };
     let fx = Fixture::new(params).await;
     let p = fx.provider(eth(3)).await;
-    let v = fx.actor().await;
-    fx.admit_verifier(&v).await;
+    let vs = [fx.actor().await, fx.actor().await, fx.actor().await];
+    for v in &vs {
+        fx.admit_verifier(v).await;
+    }
     p.market.request_unstake(eth(2)).await.expect("unstake");
     let period = fx.owner.market.current_period().await.expect("period");
-    submit(&v, p.addr(), period, false)
-        .await
-        .expect("fail -> slash");
+    for v in &vs {
+        submit(v, p.addr(), period, false).await.expect("fail");
+    }
+    fx.finalize(&vs[0], p.addr(), period).await;
     let rec = fx.record(p.addr()).await;
     assert_eq!((rec.stake, rec.unbonding), (U256::ZERO, U256::ZERO));
-    assert_eq!(fx.claimable(v.addr()).await, eth(3));
+    for v in &vs {
+        v.market
+            .claim_report(v.addr(), p.addr(), period)
+            .await
+            .expect("claim");
+        assert_eq!(fx.claimable(v.addr()).await, eth(1));
+    }
     assert!(!fx.is_active(p.addr()).await);
     assert_market_revert!(p.market.withdraw_stake().await, NothingToWithdraw);
+    fx.assert_solvent().await;
+}
+
+#[tokio::test]
+async fn too_few_or_uncontradicted_failing_reports_do_not_slash() {
+    let fx = Fixture::new(MarketParams::default()).await;
+    let p = fx.provider(eth(10)).await;
+    let vs = [fx.actor().await, fx.actor().await, fx.actor().await];
+    for v in &vs {
+        fx.admit_verifier(v).await;
+    }
+    let period = fx.owner.market.current_period().await.expect("period");
+    assert_market_revert!(
+        vs[0]
+            .market
+            .claim_report(vs[0].addr(), p.addr(), period)
+            .await,
+        NotFinalized
+    );
+    // Two failing reports, nobody else: below minReporters, nobody contradicted them.
+    for v in &vs[..2] {
+        submit(v, p.addr(), period, false).await.expect("fail");
+    }
+    fx.finalize(&vs[2], p.addr(), period).await;
+    assert!(!fx.slashed(p.addr(), period).await);
+    assert_eq!(fx.record(p.addr()).await.stake, eth(10));
+    let staked = fx.params.min_verifier_stake + fx.params.report_bond * U256::from(10u64);
+    for v in &vs[..2] {
+        v.market
+            .claim_report(v.addr(), p.addr(), period)
+            .await
+            .expect("bond back");
+        let rec = fx
+            .owner
+            .market
+            .verifier_record(v.addr())
+            .await
+            .expect("rec");
+        assert_eq!(rec.stake, staked, "an uncontradicted report keeps its bond");
+    }
+    assert_market_revert!(
+        vs[2]
+            .market
+            .claim_report(vs[2].addr(), p.addr(), period)
+            .await,
+        NothingToClaim
+    );
+    // A period without reports cannot be finalized.
+    assert_market_revert!(
+        vs[2].market.finalize(p.addr(), period + 5).await,
+        ChallengeWindowOpen
+    );
+    let now = fx.owner.market.current_period().await.expect("period");
+    fx.advance(2 * fx.params.report_period).await;
+    assert_market_revert!(vs[2].market.finalize(p.addr(), now).await, NoReports);
     fx.assert_solvent().await;
 }
 

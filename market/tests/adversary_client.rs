@@ -161,6 +161,7 @@ async fn run_attack(attack: Attack) -> Outcome {
         price_per_hour: U256::ZERO,
         peer_id_hash: Default::default(),
         wg_public_key: REGISTERED_WG,
+        quality: flowshield_chain::default_quality(),
     };
     as_evil
         .register(U256::from(10u64).pow(U256::from(18u64)), &terms)

@@ -337,6 +337,8 @@ impl Gate {
         let owner = MarketClient::deploy(
             chain.provider_for(chain.dev_signer(0).unwrap()).unwrap(),
             &MarketParams::default(),
+            // Governance: a plain account is enough here (no parameter changes).
+            chain.dev_signer(0).unwrap().address(),
         )
         .await
         .unwrap();

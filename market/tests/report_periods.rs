@@ -1,4 +1,4 @@
-//! A registered verifier trying to pin a provider's reputation with
+//! A staked verifier trying to pin a provider's reputation with
 //! reports outside the market's period window, on a real local chain
 //! (`LocalChain`, hardhat; run `bash contracts/scripts/setup.sh` once) with
 //! a real fullnode: over HTTP and as a raw libp2p node gossiping reports.
@@ -61,11 +61,17 @@ async fn reports_outside_the_period_window_are_refused_and_counted() {
     let owner = MarketClient::deploy(
         chain.provider_for(chain.dev_signer(0).unwrap()).unwrap(),
         &params,
+        // Governance: a plain account is enough here (no parameter changes).
+        chain.dev_signer(0).unwrap().address(),
     )
     .await
     .unwrap();
-    let verifier = PrivateKeySigner::random();
-    owner.register_verifier(verifier.address()).await.unwrap();
+    let verifier = chain.funded_signer().await.unwrap();
+    owner
+        .with_provider(chain.provider_for(verifier.clone()).unwrap())
+        .join_verifiers(params.min_verifier_stake)
+        .await
+        .unwrap();
     let domain = owner.eip712_domain().await.unwrap();
     let market = MarketClient::at(owner.address(), chain.reader().clone());
     let (_dir, fullnode) = start_fullnode(|c| c.market = Some(market.clone())).await;

@@ -80,6 +80,7 @@ async fn bad_session_input_is_refused_with_a_clear_error() {
         price_per_hour: U256::ZERO,
         peer_id_hash: Default::default(),
         wg_public_key: [9; 32],
+        quality: flowshield_chain::default_quality(),
     };
     as_provider
         .register(U256::from(10u64).pow(U256::from(18u64)), &terms)

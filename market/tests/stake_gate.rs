@@ -52,6 +52,8 @@ async fn market_and_fullnode() -> (LocalChain, MarketClient, tempfile::TempDir, 
     let owner = MarketClient::deploy(
         chain.provider_for(chain.dev_signer(0).unwrap()).unwrap(),
         &MarketParams::default(),
+        // Governance: a plain account is enough here (no parameter changes).
+        chain.dev_signer(0).unwrap().address(),
     )
     .await
     .unwrap();

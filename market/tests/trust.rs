@@ -248,14 +248,22 @@ async fn verifier_reports_are_checked_gossiped_and_move_reputation() {
     let chain = LocalChain::start()
         .await
         .expect("local chain (run contracts/scripts/setup.sh)");
+    let params = MarketParams::default();
     let owner = MarketClient::deploy(
         chain.provider_for(chain.dev_signer(0).unwrap()).unwrap(),
-        &MarketParams::default(),
+        &params,
+        // Governance: a plain account is enough here (no parameter changes).
+        chain.dev_signer(0).unwrap().address(),
     )
     .await
     .unwrap();
-    let verifier = PrivateKeySigner::random();
-    owner.register_verifier(verifier.address()).await.unwrap();
+    // Verifiers are permissionless: a funded account joins by staking.
+    let verifier = chain.funded_signer().await.unwrap();
+    owner
+        .with_provider(chain.provider_for(verifier.clone()).unwrap())
+        .join_verifiers(params.min_verifier_stake)
+        .await
+        .unwrap();
     let domain = owner.eip712_domain().await.unwrap();
     let market = MarketClient::at(owner.address(), chain.reader().clone());
 

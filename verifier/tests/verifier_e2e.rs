@@ -101,25 +101,27 @@ async fn good_provider_passes() {
     );
 }
 
-/// (2) A throttled provider is reported failing by two verifiers (own namespaces, keys
-/// and registered chain accounts) and the quorum of two slashes it.
+/// (2) A throttled provider is reported failing by three verifiers (own namespaces, keys
+/// and staked chain accounts; three is the smallest `minReporters`); nothing is slashed
+/// while the challenge window is open, and `finalize` after it slashes the provider.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn throttled_provider_is_reported_and_slashed_by_a_quorum_of_two() {
+async fn throttled_provider_is_reported_and_slashed_by_a_quorum_of_three() {
     let provider = Provider::start(true).expect("provider");
     let v1 = VerifierNs::new(&provider, 1).expect("verifier 1 ns");
     let v2 = VerifierNs::new(&provider, 2).expect("verifier 2 ns");
-    for v in [&v1, &v2] {
+    let v3 = VerifierNs::new(&provider, 3).expect("verifier 3 ns");
+    for v in [&v1, &v2, &v3] {
         provider.admit(v).expect("admit");
         provider.throttle(v, "512kbit").expect("tc tbf");
     }
-    let market = Market::start(provider.wg_public(), 2).await;
+    let market = Market::start(provider.wg_public(), 3).await;
     let node = Fullnode::start(false).await;
     let target = format!("provider = \"{:#x}\"", market.provider_address());
     let p = market.provider_address();
     let period = market.owner.current_period().await.expect("period");
 
     let mut outcomes = Vec::new();
-    for (i, v) in [&v1, &v2].into_iter().enumerate() {
+    for (i, v) in [&v1, &v2, &v3].into_iter().enumerate() {
         let config = v.config(
             std::slice::from_ref(&node.url),
             &market.chain_section(i, v, "chain"),
@@ -148,19 +150,39 @@ async fn throttled_provider_is_reported_and_slashed_by_a_quorum_of_two() {
             r.chain
         );
         outcomes.push(r.chain.clone());
+        // Reports only count; nothing is slashed before the challenge window closes.
         let slashed = market.owner.slashed(p, period).await.expect("view");
-        assert_eq!(slashed, i == 1, "slashed after {} report(s)", i + 1);
+        assert!(!slashed, "slashed after {} report(s)", i + 1);
     }
 
-    assert_eq!(market.owner.fail_reports(p, period).await.expect("view"), 2);
+    assert_eq!(market.owner.fail_reports(p, period).await.expect("view"), 3);
+    assert!(!market.owner.slashed(p, period).await.expect("view"));
+    // Past the challenge window anyone finalizes the period: the quorum failed it.
+    let closes = market
+        .owner
+        .challenge_closes_at(period)
+        .await
+        .expect("view");
+    let now = market.chain.latest_timestamp().await.expect("timestamp");
+    market
+        .chain
+        .increase_time(closes.saturating_sub(now) + 1)
+        .await
+        .expect("past the challenge window");
+    market.owner.finalize(p, period).await.expect("finalize");
     assert!(market.owner.slashed(p, period).await.expect("view"));
-    // 10 % of the stake is gone, part of it credited to the two reporters.
+    // 10 % of the stake is gone, part of it credited to the three reporters on claim.
     let record = market.owner.provider_record(p).await.expect("record");
     assert_eq!(
         record.stake,
         market.stake - market.stake / alloy::primitives::U256::from(10)
     );
     for v in &market.verifiers {
+        market
+            .owner
+            .claim_report(v.address(), p, period)
+            .await
+            .expect("claim report");
         assert!(
             market.owner.claimable(v.address()).await.expect("view")
                 > alloy::primitives::U256::ZERO
@@ -169,7 +191,7 @@ async fn throttled_provider_is_reported_and_slashed_by_a_quorum_of_two() {
     // Both failing reports reached the fullnode and verify.
     let domain = market.owner.eip712_domain().await.expect("domain");
     let got = node.reports();
-    assert_eq!(got.len(), 2);
+    assert_eq!(got.len(), 3);
     for (r, v) in got.iter().zip(&market.verifiers) {
         assert!(!r.report.passed);
         assert_eq!(r.verify(&domain).expect("valid"), v.address());

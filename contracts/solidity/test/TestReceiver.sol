@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {BandwidthMarket} from "../BandwidthMarket.sol";
+import {MarketBase} from "../market/MarketBase.sol";
 
 /// @notice TEST ONLY. A contract account that uses the market and, when paid, either
 ///         accepts, rejects the payment, or tries to re-enter the market (recording the
@@ -27,7 +28,7 @@ contract TestReceiver {
     }
 
     function register(bytes32 wgPublicKey) external payable {
-        market.register{value: msg.value}(1, 1, bytes32(0), wgPublicKey);
+        market.register{value: msg.value}(1, 1, bytes32(0), wgPublicKey, MarketBase.QualityPromise(1, 1, 1));
     }
 
     function requestUnstake(uint256 amount) external {

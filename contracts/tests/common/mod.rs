@@ -5,10 +5,15 @@
 use flowshield_chain::alloy::primitives::{Address, B256, U256};
 use flowshield_chain::alloy::rpc::types::TransactionReceipt;
 use flowshield_chain::alloy::signers::local::PrivateKeySigner;
+use flowshield_chain::governance::{self, Timelock};
 use flowshield_chain::voucher::{self, SignedVoucher};
 use flowshield_chain::{
-    LocalChain, MarketClient, MarketParams, OrderRecord, OrderStatus, ProviderRecord, ProviderTerms,
+    default_quality, LocalChain, MarketClient, MarketParams, OrderRecord, OrderStatus,
+    ProviderRecord, ProviderTerms,
 };
+
+/// Minimum delay of the fixture's governance timelock (seconds).
+pub const TIMELOCK_DELAY: u64 = 2 * 86_400;
 
 /// `n` ether in wei.
 pub fn eth(n: u64) -> U256 {
@@ -31,6 +36,7 @@ pub fn terms(tag: u8) -> ProviderTerms {
         price_per_hour: meth(2),
         peer_id_hash: B256::repeat_byte(tag),
         wg_public_key: [tag.max(1); 32],
+        quality: default_quality(),
     }
 }
 
@@ -65,7 +71,9 @@ impl Actor {
 /// A node with one freshly deployed market and handy actors.
 pub struct Fixture {
     pub chain: LocalChain,
+    /// The governance key: proposer and executor on the timelock that owns the market.
     pub owner: Actor,
+    pub timelock: Timelock,
     pub params: MarketParams,
 }
 
@@ -74,12 +82,14 @@ impl Fixture {
         let chain = LocalChain::start().await.expect("local chain");
         let signer = chain.funded_signer().await.expect("owner");
         let provider = chain.provider_for(signer.clone()).expect("provider");
-        let market = MarketClient::deploy(provider, &params)
-            .await
-            .expect("deploy market");
+        let (market, timelock) =
+            governance::deploy_market(provider, &params, TIMELOCK_DELAY, signer.address())
+                .await
+                .expect("deploy market");
         Fixture {
             chain,
             owner: Actor { signer, market },
+            timelock,
             params,
         }
     }
@@ -115,13 +125,32 @@ impl Fixture {
         id
     }
 
-    /// The owner admits `verifier`.
+    /// `verifier` joins by staking the minimum plus ten report bonds.
     pub async fn admit_verifier(&self, verifier: &Actor) {
-        self.owner
+        let stake = self.params.min_verifier_stake + self.params.report_bond * U256::from(10u64);
+        verifier
             .market
-            .register_verifier(verifier.addr())
+            .join_verifiers(stake)
             .await
-            .expect("admit verifier");
+            .expect("join verifiers");
+    }
+
+    /// Move past `period`'s challenge window and finalize it (as `by`).
+    pub async fn finalize(&self, by: &Actor, provider: Address, period: u64) -> TransactionReceipt {
+        let closes = self
+            .owner
+            .market
+            .challenge_closes_at(period)
+            .await
+            .expect("closes at");
+        let now = self.chain.latest_timestamp().await.expect("now");
+        if now < closes {
+            self.advance(closes - now).await;
+        }
+        by.market
+            .finalize(provider, period)
+            .await
+            .expect("finalize")
     }
 
     /// Move the node's clock forward by `seconds`.

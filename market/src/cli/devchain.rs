@@ -1,5 +1,5 @@
 //! `flowshield-market dev-chain`: demo and test only — a local chain with
-//! the market deployed, funded key files and verifiers admitted, reachable
+//! the market deployed, funded key files and staked verifiers, reachable
 //! on `--listen` (see [`super::devnet`]). Runs until Ctrl-C/SIGTERM.
 
 use super::{devnet, terminated};
@@ -19,7 +19,7 @@ pub struct DevChainArgs {
     /// Funded accounts to create (comma-separated names).
     #[arg(long, value_delimiter = ',')]
     keys: Vec<String>,
-    /// Funded accounts the market owner also admits as verifiers.
+    /// Funded accounts that also join as verifiers by staking.
     #[arg(long, value_delimiter = ',')]
     verifiers: Vec<String>,
 }
@@ -37,13 +37,9 @@ pub async fn run(args: DevChainArgs) -> Result<()> {
         .context("starting the local chain")?;
     let market = devnet::deploy(&chain, &devnet::demo_params()).await?;
     let mut accounts = devnet::funded_key_files(&chain, &dir, &keys).await?;
-    let verifier_accounts = devnet::funded_key_files(&chain, &dir, &verifiers).await?;
-    for (name, address) in &verifier_accounts {
-        market
-            .register_verifier(*address)
-            .await
-            .with_context(|| format!("admitting verifier {name}"))?;
-    }
+    let verifier_accounts = devnet::staked_verifiers(&chain, &market, &dir, &verifiers)
+        .await
+        .context("staking verifiers")?;
     accounts.extend(verifier_accounts);
     let target = devnet::url_addr(chain.rpc_url()).context("local chain URL")?;
     let listener = tokio::net::TcpListener::bind(listen)

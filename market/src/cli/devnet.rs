@@ -3,8 +3,8 @@
 //! makes the node (which listens on 127.0.0.1 only) reachable on another
 //! address, e.g. a bridge inside a network namespace. Never for production.
 
-use flowshield_chain::alloy::primitives::Address;
-use flowshield_chain::{LocalChain, MarketClient, MarketParams};
+use flowshield_chain::alloy::primitives::{Address, U256};
+use flowshield_chain::{governance, LocalChain, MarketClient, MarketParams};
 use flowshield_market::chain::{write_key_file, ChainSetupError};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -21,7 +21,11 @@ pub fn demo_params() -> MarketParams {
     }
 }
 
-/// Deploys a market on `chain` (owner: dev account 0).
+/// Seconds governance changes wait on the demo chain's timelock.
+pub const DEMO_TIMELOCK_DELAY: u64 = 86_400;
+
+/// Deploys a market on `chain`, owned by a timelock for which dev account 0
+/// proposes and executes.
 pub async fn deploy(
     chain: &LocalChain,
     params: &MarketParams,
@@ -30,7 +34,32 @@ pub async fn deploy(
         field: "dev accounts",
         reason: "the local chain has none".into(),
     })?;
-    Ok(MarketClient::deploy(chain.provider_for(owner)?, params).await?)
+    let proposer = owner.address();
+    let provider = chain.provider_for(owner)?;
+    let (market, _timelock) =
+        governance::deploy_market(provider, params, DEMO_TIMELOCK_DELAY, proposer).await?;
+    Ok(market)
+}
+
+/// Creates a funded account per name, writes `dir/<name>.key` (0600) and
+/// stakes it as a verifier: the minimum plus 100 report bonds.
+pub async fn staked_verifiers(
+    chain: &LocalChain,
+    market: &MarketClient,
+    dir: &Path,
+    names: &[String],
+) -> Result<Vec<(String, Address)>, ChainSetupError> {
+    let params = market.params().await?;
+    let stake = params.min_verifier_stake + params.report_bond * U256::from(100u64);
+    let mut out = Vec::new();
+    for name in names {
+        let signer = chain.funded_signer().await?;
+        write_key_file(&dir.join(format!("{name}.key")), &signer)?;
+        let as_verifier = market.with_provider(chain.provider_for(signer.clone())?);
+        as_verifier.join_verifiers(stake).await?;
+        out.push((name.clone(), signer.address()));
+    }
+    Ok(out)
 }
 
 /// Creates a funded account per name and writes `dir/<name>.key` (0600).

@@ -36,6 +36,11 @@ use std::path::{Path, PathBuf};
 /// market_address = "0x..."
 /// key_file = "/var/lib/flowshield-market/chain.key"
 ///
+/// [promise]                           # optional, defaults shown: the quality registered
+/// min_throughput_kbps = 1000          # on chain with the stake; verifiers judge the
+/// max_rtt_ms = 1000                   # provider against it (and only it)
+/// max_loss_bps = 500                  # 5 %
+///
 /// [session]                           # optional, defaults shown
 /// client_allowed_ips = []             # routes behind the provider, e.g. ["198.18.99.0/24"]
 /// min_escrow_wei = "1000000000000000"  # smaller orders are rejected on chain
@@ -75,8 +80,42 @@ pub struct ProviderFile {
     pub offer: OfferFile,
     pub chain: Option<ChainFile>,
     #[serde(default)]
+    pub promise: PromiseFile,
+    #[serde(default)]
     pub session: SessionFile,
     pub dashboard: Option<DashboardFile>,
+}
+
+/// The `[promise]` table (see [`ProviderFile`]): the quality the provider promises on
+/// chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromiseFile {
+    pub min_throughput_kbps: u32,
+    pub max_rtt_ms: u32,
+    pub max_loss_bps: u16,
+}
+
+impl Default for PromiseFile {
+    fn default() -> Self {
+        let q = flowshield_chain::default_quality();
+        Self {
+            min_throughput_kbps: q.minThroughputKbps,
+            max_rtt_ms: q.maxRttMs,
+            max_loss_bps: q.maxLossBps,
+        }
+    }
+}
+
+impl PromiseFile {
+    /// The on-chain form.
+    pub fn quality(&self) -> flowshield_chain::QualityPromise {
+        flowshield_chain::QualityPromise {
+            minThroughputKbps: self.min_throughput_kbps,
+            maxRttMs: self.max_rtt_ms,
+            maxLossBps: self.max_loss_bps,
+        }
+    }
 }
 
 /// The `[session]` table (see [`ProviderFile`]).

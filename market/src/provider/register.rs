@@ -1,6 +1,6 @@
 //! Selling: with a `[chain]` table the provider registers on chain (stake,
-//! its PeerId hash and WireGuard key) if it is not yet, updates that PeerId
-//! hash and key when they changed since (fullnodes admit its heartbeats
+//! its PeerId hash, WireGuard key and quality promise) if it is not yet,
+//! updates them when they changed since (fullnodes admit its heartbeats
 //! only when both match the chain), and builds its [`SessionHost`].
 
 use super::config::ProviderFile;
@@ -71,6 +71,7 @@ impl ProviderFile {
             price_per_hour: prices.per_hour,
             peer_id_hash: peer_id_hash(&offer.provider_peer_id),
             wg_public_key: offer.wg_public_key.0,
+            quality: self.promise.quality(),
         };
         if !record.registered {
             market
@@ -80,9 +81,11 @@ impl ProviderFile {
             tracing::info!(address = %signer.address(), "registered on chain");
         } else if record.peerIdHash != terms.peer_id_hash
             || record.wgPublicKey != B256::from(terms.wg_public_key)
+            || record.quality != terms.quality
         {
-            // A restart with a new node key or WireGuard key: fullnodes
-            // admit heartbeats only when both match the chain.
+            // A restart with a new node key, WireGuard key or promise: fullnodes
+            // admit heartbeats only when both keys match the chain, and
+            // verifiers judge against the promise on chain.
             market
                 .update_provider(&terms)
                 .await

@@ -94,6 +94,7 @@ impl Site {
             price_per_hour: prices.per_hour,
             peer_id_hash: flowshield_proto::peer_id_hash(&provider_peer),
             wg_public_key: provider_wg_key.0,
+            quality: flowshield_chain::default_quality(),
         };
         as_provider
             .register(U256::from(10u64).pow(U256::from(18u64)), &terms)

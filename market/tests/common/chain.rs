@@ -36,6 +36,7 @@ pub async fn register_provider(
         price_per_hour: U256::ZERO,
         peer_id_hash: peer_id_hash(&keypair.public().to_peer_id()),
         wg_public_key: wg,
+        quality: flowshield_chain::default_quality(),
     };
     as_provider
         .register(stake, &terms)

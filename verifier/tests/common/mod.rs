@@ -331,9 +331,11 @@ impl Market {
     pub async fn start(provider_wg: [u8; 32], verifiers: usize) -> Self {
         let chain = LocalChain::start().await.expect("local chain");
         let owner_signer = chain.dev_signer(0).expect("dev signer");
+        let governance = owner_signer.address();
         let owner = MarketClient::deploy(
             chain.provider_for(owner_signer).expect("provider"),
             &MarketParams::default(),
+            governance,
         )
         .await
         .expect("deploy market");
@@ -345,6 +347,7 @@ impl Market {
             price_per_hour: eth(1) / U256::from(1000),
             peer_id_hash: B256::repeat_byte(0x42),
             wg_public_key: provider_wg,
+            quality: flowshield_chain::default_quality(),
         };
         as_provider.register(stake, &terms).await.expect("register");
         let client = chain.funded_signer().await.expect("client account");
@@ -357,10 +360,13 @@ impl Market {
         let mut vs = Vec::new();
         for _ in 0..verifiers {
             let v = chain.funded_signer().await.expect("verifier account");
+            // Join by staking: the minimum plus 100 report bonds.
+            let p = MarketParams::default();
             owner
-                .register_verifier(v.address())
+                .with_provider(chain.provider_for(v.clone()).expect("v"))
+                .join_verifiers(p.min_verifier_stake + p.report_bond * U256::from(100u64))
                 .await
-                .expect("register verifier");
+                .expect("join verifiers");
             vs.push(v);
         }
         // Start at the beginning of a report period, so that every report of the test

@@ -76,6 +76,7 @@ pub async fn register_all(
                 pricePerHour: U256::from(offer.price_per_hour_wei),
                 peerIdHash: peer_id_hash(&offer.provider_peer_id),
                 wgPublicKey: B256::from(offer.wg_public_key.0),
+                quality: flowshield_chain::default_quality(),
             },
             stake: min_stake,
             balance,
