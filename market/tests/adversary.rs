@@ -6,12 +6,15 @@
 //!
 //! - [`stranger`]: a peer that never connected the order acts on it;
 //! - [`credit`]: a client that moves traffic and does not pay;
-//! - [`griefing`]: capacity, dust orders and borrowed WireGuard keys.
+//! - [`griefing`]: capacity, dust orders and borrowed WireGuard keys;
+//! - [`egress`]: a client aiming at what lies behind the provider.
 
 mod common;
 
 #[path = "adversary/credit.rs"]
 mod credit;
+#[path = "adversary/egress.rs"]
+mod egress;
 #[path = "adversary/fixture.rs"]
 mod fixture;
 #[path = "adversary/griefing.rs"]

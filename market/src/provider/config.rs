@@ -2,6 +2,7 @@
 //! [`Offer`] out (keys the file omits are found by [`super::offer_keys`]).
 
 use super::dashboard::DashboardFile;
+use super::egress::EgressFile;
 use super::error::ProviderError;
 use super::offer_keys;
 use crate::chain::ChainFile;
@@ -58,6 +59,13 @@ use std::path::{Path, PathBuf};
 /// fullnode_url = "http://10.250.0.1:8080"   # optional: reputation from this fullnode
 /// deca_registry = "0x..."             # optional: certificate status on chain (via chain.rpc_url)
 /// refresh_secs = 5                    # page reload interval; 0: never
+///
+/// [egress]                            # optional: on by default (see crate::provider::egress)
+/// enabled = true                      # nftables table inet flowshield_<interface>
+/// uplink = "eth0"                     # default: the default route's interface
+/// allow = []                          # CIDRs exempt from the blocked ranges
+/// block_ports = []                    # more TCP/UDP destination ports to drop
+/// allow_smtp = false                  # outbound TCP 25 dropped unless true
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,6 +85,9 @@ pub struct ProviderFile {
     #[serde(default)]
     pub session: SessionFile,
     pub dashboard: Option<DashboardFile>,
+    /// What clients may reach through this host; on unless `enabled = false`.
+    #[serde(default)]
+    pub egress: EgressFile,
 }
 
 /// The `[session]` table (see [`ProviderFile`]).
@@ -156,6 +167,20 @@ impl ProviderFile {
                 self.identity_file.with_extension("sessions.db").display()
             ),
         }
+    }
+
+    /// The `[egress]` policy for this file's interface and subnet (`None`
+    /// when disabled); bad input names the field.
+    pub fn egress_policy(
+        &self,
+        path: &Path,
+    ) -> Result<Option<super::egress::EgressPolicy>, ProviderError> {
+        self.egress
+            .policy(&self.interface, &self.tunnel_subnet)
+            .map_err(|e| ProviderError::Config {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })
     }
 
     pub fn load(path: &Path) -> Result<Self, ProviderError> {

@@ -13,6 +13,7 @@ use flowshield_e2e::daemon::Implementation;
 use flowshield_e2e::site::{self as e2e, PeerSpec};
 use flowshield_market::dataplane::DataPlane;
 use flowshield_market::net::{self, MarketRequest, MarketResponse, NetConfig, NetHandle};
+use flowshield_market::provider::egress::{EgressFile, NetTools};
 use flowshield_market::provider::host::{HostConfig, SessionHost};
 use flowshield_market::provider::{Provider, ProviderConfig};
 use flowshield_market::session::pricing::Prices;
@@ -65,7 +66,18 @@ pub struct Actor {
 
 impl Site {
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// [`Site::start`] with an `[egress]` table: the provider applies its
+    /// filter at start inside the data plane's namespace.
+    pub async fn start_with(egress: Option<EgressFile>) -> Self {
         let (mut wg, client_wg) = e2e::two_sites().expect("namespaces");
+        let egress = egress.map(|file| {
+            file.policy(&wg.iface, "10.77.0.0/24")
+                .expect("egress policy")
+                .expect("enabled")
+        });
         wg.start(Implementation::Flowshield).expect("data plane");
         wg.wg_set(&[]).expect("private key and port");
         wg.link_up().expect("tunnel address");
@@ -131,6 +143,8 @@ impl Site {
             heartbeat_interval: Duration::from_secs(1),
             dht_refresh_every: 6,
             sessions: Some(host.clone()),
+            egress,
+            net_tools: NetTools::in_netns(wg.ns.name()),
             ..provider_config(keypair, offer)
         })
         .await
@@ -152,7 +166,18 @@ impl Site {
     /// peer (endpoint known, the provider's /24 routed through it) and
     /// returns its WireGuard key, for a `Connect`.
     pub fn tunnel_client(&mut self) -> WgPublicKey {
-        let provider = PeerSpec::new(&self.wg).allowed_ips(&["10.77.0.0/24"]);
+        self.tunnel_client_routing(&["10.77.0.0/24"], None)
+    }
+
+    /// [`Site::tunnel_client`] sending `allowed_ips` to the provider (routes
+    /// for them are the caller's), with an optional keepalive.
+    pub fn tunnel_client_routing(
+        &mut self,
+        allowed_ips: &[&str],
+        keepalive: Option<u16>,
+    ) -> WgPublicKey {
+        let mut provider = PeerSpec::new(&self.wg).allowed_ips(allowed_ips);
+        provider.keepalive = keepalive;
         self.client_wg
             .start(Implementation::Flowshield)
             .expect("client data plane");
@@ -234,10 +259,17 @@ impl Site {
     }
 
     pub async fn shutdown(self, actors: Vec<Actor>) {
+        self.stop(actors).await;
+    }
+
+    /// Stops the provider (and `actors`) and hands back the data plane's
+    /// site, still running, to look at what the provider left behind.
+    pub async fn stop(self, actors: Vec<Actor>) -> e2e::Site {
         for actor in actors {
             actor.net.shutdown().await;
         }
         self.provider.shutdown().await;
+        self.wg
     }
 }
 
