@@ -7,7 +7,9 @@
 //! - [`stranger`]: a peer that never connected the order acts on it;
 //! - [`credit`]: a client that moves traffic and does not pay;
 //! - [`griefing`]: capacity, dust orders and borrowed WireGuard keys;
-//! - [`egress`]: a client aiming at what lies behind the provider.
+//! - [`egress`]: a client aiming at what lies behind the provider;
+//! - [`shaping`]: a client taking more bandwidth than the offer promises;
+//! - [`restricted`]: a compromised sidecar reaching for the data plane's key.
 
 mod common;
 
@@ -19,5 +21,9 @@ mod egress;
 mod fixture;
 #[path = "adversary/griefing.rs"]
 mod griefing;
+#[path = "adversary/restricted.rs"]
+mod restricted;
+#[path = "adversary/shaping.rs"]
+mod shaping;
 #[path = "adversary/stranger.rs"]
 mod stranger;

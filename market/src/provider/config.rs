@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 /// bootstrap = ["/ip4/203.0.113.5/tcp/4001/p2p/12D3Koo..."]
 /// heartbeat_secs = 5
 /// interface = "flowshield0"
+/// data_plane_socket = "/var/run/wireguard/restricted/flowshield0.sock"  # optional, see below
 /// tunnel_subnet = "10.77.0.0/16"
 ///
 /// [offer]
@@ -79,6 +80,10 @@ pub struct ProviderFile {
     pub heartbeat_secs: u64,
     #[serde(default = "default_interface")]
     pub interface: String,
+    /// The data plane's UAPI socket. Default: the interface's restricted
+    /// socket if its daemon serves one, else its full socket.
+    #[serde(default)]
+    pub data_plane_socket: Option<PathBuf>,
     pub tunnel_subnet: String,
     pub offer: OfferFile,
     pub chain: Option<ChainFile>,
@@ -183,6 +188,15 @@ impl ProviderFile {
             })
     }
 
+    /// The data plane, through `data_plane_socket` or the least privileged
+    /// socket its daemon serves.
+    pub fn dataplane(&self) -> crate::dataplane::DataPlane {
+        match &self.data_plane_socket {
+            Some(socket) => crate::dataplane::DataPlane::with_socket(&self.interface, socket),
+            None => crate::dataplane::DataPlane::least_privileged(&self.interface),
+        }
+    }
+
     pub fn load(path: &Path) -> Result<Self, ProviderError> {
         let text = std::fs::read_to_string(path).map_err(|e| ProviderError::Config {
             path: path.to_path_buf(),
@@ -215,7 +229,7 @@ impl ProviderFile {
             wg_public_key: offer_keys::wg_public_key(
                 o.wg_public_key.as_deref(),
                 &self.interface,
-                flowshield_tunnel::uapi::client::get,
+                |iface| flowshield_tunnel::uapi::client::get_at(self.dataplane().socket(), iface),
             )
             .map_err(|e| field("offer.wg_public_key", e))?,
             endpoint: o

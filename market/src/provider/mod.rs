@@ -10,7 +10,8 @@
 //! - [`store`]: the durable session state (SQLite or Postgres), and
 //!   [`recover`]: reconciling it with the chain and the data plane at start;
 //! - [`dashboard`]: the operator's web page;
-//! - [`egress`]: the nftables filter on what clients reach through this host.
+//! - [`egress`]: the nftables filter on what clients reach through this host;
+//! - [`shaping`]: per-client rate limits (tc) at the offer's capacity.
 //!
 //! With a `[chain]` table the provider also sells: it registers on chain
 //! (stake) if needed and answers session requests through
@@ -27,6 +28,7 @@ pub mod host;
 pub mod offer_keys;
 pub mod recover;
 mod register;
+pub mod shaping;
 pub mod store;
 
 pub use config::{OfferFile, ProviderFile, SessionFile};

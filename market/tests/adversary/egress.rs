@@ -12,7 +12,7 @@
 //!                                    └──veth── LAN 192.168.50.2 (:80), 169.254.169.254 (:80)
 //! ```
 
-use crate::fixture::{Actor, Site, ESCROW};
+use crate::fixture::{Actor, Options, Site, ESCROW};
 use flowshield_e2e::daemon::Implementation;
 use flowshield_e2e::netns::{Netns, VethPair};
 use flowshield_e2e::site::{self as e2e, PeerSpec};
@@ -160,7 +160,7 @@ fn tables(site: &Site) -> String {
 /// The hole, as the packaged example left it: forwarding with no filter.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_filter_a_client_reaches_the_lan_metadata_smtp_and_other_clients() {
-    let mut site = Site::start_with(None).await;
+    let mut site = Site::start_with(Options::default()).await;
     let around = surround(&mut site).await;
     let reach = attack(&site);
     eprintln!("no filter: {reach:?}");
@@ -172,10 +172,13 @@ async fn without_a_filter_a_client_reaches_the_lan_metadata_smtp_and_other_clien
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_filter_lets_a_client_reach_the_internet_and_nothing_behind_the_provider() {
-    let mut site = Site::start_with(Some(EgressFile {
-        uplink: Some(UPLINK.into()),
-        ..EgressFile::default()
-    }))
+    let mut site = Site::start_with(Options {
+        egress: Some(EgressFile {
+            uplink: Some(UPLINK.into()),
+            ..EgressFile::default()
+        }),
+        ..Options::default()
+    })
     .await;
     let table = ruleset::table_name(&site.iface);
     assert!(tables(&site).contains(&table), "{}", tables(&site));

@@ -2,16 +2,26 @@
 
 use anyhow::Context;
 use flowshield_tunnel::device::driver::{Daemon, DaemonApi};
+use flowshield_tunnel::uapi::restricted::{self, Restricted};
 use flowshield_tunnel::uapi::{server::Listener, socket_path, SocketAccess};
 use std::io::Write;
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 
 /// `uapi_group`: who besides root may use the UAPI socket (see
-/// [`flowshield_tunnel::uapi::access`]).
-pub fn run(iface: &str, uapi_group: Option<&str>) -> anyhow::Result<()> {
+/// [`flowshield_tunnel::uapi::access`]); `restricted_group`: who may use the
+/// restricted socket ([`flowshield_tunnel::uapi::restricted`]), served only
+/// when given.
+pub fn run(
+    iface: &str,
+    uapi_group: Option<&str>,
+    restricted_group: Option<&str>,
+) -> anyhow::Result<()> {
     super::check_iface_name(iface)?;
     let access = SocketAccess::from_group_spec(uapi_group)?;
+    let restricted_access = restricted_group
+        .map(|group| SocketAccess::from_group_spec(Some(group)))
+        .transpose()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("flowshield")
@@ -23,6 +33,18 @@ pub fn run(iface: &str, uapi_group: Option<&str>) -> anyhow::Result<()> {
         if let SocketAccess::Group(gid) = access {
             tracing::info!(iface, gid, "UAPI socket open to group (mode 0660)");
         }
+        let restricted = match restricted_access {
+            Some(access) => {
+                let listener = Listener::bind_with_access(&restricted::socket_path(iface), access)?;
+                tracing::info!(
+                    iface,
+                    mode = format!("{:o}", access.mode()),
+                    "restricted UAPI socket"
+                );
+                Some(listener)
+            }
+            None => None,
+        };
         let daemon = Daemon::create(iface)?;
         let mut sigterm = signal(SignalKind::terminate())?;
         let mut sigint = signal(SignalKind::interrupt())?;
@@ -37,9 +59,17 @@ pub fn run(iface: &str, uapi_group: Option<&str>) -> anyhow::Result<()> {
             }
         };
         let api = Arc::new(DaemonApi(daemon.clone()));
+        let limited = Arc::new(Restricted::new(api.clone()));
+        let serve_restricted = async {
+            match &restricted {
+                Some(listener) => listener.serve(limited).await,
+                None => std::future::pending().await,
+            }
+        };
         let result = tokio::select! {
             r = daemon.run(shutdown) => r,
             () = listener.serve(api) => Ok(()),
+            () = serve_restricted => Ok(()),
         };
         match result {
             Ok(()) => Ok(()),

@@ -13,6 +13,7 @@ use serde::Deserialize;
 /// allow = ["192.168.7.0/24"]   # exempt from the blocked ranges
 /// block_ports = [6667]    # TCP and UDP destination ports also dropped
 /// allow_smtp = false      # default: outbound TCP 25 dropped
+/// shape_clients = true    # default: per-client tc limits (crate::provider::shaping)
 /// ```
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -22,6 +23,9 @@ pub struct EgressFile {
     pub allow: Vec<String>,
     pub block_ports: Vec<u16>,
     pub allow_smtp: bool,
+    /// Per-client rate limits at the offer's capacity (independent of
+    /// `enabled`).
+    pub shape_clients: bool,
 }
 
 impl Default for EgressFile {
@@ -32,6 +36,7 @@ impl Default for EgressFile {
             allow: Vec::new(),
             block_ports: Vec::new(),
             allow_smtp: false,
+            shape_clients: true,
         }
     }
 }
