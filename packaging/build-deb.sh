@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the provider package: the four release binaries, their man pages
+# Builds the provider package: the release binaries, their man pages
 # (help2man, from each binary's --help, so they cannot drift from the code),
 # then `cargo deb --no-build`. Prints the .deb's path on the last line.
 # Needs cargo-deb and help2man: scripts/setup.sh installs both.
@@ -50,7 +50,7 @@ while IFS='|' read -r bin summary; do
         echo "[COMMANDS]"
         subcommand_pages "$release/$bin"
         echo "[SEE ALSO]"
-        echo "flowshield(1), flowshield-market(1), flowshield-verifier(1), flowshield-ca(1),"
+        echo "flowshield(1), flowshieldd(1), flowshield-market(1), flowshield-verifier(1), flowshield-ca(1),"
         echo "/usr/share/doc/flowshield/README.Debian"
     } >"$include"
     help2man --no-info --no-discard-stderr --section 1 --version-string "$version" \
@@ -59,6 +59,7 @@ while IFS='|' read -r bin summary; do
     rm -f "$include"
 done <<'PAGES'
 flowshield|FlowShield userspace WireGuard data plane and wg-like command line
+flowshieldd|FlowShield userspace WireGuard daemon, a drop-in for wireguard-go (wg-quick)
 flowshield-market|FlowShield bandwidth market sidecar (fullnode, provider, client)
 flowshield-verifier|probe FlowShield providers and report on their quality
 flowshield-ca|FlowShield decentralized certificate authority (DeCA)

@@ -293,6 +293,22 @@ impl LocalChain {
         self.mine().await
     }
 
+    /// Mine a block every `ms` milliseconds instead of one per
+    /// transaction (`evm_setAutomine false` + `evm_setIntervalMining`), as
+    /// a real chain does; `None` goes back to one block per transaction.
+    pub async fn set_interval_mining(&self, ms: Option<u64>) -> Result<()> {
+        match ms {
+            Some(ms) => {
+                self.raw("evm_setAutomine", (false,)).await?;
+                self.raw("evm_setIntervalMining", (ms,)).await
+            }
+            None => {
+                self.raw("evm_setIntervalMining", (0u64,)).await?;
+                self.raw("evm_setAutomine", (true,)).await
+            }
+        }
+    }
+
     /// Mine one block.
     pub async fn mine(&self) -> Result<()> {
         self.raw("evm_mine", Vec::<u64>::new()).await

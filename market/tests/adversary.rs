@@ -9,7 +9,8 @@
 //! - [`griefing`]: capacity, dust orders and borrowed WireGuard keys;
 //! - [`egress`]: a client aiming at what lies behind the provider;
 //! - [`shaping`]: a client taking more bandwidth than the offer promises;
-//! - [`restricted`]: a compromised sidecar reaching for the data plane's key.
+//! - [`restricted`]: a compromised sidecar reaching for the data plane's key;
+//! - [`slowchain`]: a chain mining every 5 s while a session settles.
 
 mod common;
 
@@ -25,5 +26,7 @@ mod griefing;
 mod restricted;
 #[path = "adversary/shaping.rs"]
 mod shaping;
+#[path = "adversary/slowchain.rs"]
+mod slowchain;
 #[path = "adversary/stranger.rs"]
 mod stranger;

@@ -17,8 +17,11 @@ use common::net::{provider_config, start_fullnode, wait_fullnode};
 use flowshield_chain::alloy::primitives::Address;
 use flowshield_chain::{LocalChain, MarketClient, MarketParams};
 use flowshield_market::fullnode::{Fullnode, FullnodeEvent};
+use flowshield_market::net::{self, NetConfig, NetEvent};
 use flowshield_market::provider::{Provider, ProviderConfig};
-use flowshield_proto::{ChainAddress, Keypair, Offer, PeerId, WgPublicKey};
+use flowshield_proto::{
+    ChainAddress, Heartbeat, Keypair, Offer, PeerId, SignedMessage, WgPublicKey,
+};
 use libp2p::Multiaddr;
 use std::time::Duration;
 
@@ -217,7 +220,7 @@ async fn a_wrong_wireguard_key_and_unbonding_stake_are_refused() {
     assert_eq!(best(&fullnode).await, leaving_id.to_string());
     as_leaving.request_unstake(eth(1)).await.expect("unstake");
     // The event reaches the fullnode within a poll, far before the
-    // cached record's TTL (60 s).
+    // cached record's TTL (600 s).
     wait_fullnode(&mut events, "the unbonding provider refused", |e| {
         matches!(
             e,
@@ -239,5 +242,117 @@ async fn a_wrong_wireguard_key_and_unbonding_stake_are_refused() {
     assert_eq!(status, 404, "{body}");
     assert!(heartbeats(&fullnode, "wg_key_mismatch").await >= 1);
     assert!(heartbeats(&fullnode, "unbonding").await >= 1);
+    fullnode.shutdown().await;
+}
+
+/// A bare libp2p node that gossips `keypair`'s signed heartbeats for
+/// `offer` every 200 ms. It listens nowhere, so no other node can reach
+/// it: it talks only to the nodes in `bootstrap`.
+async fn gossip_heartbeats(
+    keypair: Keypair,
+    offer: Offer,
+    bootstrap: Vec<Multiaddr>,
+) -> (net::NetHandle, tokio::task::JoinHandle<()>) {
+    let (node, _events) = net::spawn(NetConfig {
+        bootstrap,
+        ..NetConfig::new(keypair.clone())
+    })
+    .await
+    .expect("publisher starts");
+    let publisher = node.clone();
+    let task = tokio::spawn(async move {
+        for seq in 1.. {
+            let heartbeat = Heartbeat {
+                offer: offer.clone(),
+                seq,
+                timestamp_ms: flowshield_market::unix_ms(),
+            };
+            let signed = SignedMessage::sign(&heartbeat, &keypair).expect("sign");
+            // Before the mesh forms, publishing finds no peer: try again.
+            let _ = publisher.publish_heartbeat(&signed).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    (node, task)
+}
+
+/// A gated fullnode is a gossip relay too: before its stake check told
+/// gossip what to do, it forwarded every heartbeat whose signature held,
+/// so an unregistered flooder reached every peer behind it. A peer that
+/// hears the market only through the fullnode must get the registered
+/// provider's heartbeats and never the stranger's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gated_fullnode_forwards_only_heartbeats_it_admitted() {
+    let (chain, owner, _dir, fullnode) = market_and_fullnode().await;
+    let bootstrap = fullnode.net.listen_addrs().to_vec();
+    let fullnode_id = fullnode.net.peer_id();
+    let mut events = fullnode.subscribe();
+
+    // Listens nowhere, nor do the publishers: all it hears comes through
+    // the fullnode.
+    let (observer, mut heard) = net::spawn(NetConfig {
+        bootstrap: bootstrap.clone(),
+        ..NetConfig::new(Keypair::generate_ed25519())
+    })
+    .await
+    .expect("observer starts");
+
+    let honest_key = Keypair::generate_ed25519();
+    let honest_id = honest_key.public().to_peer_id();
+    let (honest, _) = register_provider(&chain, &owner, &honest_key, [1; 32], eth(1)).await;
+    let (honest_node, honest_task) = gossip_heartbeats(
+        honest_key.clone(),
+        offer(&honest_key, [1; 32], chain_address(honest.address()), 100),
+        bootstrap.clone(),
+    )
+    .await;
+    let stranger_key = Keypair::generate_ed25519();
+    let stranger_id = stranger_key.public().to_peer_id();
+    let (stranger_node, stranger_task) = gossip_heartbeats(
+        stranger_key.clone(),
+        offer(
+            &stranger_key,
+            [5; 32],
+            chain_address(Address::repeat_byte(0xc2)),
+            0,
+        ),
+        bootstrap,
+    )
+    .await;
+    wait_fullnode(
+        &mut events,
+        "the stranger refused",
+        decided(stranger_id, "unregistered"),
+    )
+    .await;
+
+    // Both heartbeat every 200 ms: while ten of the honest provider's
+    // arrive, the stranger sends as many.
+    let mut honest_heard = 0;
+    common::net::within("ten honest heartbeats through the fullnode", async {
+        while honest_heard < 10 {
+            let Some(event) = heard.recv().await else {
+                panic!("observer stopped");
+            };
+            if let NetEvent::HeartbeatAccepted { heartbeat, via, .. } = event {
+                assert_eq!(via, fullnode_id, "heard only through the fullnode");
+                let author = heartbeat.offer.provider_peer_id;
+                assert_ne!(
+                    author, stranger_id,
+                    "the fullnode forwarded the unregistered stranger's heartbeat"
+                );
+                if author == honest_id {
+                    honest_heard += 1;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(heartbeats(&fullnode, "unregistered").await >= 5);
+    honest_task.abort();
+    stranger_task.abort();
+    for node in [observer, honest_node, stranger_node] {
+        node.shutdown().await;
+    }
     fullnode.shutdown().await;
 }

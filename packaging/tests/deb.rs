@@ -28,6 +28,7 @@ const BINARIES: &[&str] = &[
     "flowshield-market",
     "flowshield-verifier",
     "flowshield-ca",
+    "flowshieldd",
 ];
 const UNITS: &[&str] = &[
     "flowshield@.service",

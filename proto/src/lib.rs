@@ -30,6 +30,7 @@ pub mod offer;
 pub mod replay;
 pub mod report;
 pub mod signed;
+pub mod signers;
 
 pub use cert::CertAnnouncement;
 pub use eip712::{market_domain, report_digest, Report};
@@ -41,6 +42,7 @@ pub use report::{verify_report, CheckedReport, InvalidReport, SignedReport};
 pub use signed::{
     max_envelope_for, Signable, SignedMessage, MAX_ENVELOPE_BYTES, MAX_PAYLOAD_BYTES,
 };
+pub use signers::SignerKeys;
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it): the
 /// timestamp of every signed market message and the `now_ms` the checks take.

@@ -17,6 +17,7 @@
 //! *and* the signer's PeerId is the author the payload names.
 
 use crate::error::ProtoError;
+use crate::signers::SignerKeys;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use libp2p_identity::{Keypair, PeerId, PublicKey};
@@ -218,12 +219,27 @@ impl<T: Signable> SignedMessage<T> {
     /// names, and the payload's own validity; returns the payload.
     pub fn verify(&self) -> Result<T, ProtoError> {
         let key = self.public_key()?;
+        let signer = key.to_peer_id();
+        self.verify_with(&key, signer)
+    }
+
+    /// [`Self::verify`], taking the signer's decoded key from `keys` when
+    /// it is there (and keeping it there once its signature verified).
+    pub fn verify_cached(&self, keys: &mut SignerKeys) -> Result<T, ProtoError> {
+        let (key, signer, cached) = keys.decode(&self.signer)?;
+        let value = self.verify_with(&key, signer)?;
+        if !cached {
+            keys.keep(&self.signer, key, signer);
+        }
+        Ok(value)
+    }
+
+    fn verify_with(&self, key: &PublicKey, signer: PeerId) -> Result<T, ProtoError> {
         if !key.verify(&Self::signing_input(&self.payload), &self.signature) {
             return Err(ProtoError::Forged);
         }
         let value: T = serde_json::from_slice(&self.payload)
             .map_err(|e| ProtoError::invalid("payload", e.to_string()))?;
-        let signer = key.to_peer_id();
         let expected = value.expected_signer();
         if signer != expected {
             return Err(ProtoError::WrongSigner {
@@ -238,6 +254,16 @@ impl<T: Signable> SignedMessage<T> {
     /// The payload bytes exactly as signed.
     pub fn payload(&self) -> &[u8] {
         &self.payload
+    }
+
+    /// The signer's public key, protobuf-encoded, as carried.
+    pub fn signer(&self) -> &[u8] {
+        &self.signer
+    }
+
+    /// The signature bytes as carried.
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
     }
 }
 

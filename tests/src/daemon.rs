@@ -156,8 +156,9 @@ impl Drop for Daemon {
 }
 
 /// Pids of running processes whose command line is a daemon for `iface`
-/// (`flowshield daemon IFACE` or `wireguard-go -f IFACE`). Used only to
-/// clean up daemons this harness started (names carry its prefix and pid).
+/// (`flowshield daemon IFACE`, `flowshieldd [-f] IFACE` or `wireguard-go -f
+/// IFACE`). Used only to clean up daemons this harness started (names carry
+/// its prefix and pid).
 pub fn daemon_pids(iface: &str) -> Vec<i32> {
     let mut pids = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -171,9 +172,10 @@ pub fn daemon_pids(iface: &str) -> Vec<i32> {
             continue;
         };
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        let is_daemon = args
-            .windows(2)
-            .any(|w| (w[0] == b"daemon" || w[0] == b"-f") && w[1] == iface.as_bytes());
+        let is_daemon = args.windows(2).any(|w| {
+            (w[0] == b"daemon" || w[0] == b"-f" || w[0].ends_with(b"flowshieldd"))
+                && w[1] == iface.as_bytes()
+        });
         if is_daemon {
             pids.push(pid);
         }

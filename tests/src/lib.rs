@@ -12,6 +12,8 @@
 //!   started in a namespace, ready once its UAPI socket answers, stopped on
 //!   drop, its log printed so failed tests show it;
 //!   [`daemon::QuickUp`]: an interface brought up by `flowshield up`;
+//! - [`dropin`]: `flowshieldd`, the wireguard-go drop-in, run detached or
+//!   by Debian's wg-quick, with guards that kill detached daemons;
 //! - [`wg`]: keys, `wg` and UAPI helpers, `flowshield show --json`;
 //! - [`site::Site`]: a namespace with one interface, keys and addresses,
 //!   configured by `wg set`, `wg setconf` or a wg-quick file;
@@ -33,7 +35,11 @@
 //! `garbage_udp` (junk datagrams and unknown keys counted and dropped),
 //! `roaming` (endpoint roaming, persistent keepalive), `reconfigure` (peer
 //! removal, listen-port change, full-MTU packets), `daemon_lifecycle`
-//! (signals, link deletion, one daemon per interface), `keys`.
+//! (signals, link deletion, one daemon per interface), `keys`,
+//! `wg_quick_dropin` (flowshieldd under the real wg-quick, default route by
+//! fwmark, the TUN link moved to another namespace), `sticky_source`
+//! (replies from the address the peer wrote to, IPv4 and IPv6),
+//! `conformance` (the scenarios of wireguard-go's tests/netns.sh).
 //! Failing tests print the daemons' logs.
 //!
 //! Requirements: root, `ip`, `wg`, `wireguard-go`, `ping`; the `flowshield`
@@ -42,6 +48,7 @@
 //! fails the test with a message saying what to do; nothing is skipped.
 
 pub mod daemon;
+pub mod dropin;
 pub mod netns;
 pub mod process;
 pub mod site;

@@ -14,6 +14,8 @@
 //!   and the tokio driver that does the IO.
 //! - [`config`]: wg-quick configuration files.
 //! - [`netcfg`]: addresses, MTU and routes for `flowshield up`.
+//! - [`service`]: one interface as a running daemon process (UAPI socket,
+//!   TUN, signals), shared by `flowshield daemon` and `flowshieldd`.
 //!
 //! Not here: anything about markets, payments or certificates. The data plane
 //! knows only WireGuard.
@@ -22,5 +24,6 @@ pub mod config;
 pub mod device;
 pub mod key;
 pub mod netcfg;
+pub mod service;
 pub mod setargs;
 pub mod uapi;

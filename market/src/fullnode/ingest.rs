@@ -32,7 +32,7 @@ use flowshield_ca::registry::Registry;
 use flowshield_ca::VerifyError;
 use flowshield_chain::MarketClient;
 use flowshield_proto::{ChainAddress, Heartbeat, PeerId, SignedMessage};
-use libp2p::gossipsub::MessageAcceptance;
+use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,8 +41,15 @@ use tokio::task::JoinSet;
 
 type Verdict = (VerifyJob, Result<u64, VerifyError>);
 type Lookup = (LookupJob, Result<Found, String>);
-/// A heartbeat waiting for a verdict, and the gossip peer that relayed it.
-type Held = (Box<Heartbeat>, Box<SignedMessage<Heartbeat>>, PeerId);
+/// A verified heartbeat on its way through the gates: the gossip peer
+/// that relayed it, and (when the fullnode gates) the gossip message whose
+/// forwarding waits for the verdict.
+struct Held {
+    heartbeat: Box<Heartbeat>,
+    signed: Box<SignedMessage<Heartbeat>>,
+    via: PeerId,
+    message_id: Option<MessageId>,
+}
 
 /// Heartbeats held per chain address while it is looked up (one per
 /// PeerId; more PeerIds claiming one address are refused as busy).
@@ -162,7 +169,16 @@ impl Ingest {
                 heartbeat,
                 signed,
                 via,
-            } => self.gate_heartbeat(heartbeat, signed, via, state).await,
+                message_id,
+            } => {
+                let held = Held {
+                    heartbeat,
+                    signed,
+                    via,
+                    message_id,
+                };
+                self.gate_heartbeat(held, state).await
+            }
             NetEvent::HeartbeatRejected { error, .. } => self.count_refusal(error.reason()),
             NetEvent::CertAnnounced { announcement, .. } => {
                 if let Some(deca) = &mut self.deca {
@@ -184,7 +200,7 @@ impl Ingest {
                     Some(reports) => reports.accept_gossip(&data).await,
                     None => MessageAcceptance::Ignore,
                 };
-                let _ = self.net.validate_report(message_id, via, acceptance).await;
+                let _ = self.net.validate_gossip(message_id, via, acceptance).await;
             }
             NetEvent::InboundRequest { channel, .. } => {
                 let response = MarketResponse::Error("a fullnode answers over HTTP".into());
@@ -199,18 +215,37 @@ impl Ingest {
         let _ = self.events.send(FullnodeEvent::Rejected { reason });
     }
 
-    async fn gate_heartbeat(
-        &mut self,
-        heartbeat: Box<Heartbeat>,
-        signed: Box<SignedMessage<Heartbeat>>,
-        via: PeerId,
-        state: &mut State,
-    ) {
+    /// Tells gossip whether to forward a deferred heartbeat: only what the
+    /// gates admitted travels on; refused ones are dropped without
+    /// penalizing the relay (it may not gate).
+    async fn settle(&self, held: &Held, admitted: bool) {
+        if let Some(message_id) = &held.message_id {
+            let acceptance = if admitted {
+                MessageAcceptance::Accept
+            } else {
+                MessageAcceptance::Ignore
+            };
+            let _ = self
+                .net
+                .validate_gossip(message_id.clone(), held.via, acceptance)
+                .await;
+        }
+    }
+
+    /// Holds `held` for a verdict; a heartbeat it replaces from the same
+    /// provider is not forwarded.
+    async fn hold(&self, slot: Option<Held>) {
+        if let Some(replaced) = slot {
+            self.settle(&replaced, false).await;
+        }
+    }
+
+    async fn gate_heartbeat(&mut self, held: Held, state: &mut State) {
         let now = unix_ms();
-        let provider = heartbeat.offer.provider_peer_id;
+        let provider = held.heartbeat.offer.provider_peer_id;
         if let Some(stake) = &mut self.stake {
-            let address = heartbeat.offer.chain_address;
-            match stake.gate.check_via(&heartbeat, via, now) {
+            let address = held.heartbeat.offer.chain_address;
+            match stake.gate.check_via(&held.heartbeat, held.via, now) {
                 stakegate::Decision::Accept => {
                     if stake.gate.first_verdict(provider, "accepted") {
                         tracing::info!(%provider, %address, "provider admitted: staked on chain");
@@ -220,6 +255,7 @@ impl Ingest {
                     if stake.gate.first_verdict(provider, reason) {
                         tracing::info!(%provider, %address, reason, "provider refused by the stake gate");
                     }
+                    self.settle(&held, false).await;
                     if stakegate::is_transient(reason) {
                         // The chain did not answer: a live provider stays
                         // until it does.
@@ -228,21 +264,22 @@ impl Ingest {
                     return self.refuse(&provider, reason, state).await;
                 }
                 stakegate::Decision::Hold => {
-                    let held = state.held_for_stake.entry(address).or_default();
-                    if held.len() >= MAX_HELD_PER_ADDRESS && !held.contains_key(&provider) {
+                    let waiting = state.held_for_stake.entry(address).or_default();
+                    if waiting.len() >= MAX_HELD_PER_ADDRESS && !waiting.contains_key(&provider) {
                         // Not held, not dropped: a flood of PeerIds claiming
                         // an address must not evict the one it belongs to.
+                        self.settle(&held, false).await;
                         return self.count_refusal("chain_checks_busy");
                     }
-                    held.insert(provider, (heartbeat, signed, via));
-                    return;
+                    let replaced = waiting.insert(provider, held);
+                    return self.hold(replaced).await;
                 }
                 stakegate::Decision::Lookup(job) => {
-                    state
+                    let replaced = state
                         .held_for_stake
                         .entry(address)
                         .or_default()
-                        .insert(provider, (heartbeat, signed, via));
+                        .insert(provider, held);
                     let market = stake.market.clone();
                     let timeout = stake.lookup_timeout;
                     let lookups = state.lookups_tx.clone();
@@ -250,22 +287,30 @@ impl Ingest {
                         let outcome = stakegate::lookup(&market, job, timeout).await;
                         let _ = lookups.send((job, outcome)).await;
                     });
-                    return;
+                    return self.hold(replaced).await;
                 }
             }
         }
         let decision = match &mut self.deca {
-            Some(deca) => deca.gate.check(&heartbeat, now),
+            Some(deca) => deca.gate.check(&held.heartbeat, now),
             None => Decision::Accept,
         };
         match decision {
-            Decision::Accept => self.admit(&heartbeat, &signed, now, state),
-            Decision::Refuse(reason) => self.refuse(&provider, reason, state).await,
+            Decision::Accept => {
+                self.admit(&held.heartbeat, &held.signed, now, state);
+                self.settle(&held, true).await;
+            }
+            Decision::Refuse(reason) => {
+                self.settle(&held, false).await;
+                self.refuse(&provider, reason, state).await
+            }
             Decision::Hold => {
-                state.held.insert(provider, (heartbeat, signed, via));
+                let replaced = state.held.insert(provider, held);
+                self.hold(replaced).await;
             }
             Decision::Verify(job) => {
-                state.held.insert(provider, (heartbeat, signed, via));
+                let replaced = state.held.insert(provider, held);
+                self.hold(replaced).await;
                 if let Some(deca) = &self.deca {
                     let registry = deca.registry.clone();
                     let verdicts = state.verdicts_tx.clone();
@@ -293,8 +338,8 @@ impl Ingest {
             Err(reason) => reason,
         };
         self.metrics.cert_checks.with_label_values(&[label]).inc();
-        if let Some((heartbeat, signed, via)) = state.held.remove(&job.provider) {
-            Box::pin(self.gate_heartbeat(heartbeat, signed, via, state)).await;
+        if let Some(held) = state.held.remove(&job.provider) {
+            Box::pin(self.gate_heartbeat(held, state)).await;
         }
     }
 
@@ -313,8 +358,8 @@ impl Ingest {
             .held_for_stake
             .remove(&job.address)
             .unwrap_or_default();
-        for (_, (heartbeat, signed, via)) in held {
-            Box::pin(self.gate_heartbeat(heartbeat, signed, via, state)).await;
+        for (_, held) in held {
+            Box::pin(self.gate_heartbeat(held, state)).await;
         }
     }
 

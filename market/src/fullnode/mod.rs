@@ -185,6 +185,8 @@ impl Fullnode {
         net_config.replay_policy = config.replay_policy;
         net_config.fullnode_topics = true;
         net_config.replay_gauges = Some(metrics.map_gauges("replay_guard"));
+        // A gating fullnode forwards only the heartbeats it admitted.
+        net_config.defer_heartbeat_validation = config.market.is_some() || config.deca.is_some();
         let (net, net_events) = net::spawn(net_config).await?;
 
         let reports = verifiers.map(|registry| {

@@ -62,7 +62,11 @@ pub fn is_transient(reason: &str) -> bool {
 /// How long chain answers are trusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StakePolicy {
-    /// A record that admits (registered, staked).
+    /// A record that admits (registered, staked). Long: every change to a
+    /// provider's record emits an event that invalidates it within a poll
+    /// ([`super::chainwatch`]), and `minStake` (re-read after
+    /// `min_stake_ttl`) is applied to cached records at every heartbeat,
+    /// so this only bounds how long a missed event could go unnoticed.
     pub admitted_ttl: Duration,
     /// A record that refuses (so a provider that registers is heard soon).
     pub refused_ttl: Duration,
@@ -77,7 +81,7 @@ pub struct StakePolicy {
 impl Default for StakePolicy {
     fn default() -> Self {
         Self {
-            admitted_ttl: Duration::from_secs(60),
+            admitted_ttl: Duration::from_secs(600),
             refused_ttl: Duration::from_secs(10),
             unavailable_ttl: Duration::from_secs(5),
             min_stake_ttl: Duration::from_secs(60),

@@ -12,6 +12,7 @@ use super::{Command, MapGauges, MarketResponse, NetError, NetEvent};
 use crate::unix_ms;
 use flowshield_proto::{
     CertAnnouncement, Heartbeat, PeerId, ProtoError, ReplayGuard, ReplayPolicy, SignedMessage,
+    SignerKeys,
 };
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
@@ -53,6 +54,12 @@ pub(crate) struct Driver {
     report_topic: IdentTopic,
     replay: ReplayGuard,
     replay_gauges: Option<MapGauges>,
+    /// Decoded keys of the providers heard recently (as many as the
+    /// replay guard tracks): each heartbeat's key is decoded once, not
+    /// every few seconds.
+    signer_keys: SignerKeys,
+    /// Heartbeats that pass are forwarded only once the owner says so.
+    defer_heartbeats: bool,
     queries: HashMap<kad::QueryId, Pending>,
     requests: HashMap<OutboundRequestId, Reply<MarketResponse>>,
     dials: HashMap<ConnectionId, Reply<()>>,
@@ -70,6 +77,7 @@ impl Driver {
         policy: ReplayPolicy,
         replay_gauges: Option<MapGauges>,
         bootstrap: Vec<Multiaddr>,
+        defer_heartbeats: bool,
     ) -> Self {
         Self {
             swarm,
@@ -80,6 +88,8 @@ impl Driver {
             report_topic: IdentTopic::new(REPORT_TOPIC),
             replay: ReplayGuard::new(policy),
             replay_gauges,
+            signer_keys: SignerKeys::new(policy.max_tracked),
+            defer_heartbeats,
             queries: HashMap::new(),
             requests: HashMap::new(),
             dials: HashMap::new(),
@@ -242,7 +252,7 @@ impl Driver {
                     tracing::debug!("response not sent: the requester went away");
                 }
             }
-            Command::ValidateReport {
+            Command::Validate {
                 message_id,
                 via,
                 acceptance,
@@ -321,7 +331,7 @@ impl Driver {
                 message,
             } if message.topic == self.report_topic.hash() => {
                 // Checked by the fullnode (it needs the chain), which then
-                // calls `validate_report`.
+                // calls `validate_gossip`.
                 let event = NetEvent::Report {
                     data: message.data,
                     message_id,
@@ -336,25 +346,36 @@ impl Driver {
             } if message.topic == self.topic.hash() => {
                 let verdict =
                     SignedMessage::<Heartbeat>::from_bytes(&message.data).and_then(|signed| {
-                        let heartbeat = signed.verify()?;
+                        let heartbeat = signed.verify_cached(&mut self.signer_keys)?;
                         self.replay.check_and_record(&heartbeat, unix_ms())?;
                         Ok((heartbeat, signed))
                     });
                 let acceptance = match &verdict {
-                    Ok(_) => MessageAcceptance::Accept,
+                    Ok(_) if self.defer_heartbeats => None,
+                    Ok(_) => Some(MessageAcceptance::Accept),
                     // Late or duplicate copies can reach honest relays; drop
                     // them without penalizing the forwarder.
                     Err(
                         ProtoError::Replayed { .. }
                         | ProtoError::Stale { .. }
                         | ProtoError::FromFuture { .. },
-                    ) => MessageAcceptance::Ignore,
-                    Err(_) => MessageAcceptance::Reject,
+                    ) => Some(MessageAcceptance::Ignore),
+                    Err(_) => Some(MessageAcceptance::Reject),
                 };
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
+                let deferred = match acceptance {
+                    Some(acceptance) => {
+                        self.swarm
+                            .behaviour_mut()
+                            .gossipsub
+                            .report_message_validation_result(
+                                &message_id,
+                                &propagation_source,
+                                acceptance,
+                            );
+                        None
+                    }
+                    None => Some(message_id),
+                };
                 self.observe_replay();
                 let event = match verdict {
                     Ok((heartbeat, signed)) => {
@@ -363,6 +384,7 @@ impl Driver {
                             heartbeat: Box::new(heartbeat),
                             signed: Box::new(signed),
                             via: propagation_source,
+                            message_id: deferred,
                         }
                     }
                     Err(error) => {

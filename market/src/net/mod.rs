@@ -68,6 +68,10 @@ pub enum NetEvent {
         signed: Box<SignedMessage<Heartbeat>>,
         /// The peer that forwarded it (not necessarily its author).
         via: PeerId,
+        /// With [`NetConfig::defer_heartbeat_validation`]: gossip forwards
+        /// it only once the owner answers [`NetHandle::validate_gossip`]
+        /// (`None`: already accepted for forwarding).
+        message_id: Option<MessageId>,
     },
     /// A gossiped heartbeat was refused.
     HeartbeatRejected { error: ProtoError, via: PeerId },
@@ -80,7 +84,7 @@ pub enum NetEvent {
     /// A gossiped certificate announcement was refused.
     CertRejected { error: ProtoError, via: PeerId },
     /// A gossiped verifier report, not yet validated: answer with
-    /// [`NetHandle::validate_report`] so gossip forwards it or not.
+    /// [`NetHandle::validate_gossip`] so gossip forwards it or not.
     Report {
         data: Vec<u8>,
         message_id: MessageId,
@@ -134,6 +138,10 @@ pub struct NetConfig {
     pub fullnode_topics: bool,
     /// Where the replay guard reports its size and evictions.
     pub replay_gauges: Option<MapGauges>,
+    /// Leave the forwarding verdict on heartbeats that pass the network's
+    /// checks to the owner (a fullnode that admits only staked providers
+    /// forwards only what it admitted).
+    pub defer_heartbeat_validation: bool,
 }
 
 impl NetConfig {
@@ -146,6 +154,7 @@ impl NetConfig {
             record_ttl: Duration::from_secs(120),
             fullnode_topics: false,
             replay_gauges: None,
+            defer_heartbeat_validation: false,
         }
     }
 }
@@ -156,7 +165,7 @@ pub(crate) enum Command {
         payload: Vec<u8>,
         reply: oneshot::Sender<Result<(), NetError>>,
     },
-    ValidateReport {
+    Validate {
         message_id: MessageId,
         via: PeerId,
         acceptance: MessageAcceptance,
@@ -232,6 +241,7 @@ pub async fn spawn(config: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEv
         config.replay_policy,
         config.replay_gauges.clone(),
         config.bootstrap.clone(),
+        config.defer_heartbeat_validation,
     );
     let span = tracing::info_span!("net", %peer_id);
     tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
@@ -320,16 +330,17 @@ impl NetHandle {
         .await
     }
 
-    /// Tells gossip what a [`NetEvent::Report`] turned out to be: `Accept`
-    /// forwards it, `Ignore` drops it, `Reject` also penalizes the sender.
-    pub async fn validate_report(
+    /// Tells gossip what a [`NetEvent::Report`], or a heartbeat whose
+    /// validation was deferred, turned out to be: `Accept` forwards it,
+    /// `Ignore` drops it, `Reject` also penalizes the sender.
+    pub async fn validate_gossip(
         &self,
         message_id: MessageId,
         via: PeerId,
         acceptance: MessageAcceptance,
     ) -> Result<(), NetError> {
         self.commands
-            .send(Command::ValidateReport {
+            .send(Command::Validate {
                 message_id,
                 via,
                 acceptance,

@@ -51,6 +51,8 @@ pub struct Options {
     pub shaping_mbps: Option<u32>,
     /// Instead of 5 s at [`CAPACITY_MBPS`].
     pub credit_limit: Option<U256>,
+    /// Instead of [`MAX_CLIENTS`] sessions at once.
+    pub max_clients: Option<u32>,
 }
 
 /// The provider, its chain and data plane.
@@ -82,9 +84,19 @@ impl Site {
         Self::start_with(Options::default()).await
     }
 
+    /// [`Site::start`] with room for `max_clients` sessions.
+    pub async fn start_with_clients(max_clients: u32) -> Self {
+        Self::start_with(Options {
+            max_clients: Some(max_clients),
+            ..Options::default()
+        })
+        .await
+    }
+
     /// [`Site::start`] with `options`; the egress filter and shaping act
     /// inside the data plane's namespace.
     pub async fn start_with(options: Options) -> Self {
+        let max_clients = options.max_clients.unwrap_or(MAX_CLIENTS);
         let (mut wg, client_wg) = e2e::two_sites().expect("namespaces");
         // The provider drives its data plane through the restricted socket
         // (as the packaged units set it up); root keeps the full one.
@@ -103,7 +115,7 @@ impl Site {
                 &wg.iface,
                 "10.77.0.0/24".parse().expect("subnet"),
                 mbps,
-                MAX_CLIENTS,
+                max_clients,
             )
             .expect("shaping plan");
             Shaper::new(plan, tools.clone())
@@ -165,7 +177,7 @@ impl Site {
                 credit_limit: options
                     .credit_limit
                     .unwrap_or(prices.default_credit_limit(CAPACITY_MBPS)),
-                ..policy(provider_signer.address(), prices)
+                ..policy(provider_signer.address(), prices, max_clients)
             },
             shaper,
         })
@@ -176,7 +188,7 @@ impl Site {
             price_per_gib_wei: PRICE_PER_GIB.into(),
             price_per_hour_wei: PRICE_PER_HOUR.into(),
             capacity_mbps: CAPACITY_MBPS,
-            max_clients: MAX_CLIENTS,
+            max_clients,
             ..common::net::offer(&keypair)
         };
         let provider = Provider::start(ProviderConfig {
@@ -321,7 +333,11 @@ pub fn refusal(response: &SessionResponse) -> (&str, &str) {
     }
 }
 
-fn policy(me: flowshield_chain::alloy::primitives::Address, prices: Prices) -> SessionPolicy {
+fn policy(
+    me: flowshield_chain::alloy::primitives::Address,
+    prices: Prices,
+    max_clients: u32,
+) -> SessionPolicy {
     SessionPolicy {
         me,
         min_escrow: U256::from(MIN_ESCROW),
@@ -330,7 +346,7 @@ fn policy(me: flowshield_chain::alloy::primitives::Address, prices: Prices) -> S
         redeem_threshold: U256::MAX,
         redeem_interval_ms: 600_000,
         credit_limit: prices.default_credit_limit(CAPACITY_MBPS),
-        max_clients: MAX_CLIENTS,
+        max_clients,
         max_orders_per_client: MAX_PER_CLIENT,
     }
 }

@@ -8,13 +8,7 @@ pub mod show;
 /// Interface names as the kernel allows them: 1–15 bytes, no '/', no
 /// whitespace, not "." or "..".
 pub fn check_iface_name(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 15
-        && name != "."
-        && name != ".."
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':');
+    let ok = flowshield_tunnel::service::valid_iface_name(name);
     anyhow::ensure!(
         ok,
         "'{name}' is not a valid interface name (1-15 characters, no '/', ':' or spaces)"

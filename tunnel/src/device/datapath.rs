@@ -21,6 +21,13 @@ pub const SCRATCH_LEN: usize = 65_536 + 64;
 pub trait Outputs {
     /// An encrypted WireGuard message to send to `dst`.
     fn to_network(&mut self, dst: SocketAddr, packet: &[u8]);
+    /// As [`Outputs::to_network`], sent from the local address `src` when
+    /// one is given (the sticky source address; see [`Peer::local_ip`]).
+    /// Outputs that cannot choose a source ignore it.
+    fn to_network_from(&mut self, dst: SocketAddr, src: Option<IpAddr>, packet: &[u8]) {
+        let _ = src;
+        self.to_network(dst, packet);
+    }
     /// A decrypted IP packet to write to the TUN device.
     fn to_tunnel(&mut self, packet: &[u8]);
 }
@@ -37,10 +44,25 @@ fn count_error(counters: &AtomicCounters, err: &WireGuardError) {
 }
 
 impl Device {
-    /// Processes one datagram received from `src`.
+    /// Processes one datagram received from `src` when the local address
+    /// it was sent to is unknown.
     pub fn handle_datagram(
         &self,
         src: SocketAddr,
+        datagram: &[u8],
+        scratch: &mut [u8],
+        out: &mut impl Outputs,
+    ) {
+        self.handle_datagram_at(src, None, datagram, scratch, out);
+    }
+
+    /// Processes one datagram received from `src` and sent to our address
+    /// `local` (IP_PKTINFO / IPV6_PKTINFO): replies to this peer will leave
+    /// from `local`.
+    pub fn handle_datagram_at(
+        &self,
+        src: SocketAddr,
+        local: Option<IpAddr>,
         datagram: &[u8],
         scratch: &mut [u8],
         out: &mut impl Outputs,
@@ -57,7 +79,7 @@ impl Device {
             Ok(packet) => packet,
             Err(TunnResult::WriteToNetwork(cookie)) => {
                 AtomicCounters::bump(&self.counters.cookie_replies_sent);
-                out.to_network(src, cookie);
+                out.to_network_from(src, local, cookie);
                 return;
             }
             Err(TunnResult::Err(err)) => return count_error(&self.counters, &err),
@@ -84,16 +106,16 @@ impl Device {
             return;
         };
         match tunn.decapsulate(Some(src.ip()), datagram, scratch) {
-            TunnResult::Done => peer.note_received(datagram.len(), src),
+            TunnResult::Done => peer.note_received(datagram.len(), src, local),
             TunnResult::Err(err) => count_error(&self.counters, &err),
             TunnResult::WriteToNetwork(reply) => {
-                peer.note_received(datagram.len(), src);
-                out.to_network(src, reply);
+                peer.note_received(datagram.len(), src, local);
+                out.to_network_from(src, local, reply);
                 peer.note_sent(reply.len());
                 // Packets queued while the handshake was in flight.
                 while let TunnResult::WriteToNetwork(queued) = tunn.decapsulate(None, &[], scratch)
                 {
-                    out.to_network(src, queued);
+                    out.to_network_from(src, local, queued);
                     peer.note_sent(queued.len());
                 }
             }
@@ -101,15 +123,15 @@ impl Device {
             // are billed by the market) only if cryptokey routing lets the
             // packet in: a dropped one is counted as disallowed instead.
             TunnResult::WriteToTunnelV4(packet, source) => {
-                peer.note_endpoint(src);
+                peer.note_endpoint(src, local);
                 if self.deliver(&st.routes, peer, IpAddr::V4(source), packet, out) {
-                    peer.note_received(datagram.len(), src);
+                    peer.note_received(datagram.len(), src, local);
                 }
             }
             TunnResult::WriteToTunnelV6(packet, source) => {
-                peer.note_endpoint(src);
+                peer.note_endpoint(src, local);
                 if self.deliver(&st.routes, peer, IpAddr::V6(source), packet, out) {
-                    peer.note_received(datagram.len(), src);
+                    peer.note_received(datagram.len(), src, local);
                 }
             }
         }
@@ -148,7 +170,7 @@ impl Device {
             AtomicCounters::bump(&self.counters.no_route_packets);
             return;
         };
-        let Some(endpoint) = *peer.endpoint.read() else {
+        let Some((endpoint, local)) = peer.route() else {
             AtomicCounters::bump(&self.counters.no_endpoint_packets);
             return;
         };
@@ -159,13 +181,23 @@ impl Device {
         };
         match tunn.encapsulate(packet, scratch) {
             TunnResult::WriteToNetwork(msg) => {
-                out.to_network(endpoint, msg);
+                out.to_network_from(endpoint, local, msg);
                 peer.note_sent(msg.len());
             }
             TunnResult::Err(err) => {
                 tracing::debug!(peer = %peer.public_key, ?err, "encapsulate failed")
             }
             _ => {}
+        }
+    }
+
+    /// Forgets the sticky source `local` of every peer at `endpoint`: the
+    /// driver could not send from it (the address left this host), so the
+    /// kernel picks the source until the peer reaches us again.
+    pub fn clear_local_ip(&self, endpoint: SocketAddr, local: IpAddr) {
+        let st = self.state.read();
+        for peer in st.peers.values() {
+            peer.clear_local_ip(endpoint, local);
         }
     }
 
@@ -177,14 +209,16 @@ impl Device {
             limiter.reset_count();
         }
         for peer in st.peers.values() {
-            let endpoint = *peer.endpoint.read();
+            let route = peer.route();
             let keepalive_due = peer.keepalive_due(now);
             let mut guard = peer.tunn.lock();
             let Some(tunn) = guard.as_mut() else { continue };
-            let Some(endpoint) = endpoint else { continue };
+            let Some((endpoint, local)) = route else {
+                continue;
+            };
             match tunn.update_timers(scratch) {
                 TunnResult::WriteToNetwork(msg) => {
-                    out.to_network(endpoint, msg);
+                    out.to_network_from(endpoint, local, msg);
                     peer.note_sent(msg.len());
                 }
                 TunnResult::Err(WireGuardError::ConnectionExpired) => {
@@ -194,7 +228,7 @@ impl Device {
             }
             if keepalive_due {
                 if let TunnResult::WriteToNetwork(msg) = tunn.encapsulate(&[], scratch) {
-                    out.to_network(endpoint, msg);
+                    out.to_network_from(endpoint, local, msg);
                     peer.note_sent(msg.len());
                 }
             }

@@ -14,7 +14,7 @@ use crate::uapi::{Counters, DeviceSnapshot, SetRequest, UapiError};
 use parking_lot::{Mutex, RwLock};
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 use std::io::{self, IoSliceMut};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::Interest;
@@ -123,24 +123,47 @@ impl Sockets {
     }
 }
 
+/// One encrypted packet in a [`NetBatch`]: where it goes, the source
+/// address to send it from (if sticky), and its place in the batch's buffer.
+#[derive(Clone, Copy)]
+struct NetItem {
+    dst: SocketAddr,
+    src: Option<IpAddr>,
+    start: usize,
+    len: usize,
+}
+
 /// Encrypted packets waiting to go out, kept contiguous so runs to one
 /// destination become a single GSO send.
 #[derive(Default)]
 struct NetBatch {
     data: Vec<u8>,
-    items: Vec<(SocketAddr, usize, usize)>,
+    items: Vec<NetItem>,
 }
 
 impl NetBatch {
-    fn push(&mut self, dst: SocketAddr, packet: &[u8]) {
-        self.items.push((dst, self.data.len(), packet.len()));
+    fn push(&mut self, dst: SocketAddr, src: Option<IpAddr>, packet: &[u8]) {
+        self.items.push(NetItem {
+            dst,
+            src,
+            start: self.data.len(),
+            len: packet.len(),
+        });
         self.data.extend_from_slice(packet);
     }
 
-    async fn flush(&mut self, sockets: &Sockets) {
+    /// Sends everything; a sticky source address the kernel refused (it
+    /// left the host, or has no route) is dropped from the peers that used
+    /// it and the packets go out from the kernel's choice.
+    async fn flush(&mut self, sockets: &Sockets, device: &Device) {
         let mut i = 0;
         while i < self.items.len() {
-            let (dst, start, len) = self.items[i];
+            let NetItem {
+                dst,
+                src,
+                start,
+                len,
+            } = self.items[i];
             let Some(ep) = sockets.for_destination(&dst) else {
                 i += 1;
                 continue;
@@ -152,22 +175,39 @@ impl NetBatch {
             let mut j = i + 1;
             while j < self.items.len()
                 && j - i < max_segments
-                && self.items[j].0 == dst
-                && self.items[j - 1].2 == len
-                && self.items[j].2 <= len
-                && end + self.items[j].2 <= start + MAX_GSO_BYTES
+                && self.items[j].dst == dst
+                && self.items[j].src == src
+                && self.items[j - 1].len == len
+                && self.items[j].len <= len
+                && end + self.items[j].len <= start + MAX_GSO_BYTES
             {
-                end += self.items[j].2;
+                end += self.items[j].len;
                 j += 1;
             }
-            let transmit = Transmit {
+            let mut transmit = Transmit {
                 destination: dst,
                 ecn: None,
                 contents: &self.data[start..end],
                 segment_size: (j - i > 1).then_some(len),
-                src_ip: None,
+                src_ip: src,
             };
-            send(ep, &transmit).await;
+            if let Err(err) = send(ep, &transmit).await {
+                match src {
+                    // The sticky source is unusable: the address left this
+                    // host (EINVAL) or no longer has a route to the peer
+                    // (ENETUNREACH). Sticky, but not too sticky: forget it
+                    // and let the kernel choose, as wireguard-go does.
+                    Some(local) if source_unusable(&err) => {
+                        tracing::debug!(%err, %dst, %local, "cannot send from the sticky source; clearing it");
+                        device.clear_local_ip(dst, local);
+                        transmit.src_ip = None;
+                        if let Err(err) = send(ep, &transmit).await {
+                            tracing::debug!(%err, %dst, "UDP send failed");
+                        }
+                    }
+                    _ => tracing::debug!(%err, %dst, "UDP send failed"),
+                }
+            }
             i = j;
         }
         self.items.clear();
@@ -175,20 +215,23 @@ impl NetBatch {
     }
 }
 
-async fn send(ep: &UdpEndpoint, transmit: &Transmit<'_>) {
+/// Errors that mean the source address itself is the problem (gone from
+/// the host, or unroutable from it), not a full buffer or a down link.
+fn source_unusable(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EINVAL | libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EADDRNOTAVAIL)
+    )
+}
+
+async fn send(ep: &UdpEndpoint, transmit: &Transmit<'_>) -> io::Result<()> {
     loop {
-        if ep.socket.writable().await.is_err() {
-            return;
-        }
+        ep.socket.writable().await?;
         match ep.socket.try_io(Interest::WRITABLE, || {
-            ep.state.send((&ep.socket).into(), transmit)
+            ep.state.try_send((&ep.socket).into(), transmit)
         }) {
-            Ok(()) => return,
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(err) => {
-                tracing::debug!(%err, dst = %transmit.destination, "UDP send failed");
-                return;
-            }
+            result => return result,
         }
     }
 }
@@ -242,7 +285,10 @@ struct NetOnly(NetBatch);
 
 impl Outputs for NetOnly {
     fn to_network(&mut self, dst: SocketAddr, packet: &[u8]) {
-        self.0.push(dst, packet);
+        self.0.push(dst, None, packet);
+    }
+    fn to_network_from(&mut self, dst: SocketAddr, src: Option<IpAddr>, packet: &[u8]) {
+        self.0.push(dst, src, packet);
     }
     fn to_tunnel(&mut self, _packet: &[u8]) {}
 }
@@ -254,7 +300,10 @@ struct Both {
 
 impl Outputs for Both {
     fn to_network(&mut self, dst: SocketAddr, packet: &[u8]) {
-        self.net.push(dst, packet);
+        self.net.push(dst, None, packet);
+    }
+    fn to_network_from(&mut self, dst: SocketAddr, src: Option<IpAddr>, packet: &[u8]) {
+        self.net.push(dst, src, packet);
     }
     fn to_tunnel(&mut self, packet: &[u8]) {
         self.tun.push(packet);
@@ -371,7 +420,7 @@ impl Daemon {
                 self.device
                     .handle_tun_packet(&buf[..*size], &mut scratch, &mut out);
             }
-            out.0.flush(&self.current_sockets()).await;
+            out.0.flush(&self.current_sockets(), &self.device).await;
         }
     }
 
@@ -404,12 +453,17 @@ impl Daemon {
             for (meta, buf) in metas.iter().zip(&storage).take(n) {
                 let stride = meta.stride.max(1);
                 for datagram in buf[..meta.len].chunks(stride) {
-                    self.device
-                        .handle_datagram(meta.addr, datagram, &mut scratch, &mut out);
+                    self.device.handle_datagram_at(
+                        meta.addr,
+                        meta.dst_ip,
+                        datagram,
+                        &mut scratch,
+                        &mut out,
+                    );
                 }
             }
             out.tun.flush(&self.tun).await;
-            out.net.flush(&self.current_sockets()).await;
+            out.net.flush(&self.current_sockets(), &self.device).await;
         }
     }
 
@@ -421,7 +475,7 @@ impl Daemon {
         loop {
             interval.tick().await;
             self.device.tick(Instant::now(), &mut scratch, &mut out);
-            out.0.flush(&self.current_sockets()).await;
+            out.0.flush(&self.current_sockets(), &self.device).await;
         }
     }
 

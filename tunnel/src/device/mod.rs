@@ -164,7 +164,7 @@ impl Device {
                 }
             }
             if let Some(endpoint) = update.endpoint {
-                *peer.endpoint.write() = Some(endpoint);
+                peer.set_endpoint(endpoint);
             }
             if update.replace_allowed_ips {
                 st.clear_routes(&peer);

@@ -6,7 +6,7 @@ use boringtun::noise::rate_limiter::RateLimiter;
 use boringtun::noise::Tunn;
 use ip_network::IpNetwork;
 use parking_lot::{Mutex, RwLock};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -27,6 +27,13 @@ pub struct Peer {
     /// `None` while the device has no private key.
     pub tunn: Mutex<Option<Tunn>>,
     pub endpoint: RwLock<Option<SocketAddr>>,
+    /// Sticky source address: the local address the peer last reached us on
+    /// at `endpoint`, so replies leave from the address it wrote to (a
+    /// multi-homed host would otherwise answer from whatever address the
+    /// route picks, and a NAT or the peer would drop the reply). `None`:
+    /// let the kernel choose. Written only together with `endpoint` (lock
+    /// order: `endpoint`, then this).
+    pub local_ip: RwLock<Option<IpAddr>>,
     pub config: RwLock<PeerConfig>,
     pub rx_bytes: AtomicU64,
     pub tx_bytes: AtomicU64,
@@ -41,6 +48,7 @@ impl Peer {
             index,
             tunn: Mutex::new(None),
             endpoint: RwLock::new(None),
+            local_ip: RwLock::new(None),
             config: RwLock::new(PeerConfig::default()),
             rx_bytes: AtomicU64::new(0),
             tx_bytes: AtomicU64::new(0),
@@ -82,17 +90,54 @@ impl Peer {
         *self.last_sent.lock() = Some(Instant::now());
     }
 
-    /// Counts an accepted datagram of `bytes` and notes where it came from.
-    pub fn note_received(&self, bytes: usize, from: SocketAddr) {
+    /// Counts an accepted datagram of `bytes` and notes where it came from
+    /// (`from`) and which of our addresses it was sent to (`local`).
+    pub fn note_received(&self, bytes: usize, from: SocketAddr, local: Option<IpAddr>) {
         self.rx_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-        self.note_endpoint(from);
+        self.note_endpoint(from, local);
     }
 
-    /// Roaming: the latest authenticated source becomes the endpoint.
-    pub fn note_endpoint(&self, from: SocketAddr) {
-        let current = *self.endpoint.read();
-        if current != Some(from) {
-            *self.endpoint.write() = Some(from);
+    /// Roaming: the latest authenticated source becomes the endpoint, and
+    /// the address it wrote to becomes our source for replies. A new
+    /// source with no local address (none reported) clears the sticky one,
+    /// as wireguard-go does.
+    pub fn note_endpoint(&self, from: SocketAddr, local: Option<IpAddr>) {
+        let unchanged = {
+            let endpoint = self.endpoint.read();
+            *endpoint == Some(from) && *self.local_ip.read() == local
+        };
+        if !unchanged {
+            let mut endpoint = self.endpoint.write();
+            *endpoint = Some(from);
+            *self.local_ip.write() = local;
+        }
+    }
+
+    /// Sets the endpoint from configuration (UAPI `endpoint=`): we have not
+    /// heard from it there yet, so the kernel picks the source.
+    pub fn set_endpoint(&self, endpoint: SocketAddr) {
+        let mut current = self.endpoint.write();
+        *current = Some(endpoint);
+        *self.local_ip.write() = None;
+    }
+
+    /// Where to send: the endpoint and the sticky source address, read as
+    /// one consistent pair.
+    pub fn route(&self) -> Option<(SocketAddr, Option<IpAddr>)> {
+        let endpoint = self.endpoint.read();
+        let local = *self.local_ip.read();
+        endpoint.map(|e| (e, local))
+    }
+
+    /// Forgets the sticky source if it is still `local` for `endpoint`
+    /// (the address is gone from this host: sending from it failed).
+    pub fn clear_local_ip(&self, endpoint: SocketAddr, local: IpAddr) {
+        let current = self.endpoint.read();
+        if *current == Some(endpoint) {
+            let mut ip = self.local_ip.write();
+            if *ip == Some(local) {
+                *ip = None;
+            }
         }
     }
 

@@ -5,18 +5,24 @@ use super::*;
 use crate::device::datapath::SCRATCH_LEN;
 use crate::uapi::set::parse_cidr;
 use crate::uapi::{PeerUpdate, Request};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 #[derive(Default)]
 struct Collected {
     network: Vec<(SocketAddr, Vec<u8>)>,
+    /// The source address each `network` packet is to be sent from.
+    sources: Vec<Option<IpAddr>>,
     tunnel: Vec<Vec<u8>>,
 }
 
 impl Outputs for Collected {
     fn to_network(&mut self, dst: SocketAddr, packet: &[u8]) {
+        self.to_network_from(dst, None, packet);
+    }
+    fn to_network_from(&mut self, dst: SocketAddr, src: Option<IpAddr>, packet: &[u8]) {
         self.network.push((dst, packet.to_vec()));
+        self.sources.push(src);
     }
     fn to_tunnel(&mut self, packet: &[u8]) {
         self.tunnel.push(packet.to_vec());
@@ -299,4 +305,77 @@ fn handshake_flood_is_answered_with_cookies() {
         out.network.iter().all(|(_, p)| p.len() == 64 && p[0] == 3),
         "cookie replies"
     );
+}
+
+/// Delivers `out` to `to` as if it arrived at `to`'s local address `local`.
+fn deliver_at(out: Collected, from: SocketAddr, local: IpAddr, to: &Node) -> Collected {
+    let mut next = Collected::default();
+    let mut scratch = vec![0u8; SCRATCH_LEN];
+    for (_, packet) in out.network {
+        to.device
+            .handle_datagram_at(from, Some(local), &packet, &mut scratch, &mut next);
+    }
+    next
+}
+
+#[test]
+fn replies_leave_from_the_address_the_peer_wrote_to() {
+    let (a, b) = pair();
+    // B is multi-homed; A writes to B's second address.
+    let second: IpAddr = "198.18.0.22".parse().unwrap();
+    let ping = ipv4([10, 77, 0, 1], [10, 77, 0, 2], b"hello");
+    let resp = deliver_at(send(&a, &ping), a.addr, second, &b);
+    assert_eq!(resp.sources, vec![Some(second)], "handshake response");
+    let data = deliver(resp, &b, &a);
+    let _ = deliver_at(data, a.addr, second, &b);
+    // Data and timer traffic keep the source address.
+    let pong = ipv4([10, 77, 0, 2], [10, 77, 0, 1], b"world");
+    let out = send(&b, &pong);
+    assert_eq!(out.sources, vec![Some(second)]);
+    let mut upd = PeerUpdate::new(a.key.public_key());
+    upd.persistent_keepalive = Some(1);
+    b.device.apply(&SetRequest {
+        peers: vec![upd],
+        ..Default::default()
+    });
+    let mut ticked = Collected::default();
+    let mut scratch = vec![0u8; SCRATCH_LEN];
+    let later = Instant::now() + std::time::Duration::from_secs(2);
+    b.device.tick(later, &mut scratch, &mut ticked);
+    assert!(!ticked.sources.is_empty());
+    assert!(ticked.sources.iter().all(|s| *s == Some(second)));
+
+    // A roams to a new address and reaches B's first address: B follows.
+    let roamed: SocketAddr = "198.18.0.9:1001".parse().unwrap();
+    let first: IpAddr = "198.18.0.2".parse().unwrap();
+    let moved = deliver_at(send(&a, &ping), roamed, first, &b);
+    assert_eq!(moved.tunnel.len(), 1);
+    let out = send(&b, &pong);
+    assert_eq!(out.network[0].0, roamed);
+    assert_eq!(out.sources, vec![Some(first)]);
+
+    // A source that failed to send is forgotten, for that endpoint only.
+    b.device.clear_local_ip(a.addr, first);
+    assert_eq!(send(&b, &pong).sources, vec![Some(first)]);
+    b.device.clear_local_ip(roamed, first);
+    assert_eq!(send(&b, &pong).sources, vec![None]);
+}
+
+#[test]
+fn configured_endpoint_clears_the_sticky_source() {
+    let (a, b) = pair();
+    let second: IpAddr = "198.18.0.22".parse().unwrap();
+    let ping = ipv4([10, 77, 0, 1], [10, 77, 0, 2], b"hello");
+    let resp = deliver_at(send(&a, &ping), a.addr, second, &b);
+    assert_eq!(resp.sources, vec![Some(second)]);
+    // `wg set ... endpoint`: the kernel picks the source again.
+    add_peer(&b, &a, &[], true);
+    let pong = ipv4([10, 77, 0, 2], [10, 77, 0, 1], b"world");
+    let _ = deliver(deliver(resp, &b, &a), &a, &b);
+    assert_eq!(send(&b, &pong).sources, vec![None]);
+    // A datagram with no reported local address also clears it.
+    let _ = deliver_at(send(&a, &ping), a.addr, second, &b);
+    assert_eq!(send(&b, &pong).sources, vec![Some(second)]);
+    let _ = deliver(send(&a, &ping), &a, &b);
+    assert_eq!(send(&b, &pong).sources, vec![None]);
 }

@@ -9,6 +9,8 @@
 
 use std::ffi::CString;
 use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 /// The socket's access mode.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -38,6 +40,32 @@ impl SocketAccess {
             Some(spec) => resolve_group(spec).map(SocketAccess::Group),
         }
     }
+}
+
+/// Whether members of group `gid` (not root, not the directory's owner) may
+/// pass through a directory with permission bits `mode` owned by group
+/// `dir_gid`: they need search (x) permission from the group bits if the
+/// directory is theirs, from the "other" bits if not.
+pub fn dir_admits_group(mode: u32, dir_gid: u32, gid: u32) -> bool {
+    let bit = if dir_gid == gid { 0o010 } else { 0o001 };
+    mode & bit != 0
+}
+
+/// Why the socket directory keeps a group out, if it does: `None` when
+/// `dir` does not exist yet (it is then created searchable by all) or
+/// admits the group.
+pub fn group_blocked_by_dir(dir: &Path, gid: u32) -> Option<String> {
+    let meta = std::fs::metadata(dir).ok()?;
+    let mode = meta.mode() & 0o7777;
+    (!dir_admits_group(mode, meta.gid(), gid)).then(|| {
+        format!(
+            "{} has mode {mode:04o} (owner {}:{}): members of group {gid} cannot reach the UAPI socket inside it; \
+             make it searchable for them (e.g. chmod o+x, or chgrp {gid} and chmod g+x)",
+            dir.display(),
+            meta.uid(),
+            meta.gid()
+        )
+    })
 }
 
 /// Why a group could not be resolved.
@@ -93,6 +121,7 @@ pub fn resolve_group(spec: &str) -> Result<u32, GroupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn resolves_names_and_numbers() {
@@ -106,6 +135,37 @@ mod tests {
             resolve_group("bad\0name"),
             Err(GroupError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn socket_dir_mode_decides_whether_the_group_gets_in() {
+        // Searchable by others: any group passes.
+        assert!(dir_admits_group(0o755, 0, 42));
+        assert!(dir_admits_group(0o711, 0, 42));
+        // Closed to others: only the directory's own group, with g+x.
+        assert!(!dir_admits_group(0o700, 0, 42));
+        assert!(!dir_admits_group(0o750, 0, 42));
+        assert!(dir_admits_group(0o750, 42, 42));
+        assert!(
+            !dir_admits_group(0o705, 42, 42),
+            "group bits decide for the owning group"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let gid = unsafe { libc::getegid() };
+        let other = gid.wrapping_add(1);
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let why = group_blocked_by_dir(dir.path(), other).expect("0700 keeps the group out");
+        assert!(
+            why.contains("0700") && why.contains(&other.to_string()),
+            "{why}"
+        );
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(group_blocked_by_dir(dir.path(), other), None);
+        assert_eq!(
+            group_blocked_by_dir(&dir.path().join("absent"), other),
+            None
+        );
     }
 
     #[test]

@@ -1,0 +1,126 @@
+//! A slow chain (a block every 5 s, as on a busy network) must not stall
+//! sessions: while one session settles on chain, the others keep getting
+//! their vouchers answered at once. The attacker here is the chain's pace
+//! itself, or a client that disconnects to make the provider wait on it.
+
+use crate::common::net::within;
+use crate::fixture::{Site, ESCROW};
+use flowshield_chain::alloy::primitives::U256;
+use flowshield_chain::OrderStatus;
+use flowshield_market::net::MarketRequest;
+use flowshield_market::wire::raw::RawSessionRequest;
+use flowshield_market::wire::session::{SessionRequest, SessionResponse};
+use flowshield_proto::WgPublicKey;
+use std::time::{Duration, Instant};
+
+/// How long a voucher may wait for its answer: far less than a block.
+const VOUCHER_DEADLINE: Duration = Duration::from_millis(1000);
+/// Vouchers per session while the fourth settles.
+const ROUNDS: u64 = 16;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_keep_paying_while_another_settles_on_a_slow_chain() {
+    let site = Site::start_with_clients(4).await;
+    let mut actors = Vec::new();
+    let mut orders = Vec::new();
+    for key in 1..=4u8 {
+        let actor = site.actor().await;
+        let order = site.open_order(&actor, ESCROW).await;
+        let r = site
+            .ask(&actor, &site.connect(&actor, order, WgPublicKey([key; 32])))
+            .await;
+        assert!(matches!(r, SessionResponse::Connected(_)), "{r:?}");
+        actors.push(actor);
+        orders.push(order);
+    }
+    // The leaving session has a voucher to redeem when it settles.
+    let leaving_voucher = site.voucher(&actors[3].signer, orders[3], 5_000).await;
+    let r = site.ask(&actors[3], &leaving_voucher).await;
+    assert!(
+        matches!(r, SessionResponse::VoucherAccepted { .. }),
+        "{r:?}"
+    );
+
+    site.chain
+        .set_interval_mining(Some(5_000))
+        .await
+        .expect("interval mining");
+    let site = &site;
+    let leaving = &actors[3];
+    // The provider settles (redeems and settles, then withdraws: blocks
+    // that can outlast the request's 10 s timeout), so the chain is asked
+    // what happened.
+    let settle = async {
+        let start = Instant::now();
+        let raw = RawSessionRequest::encode(&SessionRequest::Disconnect {
+            order_id: orders[3],
+        })
+        .expect("encode");
+        let answer = leaving
+            .net
+            .request(site.provider_peer, MarketRequest::Session(raw))
+            .await;
+        eprintln!(
+            "disconnect answered after {:?}: {answer:?}",
+            start.elapsed()
+        );
+        loop {
+            let status = site.market.order_status(orders[3]).await.expect("status");
+            if status == OrderStatus::Settled {
+                break start.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let pay = |i: usize| {
+        let actor = &actors[i];
+        let order = orders[i];
+        async move {
+            let mut slowest = Duration::ZERO;
+            for round in 1..=ROUNDS {
+                let voucher = site.voucher(&actor.signer, order, 1_000 * round).await;
+                let start = Instant::now();
+                let r = site.ask(actor, &voucher).await;
+                let took = start.elapsed();
+                assert!(
+                    matches!(r, SessionResponse::VoucherAccepted { .. }),
+                    "session {i} round {round}: {r:?}"
+                );
+                assert!(
+                    took < VOUCHER_DEADLINE,
+                    "session {i} round {round}: voucher answered after {took:?} while another session settled"
+                );
+                slowest = slowest.max(took);
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            slowest
+        }
+    };
+    let (settle_took, a, b, c) = within("three sessions paying while a fourth settles", async {
+        tokio::join!(settle, pay(0), pay(1), pay(2))
+    })
+    .await;
+    eprintln!("settling took {settle_took:?}; slowest vouchers {a:?} {b:?} {c:?}");
+    // The chain really was slow: settling waited for a block.
+    assert!(
+        settle_took >= Duration::from_millis(500),
+        "settling took only {settle_took:?}: the chain was not slow"
+    );
+    let order = site.market.order(orders[3]).await.expect("order");
+    assert_eq!(
+        order.redeemed,
+        U256::from(5_000u64),
+        "the best voucher was paid"
+    );
+    // The session is dropped once the provider has also withdrawn.
+    within("the settled session dropped", async {
+        while site.host.session_count().await != 3 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    site.chain
+        .set_interval_mining(None)
+        .await
+        .expect("automine");
+}

@@ -1,0 +1,149 @@
+//! A bounded cache of decoded signer keys, so a receiver that hears the
+//! same signers over and over (a fullnode hears every provider every few
+//! seconds) decodes each key once instead of once per message.
+//!
+//! Decoding an ed25519 public key decompresses a curve point, a good part
+//! of what verifying a signature costs. Only keys whose signature verified
+//! are kept, the least recently used evicted first: a flood of fresh keys
+//! costs the flooder a signature each and evicts nothing it could not also
+//! evict by sending heartbeats.
+
+use crate::error::ProtoError;
+use libp2p_identity::{PeerId, PublicKey};
+use lru::LruCache;
+use std::num::NonZeroUsize;
+
+/// Decoded signer keys and their PeerIds, by the signer bytes of the
+/// envelope (the protobuf encoding of the public key).
+#[derive(Debug)]
+pub struct SignerKeys {
+    keys: LruCache<Vec<u8>, (PublicKey, PeerId)>,
+}
+
+impl SignerKeys {
+    /// A cache of at most `capacity` keys (at least one).
+    pub fn new(capacity: usize) -> Self {
+        let cap = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            keys: LruCache::new(cap),
+        }
+    }
+
+    /// Keys kept.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no key is kept.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The key and PeerId `signer` encodes, from the cache or decoded;
+    /// the second value says whether it came from the cache.
+    pub(crate) fn decode(
+        &mut self,
+        signer: &[u8],
+    ) -> Result<(PublicKey, PeerId, bool), ProtoError> {
+        if let Some((key, peer)) = self.keys.get(signer) {
+            return Ok((key.clone(), *peer, true));
+        }
+        let key = PublicKey::try_decode_protobuf(signer)
+            .map_err(|e| ProtoError::invalid("signer", e.to_string()))?;
+        let peer = key.to_peer_id();
+        Ok((key, peer, false))
+    }
+
+    /// Keeps a key whose signature verified.
+    pub(crate) fn keep(&mut self, signer: &[u8], key: PublicKey, peer: PeerId) {
+        self.keys.put(signer.to_vec(), (key, peer));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::offer::tests::sample_offer;
+    use crate::{Heartbeat, SignedMessage};
+    use libp2p_identity::Keypair;
+
+    fn signed(keypair: &Keypair, seq: u64) -> SignedMessage<Heartbeat> {
+        let heartbeat = Heartbeat {
+            offer: sample_offer(keypair),
+            seq,
+            timestamp_ms: 1_700_000_000_000,
+        };
+        SignedMessage::sign(&heartbeat, keypair).unwrap()
+    }
+
+    #[test]
+    fn cached_verification_agrees_with_plain_and_keeps_the_key() {
+        let keypair = Keypair::generate_ed25519();
+        let mut keys = SignerKeys::new(16);
+        for seq in 1..=3 {
+            let message = signed(&keypair, seq);
+            assert_eq!(
+                message.verify_cached(&mut keys).unwrap(),
+                message.verify().unwrap()
+            );
+            assert_eq!(keys.len(), 1);
+        }
+    }
+
+    #[test]
+    fn a_cached_key_does_not_vouch_for_a_forgery() {
+        let provider = Keypair::generate_ed25519();
+        let attacker = Keypair::generate_ed25519();
+        let mut keys = SignerKeys::new(16);
+        signed(&provider, 1).verify_cached(&mut keys).unwrap();
+        // The provider's key bytes with the attacker's signature.
+        let genuine = signed(&provider, 2);
+        let payload = genuine.payload().to_vec();
+        let signature = attacker
+            .sign(&SignedMessage::<Heartbeat>::signing_input(&payload))
+            .unwrap();
+        let forged = SignedMessage::<Heartbeat>::from_parts(
+            payload,
+            provider.public().encode_protobuf(),
+            signature,
+        );
+        assert_eq!(forged.verify_cached(&mut keys), Err(ProtoError::Forged));
+        // The attacker's own (cached) key signing the provider's heartbeat.
+        signed(&attacker, 1).verify_cached(&mut keys).unwrap();
+        let payload = genuine.payload().to_vec();
+        let signature = attacker
+            .sign(&SignedMessage::<Heartbeat>::signing_input(&payload))
+            .unwrap();
+        let impostor = SignedMessage::<Heartbeat>::from_parts(
+            payload,
+            attacker.public().encode_protobuf(),
+            signature,
+        );
+        assert!(matches!(
+            impostor.verify_cached(&mut keys),
+            Err(ProtoError::WrongSigner { .. })
+        ));
+    }
+
+    #[test]
+    fn only_verified_keys_are_kept_and_the_cache_is_bounded() {
+        let mut keys = SignerKeys::new(2);
+        let stranger = Keypair::generate_ed25519();
+        let genuine = signed(&stranger, 1);
+        let mut signature = genuine.signature().to_vec();
+        signature[0] ^= 1;
+        let forged = SignedMessage::<Heartbeat>::from_parts(
+            genuine.payload().to_vec(),
+            genuine.signer().to_vec(),
+            signature,
+        );
+        assert_eq!(forged.verify_cached(&mut keys), Err(ProtoError::Forged));
+        assert!(keys.is_empty());
+        for _ in 0..3 {
+            signed(&Keypair::generate_ed25519(), 1)
+                .verify_cached(&mut keys)
+                .unwrap();
+        }
+        assert_eq!(keys.len(), 2);
+    }
+}
