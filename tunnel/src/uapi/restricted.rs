@@ -14,7 +14,6 @@
 use super::server::Handler;
 use super::{Counters, DeviceSnapshot, SetRequest, UapiError};
 use std::collections::HashSet;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 /// Where an interface's restricted socket lives (a directory of its own, so
@@ -105,33 +104,31 @@ impl<H: Handler> Handler for Restricted<H> {
         self.inner.stats()
     }
 
-    fn set(&self, req: SetRequest) -> impl Future<Output = Result<(), UapiError>> + Send {
-        async move {
-            let existing: HashSet<[u8; 32]> = self
-                .inner
-                .get()
-                .peers
-                .iter()
-                .map(|p| p.public_key.0)
-                .collect();
-            check_set(&req, &existing, &self.owned())?;
-            let changed: Vec<([u8; 32], bool)> = req
-                .peers
-                .iter()
-                .map(|p| (p.public_key.0, p.remove))
-                .collect();
-            self.inner.set(req).await?;
-            if let Ok(mut owned) = self.owned.lock() {
-                for (key, removed) in changed {
-                    if removed {
-                        owned.remove(&key);
-                    } else {
-                        owned.insert(key);
-                    }
+    async fn set(&self, req: SetRequest) -> Result<(), UapiError> {
+        let existing: HashSet<[u8; 32]> = self
+            .inner
+            .get()
+            .peers
+            .iter()
+            .map(|p| p.public_key.0)
+            .collect();
+        check_set(&req, &existing, &self.owned())?;
+        let changed: Vec<([u8; 32], bool)> = req
+            .peers
+            .iter()
+            .map(|p| (p.public_key.0, p.remove))
+            .collect();
+        self.inner.set(req).await?;
+        if let Ok(mut owned) = self.owned.lock() {
+            for (key, removed) in changed {
+                if removed {
+                    owned.remove(&key);
+                } else {
+                    owned.insert(key);
                 }
             }
-            Ok(())
         }
+        Ok(())
     }
 }
 
