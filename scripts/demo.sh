@@ -157,6 +157,9 @@ key_file = "$work/p$i.key"
 client_allowed_ips = ["198.18.99.1/32"]
 redeem_threshold_wei = "1000000000000000"
 redeem_interval_secs = 5
+# Clients' traffic leaves towards the origin (no default route here).
+[egress]
+uplink = "${tag}o$i"
 EOF
     # p0 serves its dashboard inside its namespace; reputation from fullnode 0.
     if [ $i = 0 ]; then

@@ -12,7 +12,8 @@ for pkg in wireguard-tools wireguard-go iperf3 iproute2 iputils-ping python3 ca-
     chromium chromium-driver fonts-dejavu-core lintian debootstrap help2man dpkg-dev binutils; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
-# nftables: wg-quick's default-route rules and the NAT end-to-end test (tests/tests/conformance.rs).
+# nftables: the provider's egress filter (market/src/provider/egress) and its tests;
+# wg-quick's default-route rules and the NAT end-to-end test (tests/tests/conformance.rs).
 dpkg-query -W -f='${Status}' nftables 2>/dev/null | grep -q "install ok installed" || need_apt+=(nftables)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]}"

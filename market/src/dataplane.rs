@@ -14,6 +14,7 @@ use flowshield_tunnel::uapi::client::{self, ClientError};
 use flowshield_tunnel::uapi::{DeviceSnapshot, PeerUpdate, SetRequest};
 use ip_network::{IpNetwork, Ipv4Network};
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 
 /// Why the data plane refused or could not be reached.
 #[derive(Debug, thiserror::Error)]
@@ -91,13 +92,42 @@ impl PeerCounters {
 #[derive(Debug, Clone)]
 pub struct DataPlane {
     iface: String,
+    /// The UAPI socket: the interface's full one, or its restricted one
+    /// ([`flowshield_tunnel::uapi::restricted`]), which is all a provider
+    /// needs.
+    socket: PathBuf,
 }
 
 impl DataPlane {
+    /// Through the interface's full UAPI socket.
     pub fn new(iface: impl Into<String>) -> Self {
+        let iface = iface.into();
+        let socket = flowshield_tunnel::uapi::socket_path(&iface);
+        Self { iface, socket }
+    }
+
+    /// Through the UAPI socket at `socket` (e.g. the restricted one).
+    pub fn with_socket(iface: impl Into<String>, socket: impl Into<PathBuf>) -> Self {
         Self {
             iface: iface.into(),
+            socket: socket.into(),
         }
+    }
+
+    /// The interface's restricted socket if its daemon serves one, else
+    /// its full socket.
+    pub fn least_privileged(iface: impl Into<String>) -> Self {
+        let iface = iface.into();
+        let restricted = flowshield_tunnel::uapi::restricted::socket_path(&iface);
+        if restricted.exists() {
+            Self::with_socket(iface, restricted)
+        } else {
+            Self::new(iface)
+        }
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
     }
 
     pub fn iface(&self) -> &str {
@@ -134,13 +164,15 @@ impl DataPlane {
     /// The interface's state over UAPI `get` (a blocking socket call, run
     /// off the async threads).
     async fn snapshot(&self) -> Result<DeviceSnapshot, DataPlaneError> {
-        let iface = self.iface.clone();
-        Ok(tokio::task::spawn_blocking(move || client::get(&iface))
-            .await
-            .map_err(|e| DataPlaneError::Task {
-                iface: self.iface.clone(),
-                reason: e.to_string(),
-            })??)
+        let (iface, socket) = (self.iface.clone(), self.socket.clone());
+        Ok(
+            tokio::task::spawn_blocking(move || client::get_at(&socket, &iface))
+                .await
+                .map_err(|e| DataPlaneError::Task {
+                    iface: self.iface.clone(),
+                    reason: e.to_string(),
+                })??,
+        )
     }
 
     /// Every peer's counters.
@@ -182,9 +214,9 @@ impl DataPlane {
     }
 
     async fn send(&self, request: SetRequest) -> Result<(), DataPlaneError> {
-        let iface = self.iface.clone();
+        let (iface, socket) = (self.iface.clone(), self.socket.clone());
         let text = request.to_uapi();
-        tokio::task::spawn_blocking(move || client::call(&iface, &text))
+        tokio::task::spawn_blocking(move || client::call_at(&socket, &iface, &text))
             .await
             .map_err(|e| DataPlaneError::Task {
                 iface: self.iface.clone(),

@@ -443,6 +443,8 @@ async fn flood(peers: usize, tracked_cap: usize, live_cap: usize, gate: Option<&
                 sessions: None,
                 certificate: None,
                 cert_announce_every: Duration::from_secs(60),
+                egress: None,
+                net_tools: Default::default(),
             })
             .await
             .unwrap();

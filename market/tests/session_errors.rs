@@ -122,6 +122,7 @@ async fn bad_session_input_is_refused_with_a_clear_error() {
             max_clients: 4,
             max_orders_per_client: 4,
         },
+        shaper: None,
     })
     .await
     .unwrap();

@@ -109,6 +109,13 @@ fn provider_config_parses_and_needs_only_its_placeholders() {
     assert_eq!(offer.wg_public_key, wg_key);
     assert_eq!(offer.endpoint.to_string(), "203.0.113.7:51820");
     assert_eq!(file.interface, "flowshield0");
+    // The egress filter is on, SMTP blocked, uplink found at start.
+    let egress = file.egress_policy(&path).unwrap().expect("[egress] on");
+    assert_eq!(egress.blocked_ports, [25]);
+    assert_eq!(
+        egress.uplink,
+        flowshield_market::provider::egress::Uplink::DefaultRoute
+    );
     assert_eq!(
         file.identity_file,
         PathBuf::from("/etc/flowshield/provider.key")

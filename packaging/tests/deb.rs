@@ -21,7 +21,7 @@ use std::process::{Command, Output};
 const CACHE_DIR: &str = "/var/tmp/flowshield-debootstrap";
 const SUITE: &str = "bookworm";
 /// The package's Depends that minbase lacks (dpkg -i does not fetch them).
-const EXTRA_PACKAGES: &[&str] = &["iproute2", "iputils-ping"];
+const EXTRA_PACKAGES: &[&str] = &["iproute2", "iputils-ping", "nftables"];
 const PACKAGE: &str = "flowshield";
 const BINARIES: &[&str] = &[
     "flowshield",
@@ -150,7 +150,7 @@ fn check_control(deb: &Path) -> Result<()> {
         "package version is not the workspace version"
     );
     let depends = field("Depends")?;
-    for dep in ["libc6", "iproute2", "iputils-ping", "passwd"] {
+    for dep in ["libc6", "iproute2", "iputils-ping", "passwd", "nftables"] {
         assert!(depends.contains(dep), "Depends lacks {dep}: {depends}");
     }
     Ok(())

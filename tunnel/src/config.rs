@@ -492,6 +492,7 @@ mod tests {
         .unwrap();
         let mut live = crate::uapi::DeviceSnapshot {
             private_key: cfg.interface.private_key.clone(),
+            own_public_key: None,
             listen_port: 40000,
             ..Default::default()
         };

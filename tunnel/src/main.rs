@@ -53,6 +53,13 @@ enum Cmd {
         /// daemon it starts.
         #[arg(long, env = "FLOWSHIELD_UAPI_GROUP", value_name = "GROUP")]
         uapi_group: Option<String>,
+        /// Also serve the restricted UAPI socket
+        /// (/var/run/wireguard/restricted/IFACE.sock), mode 0660 for this
+        /// group: peers added through it may be changed and removed, counters
+        /// read; no private key is shown, and the private key, listen port
+        /// and fwmark cannot be set (for the market provider's user).
+        #[arg(long, env = "FLOWSHIELD_RESTRICTED_GROUP", value_name = "GROUP")]
+        restricted_group: Option<String>,
     },
 }
 
@@ -70,7 +77,11 @@ fn main() -> std::process::ExitCode {
         Cmd::Genkey => cli::keys::genkey(),
         Cmd::Genpsk => cli::keys::genpsk(),
         Cmd::Pubkey => cli::keys::pubkey(),
-        Cmd::Daemon { iface, uapi_group } => cli::daemon::run(&iface, uapi_group.as_deref()),
+        Cmd::Daemon {
+            iface,
+            uapi_group,
+            restricted_group,
+        } => cli::daemon::run(&iface, uapi_group.as_deref(), restricted_group.as_deref()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

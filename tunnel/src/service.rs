@@ -11,6 +11,7 @@
 
 use crate::device::driver::{Daemon, DaemonApi, DriverError};
 use crate::uapi::access::{group_blocked_by_dir, GroupError};
+use crate::uapi::restricted::{self, Restricted};
 use crate::uapi::server::{BindError, Listener};
 use crate::uapi::{socket_path, SocketAccess};
 use std::io;
@@ -49,7 +50,14 @@ pub fn valid_iface_name(name: &str) -> bool {
 /// Runs the daemon for `iface` in this process until it is told to stop or
 /// the interface disappears (both a normal exit). `ready` is called once
 /// the TUN device, the UDP sockets and the UAPI socket all exist.
-pub fn run(iface: &str, access: SocketAccess, ready: impl FnOnce()) -> Result<(), ServiceError> {
+/// `restricted_access`, when given, also serves the restricted UAPI socket
+/// ([`crate::uapi::restricted`]) with that access.
+pub fn run(
+    iface: &str,
+    access: SocketAccess,
+    restricted_access: Option<SocketAccess>,
+    ready: impl FnOnce(),
+) -> Result<(), ServiceError> {
     if !valid_iface_name(iface) {
         return Err(ServiceError::InterfaceName(iface.to_string()));
     }
@@ -58,7 +66,7 @@ pub fn run(iface: &str, access: SocketAccess, ready: impl FnOnce()) -> Result<()
         .thread_name("flowshield")
         .build()
         .map_err(ServiceError::Runtime)?;
-    runtime.block_on(serve(iface, access, ready))
+    runtime.block_on(serve(iface, access, restricted_access, ready))
 }
 
 fn report_access(path: &std::path::Path, access: SocketAccess) {
@@ -78,12 +86,25 @@ fn report_access(path: &std::path::Path, access: SocketAccess) {
 async fn serve(
     iface: &str,
     access: SocketAccess,
+    restricted_access: Option<SocketAccess>,
     ready: impl FnOnce(),
 ) -> Result<(), ServiceError> {
     // Bind the socket first: it refuses to start if a live daemon owns it.
     let path = socket_path(iface);
     let listener = Listener::bind_with_access(&path, access)?;
     report_access(&path, access);
+    let restricted = match restricted_access {
+        Some(access) => {
+            let listener = Listener::bind_with_access(&restricted::socket_path(iface), access)?;
+            tracing::info!(
+                iface,
+                mode = format!("{:o}", access.mode()),
+                "restricted UAPI socket"
+            );
+            Some(listener)
+        }
+        None => None,
+    };
     let daemon = Daemon::create(iface)?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(ServiceError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(ServiceError::Signals)?;
@@ -96,9 +117,17 @@ async fn serve(
         }
     };
     let api = Arc::new(DaemonApi(daemon.clone()));
+    let limited = Arc::new(Restricted::new(api.clone()));
+    let serve_restricted = async {
+        match &restricted {
+            Some(listener) => listener.serve(limited).await,
+            None => std::future::pending().await,
+        }
+    };
     let result = tokio::select! {
         r = daemon.run(shutdown) => r,
         () = listener.serve(api) => Ok(()),
+        () = serve_restricted => Ok(()),
     };
     match result {
         Ok(()) => Ok(()),
@@ -125,7 +154,7 @@ mod tests {
             assert!(!valid_iface_name(bad), "{bad}");
         }
         assert!(matches!(
-            run("a/b", SocketAccess::OwnerOnly, || {}),
+            run("a/b", SocketAccess::OwnerOnly, None, || {}),
             Err(ServiceError::InterfaceName(name)) if name == "a/b"
         ));
     }

@@ -5,6 +5,7 @@ use super::{parse_addrs, terminated, trust};
 use anyhow::{Context, Result};
 use flowshield_market::identity;
 use flowshield_market::provider::dashboard::Dashboard;
+use flowshield_market::provider::egress::NetTools;
 use flowshield_market::provider::{Provider, ProviderConfig, ProviderFile};
 use libp2p::Multiaddr;
 use std::path::PathBuf;
@@ -54,6 +55,13 @@ pub async fn run(args: ProviderArgs) -> Result<()> {
         .as_deref()
         .map(trust::read_chain)
         .transpose()?;
+    // The filter guards clients' traffic: a provider that does not sell
+    // has none to guard.
+    let egress = match &sessions {
+        Some(_) => file.egress_policy(&path)?,
+        None => None,
+    };
+    let sessions_on = sessions.is_some();
     let config = ProviderConfig {
         keypair,
         offer: offer.clone(),
@@ -66,6 +74,8 @@ pub async fn run(args: ProviderArgs) -> Result<()> {
         sessions: sessions.clone(),
         certificate: certificate.clone(),
         cert_announce_every: CERT_ANNOUNCE_EVERY,
+        egress,
+        net_tools: NetTools::here(),
     };
     let dashboard = match &file.dashboard {
         Some(table) => {
@@ -84,6 +94,11 @@ pub async fn run(args: ProviderArgs) -> Result<()> {
     let node = Provider::start(config)
         .await
         .context("starting the provider")?;
+    match node.egress() {
+        Some(egress) => println!("{} (uplink {})", egress.policy(), egress.uplink()),
+        None if sessions_on => println!("egress filter disabled ([egress] enabled = false)"),
+        None => {}
+    }
     for addr in node.net.listen_addrs() {
         println!("listening {addr}");
     }

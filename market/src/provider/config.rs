@@ -2,6 +2,7 @@
 //! [`Offer`] out (keys the file omits are found by [`super::offer_keys`]).
 
 use super::dashboard::DashboardFile;
+use super::egress::EgressFile;
 use super::error::ProviderError;
 use super::offer_keys;
 use crate::chain::ChainFile;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 /// bootstrap = ["/ip4/203.0.113.5/tcp/4001/p2p/12D3Koo..."]
 /// heartbeat_secs = 5
 /// interface = "flowshield0"
+/// data_plane_socket = "/var/run/wireguard/restricted/flowshield0.sock"  # optional, see below
 /// tunnel_subnet = "10.77.0.0/16"
 ///
 /// [offer]
@@ -63,6 +65,13 @@ use std::path::{Path, PathBuf};
 /// fullnode_url = "http://10.250.0.1:8080"   # optional: reputation from this fullnode
 /// deca_registry = "0x..."             # optional: certificate status on chain (via chain.rpc_url)
 /// refresh_secs = 5                    # page reload interval; 0: never
+///
+/// [egress]                            # optional: on by default (see crate::provider::egress)
+/// enabled = true                      # nftables table inet flowshield_<interface>
+/// uplink = "eth0"                     # default: the default route's interface
+/// allow = []                          # CIDRs exempt from the blocked ranges
+/// block_ports = []                    # more TCP/UDP destination ports to drop
+/// allow_smtp = false                  # outbound TCP 25 dropped unless true
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,6 +85,10 @@ pub struct ProviderFile {
     pub heartbeat_secs: u64,
     #[serde(default = "default_interface")]
     pub interface: String,
+    /// The data plane's UAPI socket. Default: the interface's restricted
+    /// socket if its daemon serves one, else its full socket.
+    #[serde(default)]
+    pub data_plane_socket: Option<PathBuf>,
     pub tunnel_subnet: String,
     pub offer: OfferFile,
     pub chain: Option<ChainFile>,
@@ -84,6 +97,9 @@ pub struct ProviderFile {
     #[serde(default)]
     pub session: SessionFile,
     pub dashboard: Option<DashboardFile>,
+    /// What clients may reach through this host; on unless `enabled = false`.
+    #[serde(default)]
+    pub egress: EgressFile,
 }
 
 /// The `[promise]` table (see [`ProviderFile`]): the quality the provider promises on
@@ -197,6 +213,29 @@ impl ProviderFile {
         }
     }
 
+    /// The `[egress]` policy for this file's interface and subnet (`None`
+    /// when disabled); bad input names the field.
+    pub fn egress_policy(
+        &self,
+        path: &Path,
+    ) -> Result<Option<super::egress::EgressPolicy>, ProviderError> {
+        self.egress
+            .policy(&self.interface, &self.tunnel_subnet)
+            .map_err(|e| ProviderError::Config {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// The data plane, through `data_plane_socket` or the least privileged
+    /// socket its daemon serves.
+    pub fn dataplane(&self) -> crate::dataplane::DataPlane {
+        match &self.data_plane_socket {
+            Some(socket) => crate::dataplane::DataPlane::with_socket(&self.interface, socket),
+            None => crate::dataplane::DataPlane::least_privileged(&self.interface),
+        }
+    }
+
     pub fn load(path: &Path) -> Result<Self, ProviderError> {
         let text = std::fs::read_to_string(path).map_err(|e| ProviderError::Config {
             path: path.to_path_buf(),
@@ -229,7 +268,7 @@ impl ProviderFile {
             wg_public_key: offer_keys::wg_public_key(
                 o.wg_public_key.as_deref(),
                 &self.interface,
-                flowshield_tunnel::uapi::client::get,
+                |iface| flowshield_tunnel::uapi::client::get_at(self.dataplane().socket(), iface),
             )
             .map_err(|e| field("offer.wg_public_key", e))?,
             endpoint: o

@@ -28,6 +28,8 @@ pub enum ProviderError {
     Register(String),
     #[error("reconciling sessions at start: {0}")]
     Recover(#[from] RecoverError),
+    #[error(transparent)]
+    Egress(#[from] super::egress::EgressError),
     #[error("sessions: {0}")]
     Session(#[from] SessionError),
 }

@@ -23,6 +23,7 @@
 //! marked in the table's state so a concurrent `Connect` or end cannot
 //! race them.
 
+use super::shaping::Shaper;
 use super::store::SessionStore;
 use crate::dataplane::DataPlane;
 use crate::session::pool::TunnelAddressPool;
@@ -64,6 +65,9 @@ pub struct HostConfig {
     pub client_allowed_ips: Vec<IpNet>,
     pub keepalive_secs: u16,
     pub policy: SessionPolicy,
+    /// Per-client rate limits, set when a session starts and lifted when
+    /// it ends (`None`: unshaped).
+    pub shaper: Option<Shaper>,
 }
 
 struct State {
@@ -131,6 +135,12 @@ impl SessionHost {
             .map_err(|e| chain_error("reading the EIP-712 domain", e))?;
         let pool = TunnelAddressPool::new(&config.tunnel_subnet)
             .map_err(|e| SessionError::Unavailable(e.to_string()))?;
+        if let Some(shaper) = &config.shaper {
+            shaper
+                .install()
+                .await
+                .map_err(|e| SessionError::Unavailable(e.to_string()))?;
+        }
         Ok(Self {
             state: Arc::new(Mutex::new(State {
                 table: SessionTable::new(config.policy.clone(), domain),
@@ -154,6 +164,11 @@ impl SessionHost {
                 tracing::warn!(order = %record.order_id, error = %e, "tunnel address of a resumed session not reserved");
             }
             state.table.restore(record, now);
+            if let Some(shaper) = &self.config.shaper {
+                if let Err(e) = shaper.add(record.address).await {
+                    tracing::error!(order = %record.order_id, error = %e, "resumed session not shaped");
+                }
+            }
             tracing::info!(order = %record.order_id, address = %record.address, best = %record.best_amount(), "session taken up again");
         }
     }

@@ -40,9 +40,21 @@ impl SessionHost {
                 .map_err(|e| SessionError::Unavailable(format!("data plane: {e}"))),
             Err(e) => Err(Self::store_error(e)),
         };
+        // An unshaped client could take more than the offer promises:
+        // failing to shape fails the session like a failed peer add.
+        let added = match (added, &self.config.shaper) {
+            (Ok(()), Some(shaper)) => shaper
+                .add(record.address)
+                .await
+                .map_err(|e| SessionError::Unavailable(e.to_string())),
+            (added, _) => added,
+        };
         if let Err(e) = added {
             // Accepted but unusable: settle at once so the client is refunded.
             let _ = self.config.dataplane.remove_peer(&record.wg_key).await;
+            if let Some(shaper) = &self.config.shaper {
+                let _ = shaper.remove(record.address).await;
+            }
             let _ = store.forget_peer(&record.wg_key).await;
             let settled = {
                 let _tx = self.tx_lock.lock().await;
@@ -106,6 +118,11 @@ impl SessionHost {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "removing the peer failed"),
+        }
+        if let Some(shaper) = &self.config.shaper {
+            if let Err(e) = shaper.remove(session.address).await {
+                tracing::warn!(error = %e, "lifting the client's rate limit failed");
+            }
         }
         let market = &self.config.market;
         // Read under the transaction lock: a redemption task may have just

@@ -9,7 +9,9 @@
 //! - [`host`]: the session driver; [`offer_keys`]: keys the file omits;
 //! - [`store`]: the durable session state (SQLite or Postgres), and
 //!   [`recover`]: reconciling it with the chain and the data plane at start;
-//! - [`dashboard`]: the operator's web page.
+//! - [`dashboard`]: the operator's web page;
+//! - [`egress`]: the nftables filter on what clients reach through this host;
+//! - [`shaping`]: per-client rate limits (tc) at the offer's capacity.
 //!
 //! With a `[chain]` table the provider also sells: it registers on chain
 //! (stake) if needed and answers session requests through
@@ -20,11 +22,13 @@
 mod announce;
 mod config;
 pub mod dashboard;
+pub mod egress;
 mod error;
 pub mod host;
 pub mod offer_keys;
 pub mod recover;
 mod register;
+pub mod shaping;
 pub mod store;
 
 pub use config::{OfferFile, ProviderFile, SessionFile};
@@ -58,6 +62,12 @@ pub struct ProviderConfig {
     /// fullnodes, every `cert_announce_every`.
     pub certificate: Option<Vec<Vec<u8>>>,
     pub cert_announce_every: Duration,
+    /// The egress filter, applied at start and removed at shutdown
+    /// (`None`: none, as `[egress] enabled = false` gives).
+    pub egress: Option<egress::EgressPolicy>,
+    /// Where `nft` (and `tc`) act: this namespace unless the data plane is
+    /// in another one.
+    pub net_tools: egress::NetTools,
 }
 
 /// What the provider did (for observers such as tests).
@@ -76,6 +86,8 @@ pub struct Provider {
     /// The heartbeat and request loop, the session ticker, the certificate
     /// announcer: all stopped by [`Provider::shutdown`].
     tasks: Vec<JoinHandle<()>>,
+    /// The applied egress filter, removed by [`Provider::shutdown`].
+    egress: Option<egress::Egress>,
 }
 
 /// How often the session host weighs each session's traffic against its
@@ -94,10 +106,29 @@ impl Provider {
             .into());
         }
         config.offer.validate()?;
+        // Before any client can be served: the filter goes up first.
+        let egress = match config.egress.clone() {
+            Some(policy) => Some(egress::Egress::apply(policy, config.net_tools.clone())?),
+            None if config.sessions.is_some() => {
+                tracing::warn!(
+                    "egress filter disabled: clients reach everything this host reaches"
+                );
+                None
+            }
+            None => None,
+        };
         let mut net_config = NetConfig::new(config.keypair.clone());
         net_config.listen = config.listen.clone();
         net_config.bootstrap = config.bootstrap.clone();
-        let (net, net_events) = net::spawn(net_config).await?;
+        let (net, net_events) = match net::spawn(net_config).await {
+            Ok(spawned) => spawned,
+            Err(e) => {
+                if let Some(egress) = &egress {
+                    let _ = egress.remove();
+                }
+                return Err(e.into());
+            }
+        };
         tracing::info!(peer_id = %net.peer_id(), region = %config.offer.region, "provider started");
         let (events, _) = broadcast::channel(256);
         let mut tasks = Vec::new();
@@ -130,7 +161,17 @@ impl Provider {
             net_events,
             events.clone(),
         )));
-        Ok(Self { net, events, tasks })
+        Ok(Self {
+            net,
+            events,
+            tasks,
+            egress,
+        })
+    }
+
+    /// The egress filter in force, if any (for the log and the dashboard).
+    pub fn egress(&self) -> Option<&egress::Egress> {
+        self.egress.as_ref()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<ProviderEvent> {
@@ -142,6 +183,11 @@ impl Provider {
             task.abort();
         }
         self.net.shutdown().await;
+        if let Some(egress) = &self.egress {
+            if let Err(e) = egress.remove() {
+                tracing::error!(error = %e, "cannot remove the egress filter");
+            }
+        }
     }
 }
 

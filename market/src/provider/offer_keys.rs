@@ -37,10 +37,18 @@ pub fn wg_public_key(
              (systemctl start flowshield@{iface}) or write the key here"
         )
     })?;
-    let private = snapshot.private_key.ok_or_else(|| {
-        format!("omitted, so it is read from the data plane, but interface {iface} has no private key set")
-    })?;
-    let key = WgPublicKey(private.public_key().0);
+    // The full socket shows the private key; the restricted one only the
+    // public key.
+    let public = match (snapshot.private_key, snapshot.own_public_key) {
+        (Some(private), _) if !private.is_zero() => private.public_key(),
+        (_, Some(public)) => public,
+        _ => {
+            return Err(format!(
+                "omitted, so it is read from the data plane, but interface {iface} has no private key set"
+            ))
+        }
+    };
+    let key = WgPublicKey(public.0);
     tracing::info!(iface, wg_public_key = %key, "offer.wg_public_key from the data plane");
     Ok(key)
 }
@@ -75,6 +83,7 @@ mod tests {
     fn snapshot(private_key: Option<SecretKey>) -> DeviceSnapshot {
         DeviceSnapshot {
             private_key,
+            own_public_key: None,
             listen_port: 51820,
             fwmark: 0,
             peers: Vec::new(),

@@ -4,11 +4,12 @@
 //! only when both match the chain), and builds its [`SessionHost`].
 
 use super::config::ProviderFile;
+use super::egress::NetTools;
 use super::error::ProviderError;
 use super::host::{HostConfig, SessionHost};
 use super::recover;
+use super::shaping::{Shaper, ShapingPlan};
 use super::store::SessionStore;
-use crate::dataplane::DataPlane;
 use crate::session::pricing::Prices;
 use crate::session::table::SessionPolicy;
 use crate::wire::session::parse_u256;
@@ -118,7 +119,24 @@ impl ProviderFile {
         let store = SessionStore::connect(&self.session_store_url())
             .await
             .map_err(|e| field("session.store", e.to_string()))?;
-        let dataplane = DataPlane::new(&self.interface);
+        let dataplane = self.dataplane();
+        tracing::info!(socket = %dataplane.socket().display(), "data plane UAPI socket");
+        let shaper = if self.egress.shape_clients {
+            let subnet = self
+                .tunnel_subnet
+                .parse()
+                .map_err(|e: ipnet::AddrParseError| field("tunnel_subnet", e.to_string()))?;
+            let plan = ShapingPlan::new(
+                &self.interface,
+                subnet,
+                offer.capacity_mbps,
+                offer.max_clients,
+            )
+            .map_err(|e| field("egress.shape_clients", e.to_string()))?;
+            Some(Shaper::new(plan, NetTools::here()))
+        } else {
+            None
+        };
         // Before answering anyone: take up what the last run left.
         let recovered = recover::reconcile(&store, &market, &dataplane, signer.address()).await?;
         tracing::info!(
@@ -141,6 +159,7 @@ impl ProviderFile {
             client_allowed_ips,
             keepalive_secs: s.keepalive_secs,
             policy,
+            shaper,
         })
         .await?;
         host.resume(&recovered.resumed).await;

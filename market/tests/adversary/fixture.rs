@@ -9,11 +9,13 @@ use flowshield_chain::alloy::primitives::U256;
 use flowshield_chain::alloy::signers::local::PrivateKeySigner;
 use flowshield_chain::voucher::sign_voucher;
 use flowshield_chain::{LocalChain, MarketClient, ProviderTerms};
-use flowshield_e2e::daemon::Implementation;
+use flowshield_e2e::daemon::{Daemon, Implementation};
 use flowshield_e2e::site::{self as e2e, PeerSpec};
 use flowshield_market::dataplane::DataPlane;
 use flowshield_market::net::{self, MarketRequest, MarketResponse, NetConfig, NetHandle};
+use flowshield_market::provider::egress::{EgressFile, NetTools};
 use flowshield_market::provider::host::{HostConfig, SessionHost};
+use flowshield_market::provider::shaping::{Shaper, ShapingPlan};
 use flowshield_market::provider::{Provider, ProviderConfig};
 use flowshield_market::session::pricing::Prices;
 use flowshield_market::session::table::SessionPolicy;
@@ -23,6 +25,7 @@ use flowshield_market::wire::session::{
     ConnectRequest, SessionRequest, SessionResponse, VoucherMessage,
 };
 use flowshield_proto::{Keypair, Offer, PeerId, WgPublicKey};
+use flowshield_tunnel::uapi::restricted;
 use std::time::Duration;
 
 /// The least escrow the provider takes.
@@ -38,6 +41,19 @@ pub const CAPACITY_MBPS: u32 = 10;
 pub const PRICE_PER_GIB: u64 = 1 << 30;
 /// ...and 1000 wei per second connected (1 wei per ms).
 pub const PRICE_PER_HOUR: u64 = 3_600_000;
+
+/// What a test changes in the provider: all off / the defaults by default.
+#[derive(Default)]
+pub struct Options {
+    /// The `[egress]` table (interface and subnet are the fixture's).
+    pub egress: Option<EgressFile>,
+    /// Per-client shaping at this capacity.
+    pub shaping_mbps: Option<u32>,
+    /// Instead of 5 s at [`CAPACITY_MBPS`].
+    pub credit_limit: Option<U256>,
+    /// Instead of [`MAX_CLIENTS`] sessions at once.
+    pub max_clients: Option<u32>,
+}
 
 /// The provider, its chain and data plane.
 pub struct Site {
@@ -65,13 +81,50 @@ pub struct Actor {
 
 impl Site {
     pub async fn start() -> Self {
-        Self::start_with_clients(MAX_CLIENTS).await
+        Self::start_with(Options::default()).await
     }
 
     /// [`Site::start`] with room for `max_clients` sessions.
     pub async fn start_with_clients(max_clients: u32) -> Self {
+        Self::start_with(Options {
+            max_clients: Some(max_clients),
+            ..Options::default()
+        })
+        .await
+    }
+
+    /// [`Site::start`] with `options`; the egress filter and shaping act
+    /// inside the data plane's namespace.
+    pub async fn start_with(options: Options) -> Self {
+        let max_clients = options.max_clients.unwrap_or(MAX_CLIENTS);
         let (mut wg, client_wg) = e2e::two_sites().expect("namespaces");
-        wg.start(Implementation::Flowshield).expect("data plane");
+        // The provider drives its data plane through the restricted socket
+        // (as the packaged units set it up); root keeps the full one.
+        wg.daemon = Some(
+            Daemon::spawn_with_env(
+                &wg.ns,
+                Implementation::Flowshield,
+                &wg.iface,
+                &[("FLOWSHIELD_RESTRICTED_GROUP", "0")],
+            )
+            .expect("data plane"),
+        );
+        let tools = NetTools::in_netns(wg.ns.name());
+        let shaper = options.shaping_mbps.map(|mbps| {
+            let plan = ShapingPlan::new(
+                &wg.iface,
+                "10.77.0.0/24".parse().expect("subnet"),
+                mbps,
+                max_clients,
+            )
+            .expect("shaping plan");
+            Shaper::new(plan, tools.clone())
+        });
+        let egress = options.egress.map(|file| {
+            file.policy(&wg.iface, "10.77.0.0/24")
+                .expect("egress policy")
+                .expect("enabled")
+        });
         wg.wg_set(&[]).expect("private key and port");
         wg.link_up().expect("tunnel address");
         let iface = wg.iface.clone();
@@ -113,7 +166,7 @@ impl Site {
             ))
             .await
             .expect("session store"),
-            dataplane: DataPlane::new(&iface),
+            dataplane: DataPlane::with_socket(&iface, restricted::socket_path(&iface)),
             tunnel_subnet: "10.77.0.0/24".into(),
             provider_wg_public_key: provider_wg_key,
             endpoint: format!("{}:{}", wg.underlay, wg.port)
@@ -121,7 +174,13 @@ impl Site {
                 .expect("endpoint"),
             client_allowed_ips: vec![],
             keepalive_secs: 25,
-            policy: policy(provider_signer.address(), prices, max_clients),
+            policy: SessionPolicy {
+                credit_limit: options
+                    .credit_limit
+                    .unwrap_or(prices.default_credit_limit(CAPACITY_MBPS)),
+                ..policy(provider_signer.address(), prices, max_clients)
+            },
+            shaper,
         })
         .await
         .expect("session host");
@@ -137,6 +196,8 @@ impl Site {
             heartbeat_interval: Duration::from_secs(1),
             dht_refresh_every: 6,
             sessions: Some(host.clone()),
+            egress,
+            net_tools: tools,
             ..provider_config(keypair, offer)
         })
         .await
@@ -158,7 +219,18 @@ impl Site {
     /// peer (endpoint known, the provider's /24 routed through it) and
     /// returns its WireGuard key, for a `Connect`.
     pub fn tunnel_client(&mut self) -> WgPublicKey {
-        let provider = PeerSpec::new(&self.wg).allowed_ips(&["10.77.0.0/24"]);
+        self.tunnel_client_routing(&["10.77.0.0/24"], None)
+    }
+
+    /// [`Site::tunnel_client`] sending `allowed_ips` to the provider (routes
+    /// for them are the caller's), with an optional keepalive.
+    pub fn tunnel_client_routing(
+        &mut self,
+        allowed_ips: &[&str],
+        keepalive: Option<u16>,
+    ) -> WgPublicKey {
+        let mut provider = PeerSpec::new(&self.wg).allowed_ips(allowed_ips);
+        provider.keepalive = keepalive;
         self.client_wg
             .start(Implementation::Flowshield)
             .expect("client data plane");
@@ -240,10 +312,17 @@ impl Site {
     }
 
     pub async fn shutdown(self, actors: Vec<Actor>) {
+        self.stop(actors).await;
+    }
+
+    /// Stops the provider (and `actors`) and hands back the data plane's
+    /// site, still running, to look at what the provider left behind.
+    pub async fn stop(self, actors: Vec<Actor>) -> e2e::Site {
         for actor in actors {
             actor.net.shutdown().await;
         }
         self.provider.shutdown().await;
+        self.wg
     }
 }
 

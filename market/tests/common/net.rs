@@ -105,6 +105,8 @@ pub fn provider_config(keypair: Keypair, offer: Offer) -> ProviderConfig {
         sessions: None,
         certificate: None,
         cert_announce_every: Duration::from_secs(60),
+        egress: None,
+        net_tools: Default::default(),
     }
 }
 

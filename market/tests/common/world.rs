@@ -229,7 +229,7 @@ impl World {
         self.hub
             .ip(&["link", "set", &pair.a_dev, "master", "br0"])?;
         let lan = format!("198.18.{}.", 20 + i);
-        VethPair::new(
+        let to_origin = VethPair::new(
             &ns,
             &format!("{lan}1/24"),
             &self.origin,
@@ -289,6 +289,9 @@ client_allowed_ips = ["198.18.99.1/32"]
 idle_timeout_secs = 15
 redeem_threshold_wei = "100000000000000"
 redeem_interval_secs = 5
+
+[egress]
+uplink = "{uplink}"
 "#,
             dir = dir.display(),
             host = 10 + i,
@@ -296,6 +299,7 @@ redeem_interval_secs = 5
             wg = keys.public,
             rpc = self.rpc_url()?,
             market = self.market_address()?,
+            uplink = to_origin.a_dev,
         );
         let extra = extras(
             self,

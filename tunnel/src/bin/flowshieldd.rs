@@ -79,7 +79,7 @@ fn main() -> ExitCode {
             report_ready();
         }
     };
-    match service::run(&args.iface, access, ready) {
+    match service::run(&args.iface, access, None, ready) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => fail(detached, &err.to_string()),
     }

@@ -183,6 +183,7 @@ impl Device {
         let st = self.state.read();
         DeviceSnapshot {
             private_key: st.private_key.clone(),
+            own_public_key: None,
             listen_port: st.listen_port,
             fwmark: st.fwmark,
             peers: st

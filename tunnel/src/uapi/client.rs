@@ -3,6 +3,7 @@
 use super::{socket_path, Counters, DeviceSnapshot, UapiError};
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::time::Duration;
 
 /// Why a UAPI call failed.
@@ -25,6 +26,12 @@ fn errno_text(errno: i32) -> String {
 /// Sends one request (without the final empty line) and returns the reply
 /// body without its `errno=` trailer.
 pub fn call(iface: &str, request: &str) -> Result<String, ClientError> {
+    call_at(&socket_path(iface), iface, request)
+}
+
+/// [`call`] through the socket at `path` (such as the restricted one,
+/// [`super::restricted::socket_path`]); `iface` names it in errors.
+pub fn call_at(path: &Path, iface: &str, request: &str) -> Result<String, ClientError> {
     let connect = |source| ClientError::Connect {
         iface: iface.to_string(),
         source,
@@ -33,7 +40,7 @@ pub fn call(iface: &str, request: &str) -> Result<String, ClientError> {
         iface: iface.to_string(),
         source,
     };
-    let mut stream = UnixStream::connect(socket_path(iface)).map_err(connect)?;
+    let mut stream = UnixStream::connect(path).map_err(connect)?;
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(io_err)?;
@@ -71,7 +78,12 @@ pub fn call(iface: &str, request: &str) -> Result<String, ClientError> {
 
 /// `get=1`, parsed.
 pub fn get(iface: &str) -> Result<DeviceSnapshot, ClientError> {
-    let body = call(iface, "get=1")?;
+    get_at(&socket_path(iface), iface)
+}
+
+/// [`get`] through the socket at `path`.
+pub fn get_at(path: &Path, iface: &str) -> Result<DeviceSnapshot, ClientError> {
+    let body = call_at(path, iface, "get=1")?;
     DeviceSnapshot::from_uapi(&body).map_err(|source| ClientError::Reply {
         iface: iface.to_string(),
         source,

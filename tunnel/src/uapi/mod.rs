@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod client;
+pub mod restricted;
 pub mod server;
 pub mod set;
 mod snapshot;

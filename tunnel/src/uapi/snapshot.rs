@@ -13,6 +13,9 @@ use std::net::SocketAddr;
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct DeviceSnapshot {
     pub private_key: Option<SecretKey>,
+    /// FlowShield extension (`own_public_key=`), given by the restricted
+    /// socket in place of the private key ([`super::restricted`]).
+    pub own_public_key: Option<PublicKey>,
     pub listen_port: u16,
     pub fwmark: u32,
     pub peers: Vec<PeerSnapshot>,
@@ -123,6 +126,9 @@ impl DeviceSnapshot {
         if let Some(key) = &self.private_key {
             let _ = writeln!(out, "private_key={}", key.to_hex());
         }
+        if let Some(key) = &self.own_public_key {
+            let _ = writeln!(out, "own_public_key={}", key.to_hex());
+        }
         if self.listen_port != 0 {
             let _ = writeln!(out, "listen_port={}", self.listen_port);
         }
@@ -168,6 +174,10 @@ impl DeviceSnapshot {
                 ("private_key", None) => {
                     snap.private_key =
                         Some(SecretKey::from_hex(value).map_err(|e| err(e.to_string()))?)
+                }
+                ("own_public_key", None) => {
+                    snap.own_public_key =
+                        Some(PublicKey::from_hex(value).map_err(|e| err(e.to_string()))?)
                 }
                 ("listen_port", None) => {
                     snap.listen_port = value.parse().map_err(|_| err("bad port".into()))?
@@ -216,6 +226,7 @@ mod tests {
     fn sample() -> DeviceSnapshot {
         DeviceSnapshot {
             private_key: Some(SecretKey::generate_private()),
+            own_public_key: None,
             listen_port: 51820,
             fwmark: 7,
             peers: vec![PeerSnapshot {

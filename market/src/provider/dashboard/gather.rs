@@ -103,14 +103,13 @@ impl Gatherer {
     async fn traffic(&self) -> Panel<Vec<PeerTraffic>> {
         let iface = self.sources.interface.clone();
         bounded("the data plane", async move {
-            let counters =
-                DataPlane::new(iface.as_str())
-                    .counters()
-                    .await
-                    .map_err(|e| match e {
-                        DataPlaneError::Uapi(e) => format!("UAPI {iface}: {}", error_chain(&e)),
-                        other => other.to_string(),
-                    })?;
+            let counters = DataPlane::least_privileged(iface.as_str())
+                .counters()
+                .await
+                .map_err(|e| match e {
+                    DataPlaneError::Uapi(e) => format!("UAPI {iface}: {}", error_chain(&e)),
+                    other => other.to_string(),
+                })?;
             Ok(counters
                 .iter()
                 .map(|p| PeerTraffic {
