@@ -13,7 +13,7 @@
 # origin) and one client. The client buys bandwidth (order + escrow on chain),
 # brings its tunnel up, fetches a file from the origin through it (checksum
 # verified), pays with vouchers, disconnects; the chain shows the provider paid
-# and the client refunded the rest. Meanwhile a verifier (admitted on chain)
+# and the client refunded the rest. Meanwhile a verifier (joined by staking on chain)
 # probes both providers through its own tunnels — handshake, RTT, loss,
 # throughput — and publishes signed reports to the fullnodes, which check them
 # against the chain and update the providers' reputation. Provider p0 serves
