@@ -118,6 +118,21 @@ async fn surround(site: &mut Site) -> Around {
         listen(&lan, "0.0.0.0:80"),
         listen(&other.ns, OTHER_CLIENT),
     ];
+    // Client B's first handshake reached a provider that did not know its
+    // key yet; wait for its retry (its tunnel is up once it pings the
+    // provider's tunnel address), so that whether A reaches B says
+    // something about the filter, not about timing.
+    let start = Instant::now();
+    while other
+        .ns
+        .run(&["ping", "-c", "1", "-W", "1", "10.77.0.1"])
+        .is_err()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "client B's tunnel never came up"
+        );
+    }
     // The tunnel is up once the internet host answers (handshake done).
     let start = Instant::now();
     while !reaches(&site.client_wg.ns, INTERNET) {
