@@ -268,7 +268,7 @@ impl<T: Signable> SignedMessage<T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::offer::tests::sample_offer;
     use crate::Heartbeat;
@@ -279,6 +279,19 @@ mod tests {
             seq: 1,
             timestamp_ms: 1_700_000_000_000,
         }
+    }
+
+    /// A heartbeat envelope carrying `payload` and `claimed`'s public key,
+    /// signed (with the right domain) by `by`: the forger's tool.
+    pub(crate) fn forge(
+        payload: Vec<u8>,
+        claimed: &Keypair,
+        by: &Keypair,
+    ) -> SignedMessage<Heartbeat> {
+        let signature = by
+            .sign(&SignedMessage::<Heartbeat>::signing_input(&payload))
+            .unwrap();
+        SignedMessage::from_parts(payload, claimed.public().encode_protobuf(), signature)
     }
 
     #[test]
@@ -333,14 +346,10 @@ mod tests {
             Err(ProtoError::WrongSigner { .. })
         ));
         // ... and a hand-built envelope is refused by `verify`.
-        let payload = SignedMessage::encode_payload(&hb).unwrap();
-        let signature = attacker
-            .sign(&SignedMessage::<Heartbeat>::signing_input(&payload))
-            .unwrap();
-        let forged = SignedMessage::<Heartbeat>::from_parts(
-            payload,
-            attacker.public().encode_protobuf(),
-            signature,
+        let forged = forge(
+            SignedMessage::encode_payload(&hb).unwrap(),
+            &attacker,
+            &attacker,
         );
         assert!(matches!(
             forged.verify(),
@@ -353,14 +362,7 @@ mod tests {
         let provider = Keypair::generate_ed25519();
         let attacker = Keypair::generate_ed25519();
         let payload = SignedMessage::encode_payload(&heartbeat(&provider)).unwrap();
-        let signature = attacker
-            .sign(&SignedMessage::<Heartbeat>::signing_input(&payload))
-            .unwrap();
-        let forged = SignedMessage::<Heartbeat>::from_parts(
-            payload,
-            provider.public().encode_protobuf(),
-            signature,
-        );
+        let forged = forge(payload, &provider, &attacker);
         assert_eq!(forged.verify().unwrap_err(), ProtoError::Forged);
     }
 

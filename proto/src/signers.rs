@@ -64,6 +64,7 @@ impl SignerKeys {
 mod tests {
     use super::*;
     use crate::offer::tests::sample_offer;
+    use crate::signed::tests::forge;
     use crate::{Heartbeat, SignedMessage};
     use libp2p_identity::Keypair;
 
@@ -98,27 +99,11 @@ mod tests {
         signed(&provider, 1).verify_cached(&mut keys).unwrap();
         // The provider's key bytes with the attacker's signature.
         let genuine = signed(&provider, 2);
-        let payload = genuine.payload().to_vec();
-        let signature = attacker
-            .sign(&SignedMessage::<Heartbeat>::signing_input(&payload))
-            .unwrap();
-        let forged = SignedMessage::<Heartbeat>::from_parts(
-            payload,
-            provider.public().encode_protobuf(),
-            signature,
-        );
+        let forged = forge(genuine.payload().to_vec(), &provider, &attacker);
         assert_eq!(forged.verify_cached(&mut keys), Err(ProtoError::Forged));
         // The attacker's own (cached) key signing the provider's heartbeat.
         signed(&attacker, 1).verify_cached(&mut keys).unwrap();
-        let payload = genuine.payload().to_vec();
-        let signature = attacker
-            .sign(&SignedMessage::<Heartbeat>::signing_input(&payload))
-            .unwrap();
-        let impostor = SignedMessage::<Heartbeat>::from_parts(
-            payload,
-            attacker.public().encode_protobuf(),
-            signature,
-        );
+        let impostor = forge(genuine.payload().to_vec(), &attacker, &attacker);
         assert!(matches!(
             impostor.verify_cached(&mut keys),
             Err(ProtoError::WrongSigner { .. })
