@@ -64,6 +64,13 @@ pub fn default_threads() -> usize {
         .clamp(1, DEFAULT_THREADS_CAP)
 }
 
+/// `count` buffers of `len` zero bytes, each allocated zeroed (`vec!` of a
+/// `Vec` would copy the first into every other, touching all the memory):
+/// with many workers, pages a batch never fills stay unused.
+fn zeroed_buffers(count: usize, len: usize) -> Vec<Vec<u8>> {
+    (0..count).map(|_| vec![0u8; len]).collect()
+}
+
 /// Opens the TUN device with `queues` queues (multi-queue from two on),
 /// each with virtio offload (tun-rs sets it on every cloned queue).
 fn open_tun(iface: &str, queues: usize) -> io::Result<Vec<Arc<AsyncDevice>>> {
@@ -188,7 +195,7 @@ impl Daemon {
     async fn tun_loop(self: Arc<Self>, worker: usize) -> Result<(), DriverError> {
         let tun = self.tuns[worker].clone();
         let mut original = vec![0u8; VIRTIO_NET_HDR_LEN + 65_535];
-        let mut bufs = vec![vec![0u8; 65_535]; IDEAL_BATCH_SIZE];
+        let mut bufs = zeroed_buffers(IDEAL_BATCH_SIZE, 65_535);
         let mut sizes = vec![0usize; IDEAL_BATCH_SIZE];
         let mut scratch = vec![0u8; SCRATCH_LEN];
         let mut out = NetOnly::default();
@@ -224,7 +231,7 @@ impl Daemon {
     async fn udp_loop(self: Arc<Self>, ep: Arc<UdpEndpoint>, worker: usize) {
         let tun = self.tuns[worker % self.tuns.len()].clone();
         // Each buffer holds one GRO train of datagrams.
-        let mut storage = vec![vec![0u8; 65_536]; UDP_BATCH];
+        let mut storage = zeroed_buffers(UDP_BATCH, 65_536);
         let mut metas = vec![RecvMeta::default(); UDP_BATCH];
         let mut scratch = vec![0u8; SCRATCH_LEN];
         let mut out = Both {
