@@ -9,12 +9,19 @@
 # then iperf3 TCP with one stream and with 4 streams. The raw veth without a tunnel is the baseline. Prints a
 # table and the ratios flowshield/wireguard-go and flowshield/boringtun-cli.
 #
+# Hub scenario (a provider serving many clients): one server namespace with a
+# bridge, K client namespaces each with its own tunnel to the server and one
+# iperf3 stream, all at once; the sum is reported. Beside every throughput
+# the server daemon's CPU use is printed in cores ((utime+stime) / wall time
+# over the iperf3 run): throughput per core can be compared too.
+#
 # Traffic stays inside the two namespaces this script creates; they, the
 # daemons and their sockets are removed on exit (also on Ctrl-C).
 #
 # Environment:
 #   BENCH_SECONDS    seconds per iperf3 run (default 10)
 #   BENCH_IMPLS      implementations to run (default "flowshield wireguard-go boringtun-cli")
+#   BENCH_HUB_PEERS  K, peers in the hub scenario (default 8; 0 skips it)
 #   BENCH_TOOLS_DIR  where boringtun-cli is installed by `cargo install` (default /work/.bench-tools)
 #   BORINGTUN_BIN    boringtun-cli binary (default $BENCH_TOOLS_DIR/bin/boringtun-cli)
 #   FLOWSHIELD_BIN   flowshield binary (default: built here with cargo build --release)
@@ -26,6 +33,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SECS=${BENCH_SECONDS:-10}
 IMPLS=${BENCH_IMPLS:-"flowshield wireguard-go boringtun-cli"}
+HUB_PEERS=${BENCH_HUB_PEERS:-8}
 TOOLS_DIR=${BENCH_TOOLS_DIR:-/work/.bench-tools}
 BORINGTUN_BIN=${BORINGTUN_BIN:-$TOOLS_DIR/bin/boringtun-cli}
 
@@ -44,6 +52,8 @@ PORT_B=51821
 WORK=$(mktemp -d /tmp/fsbench.XXXXXX)
 DAEMON_PIDS=()
 IFACES=()
+HUB_NS=()
+SERVER_PID=
 
 log() { echo "bench: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -66,6 +76,13 @@ cleanup() {
         fi
         ip netns del "$ns" 2>/dev/null || true
     done
+    for ns in "${HUB_NS[@]}"; do
+        # iperf3 servers of the hub run inside; the namespace goes with them.
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
+        ip netns del "$ns" 2>/dev/null || true
+    done
+    HUB_NS=()
+    SERVER_PID=
     for iface in "${IFACES[@]}"; do
         rm -f "/var/run/wireguard/$iface.sock"
     done
@@ -150,6 +167,7 @@ start_daemon() {
     DAEMON_PIDS+=($!)
     IFACES+=("$iface")
     local pid=$!
+    LAST_PID=$pid
     for _ in $(seq 150); do
         if wg show "$iface" >/dev/null 2>&1 && ip -n "$ns" link show "$iface" >/dev/null 2>&1; then
             return 0
@@ -166,6 +184,7 @@ tunnel_up() {
     local impl=$1 if_a="fb${ID}a" if_b="fb${ID}b"
     start_daemon "$impl" "$NS_A" "$if_a"
     start_daemon "$impl" "$NS_B" "$if_b"
+    SERVER_PID=$LAST_PID
     (umask 077; wg genkey >"$WORK/a.key"; wg genkey >"$WORK/b.key")
     local pub_a pub_b
     pub_a=$(wg pubkey <"$WORK/a.key")
@@ -187,10 +206,36 @@ tunnel_up() {
 }
 
 # --------------------------------------------------------- measurements --
-# measure DST: prints "tcp1 tcp4 rtt_avg rtt_max" (Mbit/s, Mbit/s, ms, ms)
-# from NS_A to DST in NS_B. Latency first, on the idle path.
+# cpu_ticks PID: utime+stime of PID in clock ticks (0 if it is gone).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+HZ=$(getconf CLK_TCK)
+# cores T0 T1 START END: CPU ticks T0..T1 over the wall time START..END (s).
+cores() { awk -v a="$1" -v b="$2" -v s="$3" -v e="$4" -v hz="$HZ" \
+    'BEGIN { if (e > s) printf "%.2f", (b - a) / hz / (e - s); else print "n/a" }'; }
+# with_cpu OUT CMD...: runs CMD with stdout to OUT and prints the server
+# daemon's CPU use in cores meanwhile ("-" without a daemon).
+with_cpu() {
+    local out=$1 t0 t1 s e rc=0
+    shift
+    [ -n "$SERVER_PID" ] && t0=$(cpu_ticks "$SERVER_PID")
+    s=$(date +%s.%N)
+    "$@" >"$out" || rc=$?
+    e=$(date +%s.%N)
+    if [ -n "$SERVER_PID" ]; then
+        t1=$(cpu_ticks "$SERVER_PID")
+        cores "$t0" "$t1" "$s" "$e"
+    else
+        echo "-"
+    fi
+    return $rc
+}
+mbits() { awk -v pat="$1" '$0 ~ pat {for (i = 1; i < NF; i++) if ($(i+1) == "Mbits/sec") v = $i} END {print v + 0}' "$2"; }
+
+# measure DST: prints "tcp1 cpu1 tcp4 cpu4 rtt_avg rtt_max" (Mbit/s, cores,
+# Mbit/s, cores, ms, ms) from NS_A to DST in NS_B. Latency first, on the
+# idle path.
 measure() {
-    local dst=$1 out tcp1 tcp4 rtt
+    local dst=$1 out tcp1 tcp4 cpu1 cpu4 rtt
     out=$(ip netns exec "$NS_A" ping -c 50 -i 0.01 -W 2 -q "$dst") || die "ping $dst failed"
     rtt=$(awk -F'/' '/^rtt|^round-trip/ {print $5 " " $6}' <<<"$out")
     ip netns exec "$NS_B" iperf3 -s -D -B "$dst" --pidfile "$WORK/iperf-$NS_B.pid" >/dev/null
@@ -198,23 +243,103 @@ measure() {
         ip netns exec "$NS_B" ss -ltn "sport = :5201" | grep -q 5201 && break
         sleep 0.1
     done
-    out=$(ip netns exec "$NS_A" timeout $((SECS + 30)) iperf3 -c "$dst" -t "$SECS" -f m) ||
-        die "iperf3 single stream to $dst failed"
-    tcp1=$(awk '/receiver/ {for (i = 1; i < NF; i++) if ($(i+1) == "Mbits/sec") v = $i} END {print v}' <<<"$out")
-    out=$(ip netns exec "$NS_A" timeout $((SECS + 30)) iperf3 -c "$dst" -t "$SECS" -P 4 -f m) ||
-        die "iperf3 -P 4 to $dst failed"
-    tcp4=$(awk '/SUM.*receiver/ {for (i = 1; i < NF; i++) if ($(i+1) == "Mbits/sec") v = $i} END {print v}' <<<"$out")
+    cpu1=$(with_cpu "$WORK/tcp1.txt" ip netns exec "$NS_A" timeout $((SECS + 30)) \
+        iperf3 -c "$dst" -t "$SECS" -f m) || die "iperf3 single stream to $dst failed"
+    tcp1=$(mbits receiver "$WORK/tcp1.txt")
+    cpu4=$(with_cpu "$WORK/tcp4.txt" ip netns exec "$NS_A" timeout $((SECS + 30)) \
+        iperf3 -c "$dst" -t "$SECS" -P 4 -f m) || die "iperf3 -P 4 to $dst failed"
+    tcp4=$(mbits 'SUM.*receiver' "$WORK/tcp4.txt")
     kill "$(cat "$WORK/iperf-$NS_B.pid")" 2>/dev/null || true
     rm -f "$WORK/iperf-$NS_B.pid"
-    echo "${tcp1:-0} ${tcp4:-0} ${rtt:-0 0}"
+    echo "${tcp1:-0} $cpu1 ${tcp4:-0} $cpu4 ${rtt:-0 0}"
 }
 
-declare -A TCP1 TCP4 RTT RTTMAX
+# hub_up IMPL K: server namespace (bridge 198.18.1.1/24, tunnel 10.78.0.1)
+# and K clients (198.18.1.(10+i), tunnel 10.78.0.(10+i)), each its own
+# daemon and peer of the server.
+hub_up() {
+    local impl=$1 k=$2 hub="fsbench-$ID-h" if_s="fb${ID}s" i
+    HUB_NS+=("$hub")
+    ip netns add "$hub"
+    ip -n "$hub" link set lo up
+    ip -n "$hub" link add br0 type bridge
+    ip -n "$hub" addr add 198.18.1.1/24 dev br0
+    ip -n "$hub" link set br0 up
+    start_daemon "$impl" "$hub" "$if_s"
+    SERVER_PID=$LAST_PID
+    (umask 077; wg genkey >"$WORK/hub.key")
+    local hub_pub
+    hub_pub=$(wg pubkey <"$WORK/hub.key")
+    wg set "$if_s" private-key "$WORK/hub.key" listen-port $PORT_A
+    for i in $(seq 1 "$k"); do
+        local ns="fsbench-$ID-c$i" if_c="fb${ID}c$i" pub
+        HUB_NS+=("$ns")
+        ip netns add "$ns"
+        ip -n "$ns" link set lo up
+        ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1
+        ip link add "fbh${ID}v$i" netns "$hub" type veth peer name "fbh${ID}u$i" netns "$ns"
+        ip -n "$hub" link set "fbh${ID}v$i" master br0 mtu 1500 up
+        ip -n "$ns" addr add "198.18.1.$((10 + i))/24" dev "fbh${ID}u$i"
+        ip -n "$ns" link set "fbh${ID}u$i" mtu 1500 up
+        start_daemon "$impl" "$ns" "$if_c"
+        (umask 077; wg genkey >"$WORK/c$i.key")
+        pub=$(wg pubkey <"$WORK/c$i.key")
+        wg set "$if_c" private-key "$WORK/c$i.key" listen-port $PORT_B \
+            peer "$hub_pub" allowed-ips 10.78.0.1/32 endpoint "198.18.1.1:$PORT_A"
+        wg set "$if_s" peer "$pub" allowed-ips "10.78.0.$((10 + i))/32"
+        ip -n "$ns" addr add "10.78.0.$((10 + i))/24" dev "$if_c"
+        ip -n "$ns" link set "$if_c" mtu 1420 up
+    done
+    ip -n "$hub" addr add 10.78.0.1/24 dev "$if_s"
+    ip -n "$hub" link set "$if_s" mtu 1420 up
+    for i in $(seq 1 "$k"); do
+        local ok=
+        for _ in 1 2 3; do
+            if ip netns exec "fsbench-$ID-c$i" ping -c 2 -W 2 -i 0.2 -q 10.78.0.1 >/dev/null; then ok=1; break; fi
+        done
+        [ -n "$ok" ] || die "$impl: no ping from hub client $i"
+    done
+}
+
+# measure_hub K: prints "sum_mbits cores": K clients, one stream each, at once.
+measure_hub() {
+    local k=$1 hub="fsbench-$ID-h" i pids=() cpu sum=0
+    for i in $(seq 1 "$k"); do
+        ip netns exec "$hub" iperf3 -s -D -p $((5400 + i)) >/dev/null
+    done
+    for _ in $(seq 50); do
+        [ "$(ip netns exec "$hub" ss -ltn | grep -c ':54[0-9][0-9] ')" -ge "$k" ] && break
+        sleep 0.1
+    done
+    hub_streams() {
+        for i in $(seq 1 "$k"); do
+            ip netns exec "fsbench-$ID-c$i" timeout $((SECS + 30)) \
+                iperf3 -c 10.78.0.1 -p $((5400 + i)) -t "$SECS" -f m >"$WORK/hub$i.txt" 2>&1 &
+            pids+=($!)
+        done
+        local rc=0 pid
+        for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
+        return $rc
+    }
+    cpu=$(with_cpu /dev/null hub_streams) || die "hub iperf3 streams failed"
+    for i in $(seq 1 "$k"); do
+        sum=$(awk -v a="$sum" -v b="$(mbits receiver "$WORK/hub$i.txt")" 'BEGIN {print a + b}')
+    done
+    echo "$sum $cpu"
+}
+
+declare -A TCP1 TCP4 RTT RTTMAX CPU1 CPU4 HUB CPUH
 record() {
     local name=$1 res
     res=$(measure "$2")
-    read -r "TCP1[$name]" "TCP4[$name]" "RTT[$name]" "RTTMAX[$name]" <<<"$res"
-    log "$name: tcp-1 ${TCP1[$name]} Mbit/s, tcp-4 ${TCP4[$name]} Mbit/s, rtt avg ${RTT[$name]} ms, max ${RTTMAX[$name]} ms"
+    read -r "TCP1[$name]" "CPU1[$name]" "TCP4[$name]" "CPU4[$name]" "RTT[$name]" "RTTMAX[$name]" <<<"$res"
+    log "$name: tcp-1 ${TCP1[$name]} Mbit/s (${CPU1[$name]} cores), tcp-4 ${TCP4[$name]} Mbit/s (${CPU4[$name]} cores), rtt avg ${RTT[$name]} ms, max ${RTTMAX[$name]} ms"
+}
+record_hub() {
+    local name=$1 res
+    res=$(measure_hub "$HUB_PEERS")
+    read -r "HUB[$name]" "CPUH[$name]" <<<"$res"
+    log "$name: hub of $HUB_PEERS ${HUB[$name]} Mbit/s (${CPUH[$name]} cores)"
 }
 
 log "$SECS s per iperf3 run; implementations: ${WANTED[*]}"
@@ -226,20 +351,28 @@ for impl in "${WANTED[@]}"; do
     tunnel_up "$impl"
     record "$impl" "$TUN_B"
     cleanup
+    if [ "$HUB_PEERS" -gt 0 ]; then
+        hub_up "$impl" "$HUB_PEERS"
+        record_hub "$impl"
+        cleanup
+    fi
 done
 
 # --------------------------------------------------------------- report --
 echo
-printf '%-18s %16s %16s %14s %14s\n' "implementation" "TCP 1 (Mbit/s)" "TCP 4 (Mbit/s)" "RTT avg (ms)" "RTT max (ms)"
+echo "Mbit/s (server daemon CPU in cores); hub: $HUB_PEERS peers, one stream each, at once"
+printf '%-18s %20s %20s %20s %13s %13s\n' "implementation" "TCP 1" "TCP 4" "hub $HUB_PEERS" "RTT avg (ms)" "RTT max (ms)"
 for name in "veth (no tunnel)" "${WANTED[@]}"; do
-    printf '%-18s %16s %16s %14s %14s\n' "$name" "${TCP1[$name]}" "${TCP4[$name]}" "${RTT[$name]}" "${RTTMAX[$name]}"
+    printf '%-18s %20s %20s %20s %13s %13s\n' "$name" "${TCP1[$name]} (${CPU1[$name]})" \
+        "${TCP4[$name]} (${CPU4[$name]})" "${HUB[$name]:--} (${CPUH[$name]:--})" "${RTT[$name]}" "${RTTMAX[$name]}"
 done
 echo
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 for other in wireguard-go boringtun-cli; do
     [ -n "${TCP1[flowshield]:-}" ] && [ -n "${TCP1[$other]:-}" ] || continue
-    printf 'flowshield/%-14s TCP 1: %sx  TCP 4: %sx  RTT: %sx (throughput: higher is better; RTT: lower)\n' \
+    printf 'flowshield/%-14s TCP 1: %sx  TCP 4: %sx  hub: %sx  RTT: %sx (throughput: higher is better; RTT: lower)\n' \
         "$other" "$(ratio "${TCP1[flowshield]}" "${TCP1[$other]}")" \
         "$(ratio "${TCP4[flowshield]}" "${TCP4[$other]}")" \
+        "$(ratio "${HUB[flowshield]:-0}" "${HUB[$other]:-0}")" \
         "$(ratio "${RTT[flowshield]}" "${RTT[$other]}")"
 done

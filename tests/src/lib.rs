@@ -39,7 +39,9 @@
 //! `wg_quick_dropin` (flowshieldd under the real wg-quick, default route by
 //! fwmark, the TUN link moved to another namespace), `sticky_source`
 //! (replies from the address the peer wrote to, IPv4 and IPv6),
-//! `conformance` (the scenarios of wireguard-go's tests/netns.sh).
+//! `conformance` (the scenarios of wireguard-go's tests/netns.sh),
+//! `multicore` (a four-worker hub carrying eight peers at once, the
+//! workers' TUN queues and sockets, `--threads` validation).
 //! Failing tests print the daemons' logs.
 //!
 //! Requirements: root, `ip`, `wg`, `wireguard-go`, `ping`; the `flowshield`

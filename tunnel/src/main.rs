@@ -60,6 +60,8 @@ enum Cmd {
         /// and fwmark cannot be set (for the market provider's user).
         #[arg(long, env = "FLOWSHIELD_RESTRICTED_GROUP", value_name = "GROUP")]
         restricted_group: Option<String>,
+        #[command(flatten)]
+        workers: flowshield_tunnel::service::ThreadArgs,
     },
 }
 
@@ -81,7 +83,13 @@ fn main() -> std::process::ExitCode {
             iface,
             uapi_group,
             restricted_group,
-        } => cli::daemon::run(&iface, uapi_group.as_deref(), restricted_group.as_deref()),
+            workers,
+        } => cli::daemon::run(
+            &iface,
+            uapi_group.as_deref(),
+            restricted_group.as_deref(),
+            workers.threads(),
+        ),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -9,7 +9,7 @@
 //! set IFACE netns NS`) and keeps carrying packets, since only the file
 //! descriptor matters. Deleting the link, wherever it is, ends the daemon.
 
-use crate::device::driver::{Daemon, DaemonApi, DriverError};
+use crate::device::driver::{default_threads, Daemon, DaemonApi, DriverError, MAX_THREADS};
 use crate::uapi::access::{group_blocked_by_dir, GroupError};
 use crate::uapi::restricted::{self, Restricted};
 use crate::uapi::server::{BindError, Listener};
@@ -35,6 +35,29 @@ pub enum ServiceError {
     Driver(#[from] DriverError),
 }
 
+/// `--threads N` / `FLOWSHIELD_THREADS`, shared by `flowshield daemon` and
+/// `flowshieldd`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ThreadArgs {
+    /// Data-plane workers: TUN queues, UDP sockets per address family and
+    /// runtime threads (default: one per core, at most 16; 1 = a single
+    /// queue and socket).
+    #[arg(
+        long,
+        env = "FLOWSHIELD_THREADS",
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..=MAX_THREADS as i64)
+    )]
+    pub threads: Option<u16>,
+}
+
+impl ThreadArgs {
+    /// The workers asked for, or [`default_threads`].
+    pub fn threads(&self) -> usize {
+        self.threads.map_or_else(default_threads, usize::from)
+    }
+}
+
 /// Interface names as the kernel allows them: 1–15 bytes, no '/', ':' or
 /// whitespace, not "." or "..".
 pub fn valid_iface_name(name: &str) -> bool {
@@ -51,22 +74,26 @@ pub fn valid_iface_name(name: &str) -> bool {
 /// the interface disappears (both a normal exit). `ready` is called once
 /// the TUN device, the UDP sockets and the UAPI socket all exist.
 /// `restricted_access`, when given, also serves the restricted UAPI socket
-/// ([`crate::uapi::restricted`]) with that access.
+/// ([`crate::uapi::restricted`]) with that access. `threads` data-plane
+/// workers run (see [`Daemon`]), on as many runtime threads.
 pub fn run(
     iface: &str,
     access: SocketAccess,
     restricted_access: Option<SocketAccess>,
+    threads: usize,
     ready: impl FnOnce(),
 ) -> Result<(), ServiceError> {
     if !valid_iface_name(iface) {
         return Err(ServiceError::InterfaceName(iface.to_string()));
     }
+    let threads = threads.clamp(1, MAX_THREADS);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .worker_threads(threads)
         .thread_name("flowshield")
         .build()
         .map_err(ServiceError::Runtime)?;
-    runtime.block_on(serve(iface, access, restricted_access, ready))
+    runtime.block_on(serve(iface, access, restricted_access, threads, ready))
 }
 
 fn report_access(path: &std::path::Path, access: SocketAccess) {
@@ -87,6 +114,7 @@ async fn serve(
     iface: &str,
     access: SocketAccess,
     restricted_access: Option<SocketAccess>,
+    threads: usize,
     ready: impl FnOnce(),
 ) -> Result<(), ServiceError> {
     // Bind the socket first: it refuses to start if a live daemon owns it.
@@ -105,7 +133,7 @@ async fn serve(
         }
         None => None,
     };
-    let daemon = Daemon::create(iface)?;
+    let daemon = Daemon::create(iface, threads)?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(ServiceError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(ServiceError::Signals)?;
     tracing::info!(iface, "daemon ready");
@@ -154,7 +182,7 @@ mod tests {
             assert!(!valid_iface_name(bad), "{bad}");
         }
         assert!(matches!(
-            run("a/b", SocketAccess::OwnerOnly, None, || {}),
+            run("a/b", SocketAccess::OwnerOnly, None, 1, || {}),
             Err(ServiceError::InterfaceName(name)) if name == "a/b"
         ));
     }

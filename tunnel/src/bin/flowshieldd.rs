@@ -1,4 +1,4 @@
-//! `flowshieldd [-f|--foreground] IFACE`: the FlowShield data plane as a
+//! `flowshieldd [-f|--foreground] [--threads N] IFACE`: the FlowShield data plane as a
 //! drop-in for `wireguard-go IFACE`, so wg-quick can use it unchanged
 //! (`WG_QUICK_USERSPACE_IMPLEMENTATION=flowshieldd wg-quick up wg0`).
 //!
@@ -44,6 +44,8 @@ struct Args {
     /// Let this group (name or gid) use the UAPI socket (mode 0660).
     #[arg(long, env = "FLOWSHIELD_UAPI_GROUP", value_name = "GROUP")]
     uapi_group: Option<String>,
+    #[command(flatten)]
+    workers: service::ThreadArgs,
     /// The interface to create.
     iface: String,
 }
@@ -79,7 +81,7 @@ fn main() -> ExitCode {
             report_ready();
         }
     };
-    match service::run(&args.iface, access, None, ready) {
+    match service::run(&args.iface, access, None, args.workers.threads(), ready) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => fail(detached, &err.to_string()),
     }

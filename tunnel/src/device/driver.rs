@@ -7,27 +7,30 @@
 //! - UDP → TUN: quinn-udp receives with `recvmmsg` and UDP GRO; decrypted
 //!   packets are coalesced by tun-rs's GRO table into few TUN writes.
 //! - A timer task runs handshake/keepalive timers four times a second.
+//!
+//! Both directions run on every worker (see [`Daemon`]): one TUN queue and
+//! one UDP socket per address family each, so reads and writes never
+//! serialize on one descriptor, and the sans-IO device is entered once per
+//! batch, not once per packet.
 
-use super::datapath::{Outputs, SCRATCH_LEN};
+use super::batch::{Both, NetBatch, NetOnly, TunBatch};
+use super::datapath::SCRATCH_LEN;
+use super::sockets::{Sockets, UdpEndpoint};
 use super::Device;
 use crate::uapi::{Counters, DeviceSnapshot, SetRequest, UapiError};
 use parking_lot::{Mutex, RwLock};
-use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
+use quinn_udp::RecvMeta;
 use std::io::{self, IoSliceMut};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::Interest;
-use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
-use tun_rs::{AsyncDevice, DeviceBuilder, GROTable, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
+use tun_rs::{AsyncDevice, DeviceBuilder, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
 
 /// Default tunnel MTU, as wg-quick uses on a 1500-byte underlay.
 pub const DEFAULT_MTU: u16 = 1420;
 /// Receive buffers per `recvmmsg`; each holds one GRO train of datagrams.
 const UDP_BATCH: usize = 16;
-/// Largest UDP payload one GSO send may carry.
-const MAX_GSO_BYTES: usize = 65_000;
 /// How often peer timers run.
 const TICK: Duration = Duration::from_millis(250);
 
@@ -42,274 +45,6 @@ pub enum DriverError {
     Tun { iface: String, source: io::Error },
 }
 
-/// One bound UDP socket with its quinn-udp state (GSO/GRO capabilities).
-pub struct UdpEndpoint {
-    socket: UdpSocket,
-    state: UdpSocketState,
-}
-
-/// The UDP sockets of the current listen port, one per address family.
-pub struct Sockets {
-    pub port: u16,
-    v4: Option<Arc<UdpEndpoint>>,
-    v6: Option<Arc<UdpEndpoint>>,
-}
-
-fn bind_one(addr: SocketAddr, fwmark: u32) -> io::Result<UdpEndpoint> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        sock.set_only_v6(true)?;
-    }
-    if fwmark != 0 {
-        sock.set_mark(fwmark)?;
-    }
-    sock.set_nonblocking(true)?;
-    // Large buffers absorb bursts from GSO; failure only costs throughput.
-    let _ = sock.set_recv_buffer_size(7 << 20);
-    let _ = sock.set_send_buffer_size(7 << 20);
-    sock.bind(&addr.into())?;
-    let std: std::net::UdpSocket = sock.into();
-    let state = UdpSocketState::new((&std).into())?;
-    Ok(UdpEndpoint {
-        socket: UdpSocket::from_std(std)?,
-        state,
-    })
-}
-
-impl Sockets {
-    /// Binds `port` (0 picks one) on IPv4 and, where available, IPv6.
-    pub fn bind(port: u16, fwmark: u32) -> io::Result<Self> {
-        let v4 = bind_one((Ipv4Addr::UNSPECIFIED, port).into(), fwmark)?;
-        let port = v4.socket.local_addr()?.port();
-        let v6 = match bind_one((Ipv6Addr::UNSPECIFIED, port).into(), fwmark) {
-            Ok(v6) => Some(Arc::new(v6)),
-            Err(err) => {
-                tracing::warn!(%err, port, "IPv6 UDP socket unavailable; IPv4 only");
-                None
-            }
-        };
-        Ok(Self {
-            port,
-            v4: Some(Arc::new(v4)),
-            v6,
-        })
-    }
-
-    fn unbound() -> Self {
-        Self {
-            port: 0,
-            v4: None,
-            v6: None,
-        }
-    }
-
-    fn endpoints(&self) -> impl Iterator<Item = &Arc<UdpEndpoint>> {
-        self.v4.iter().chain(self.v6.iter())
-    }
-
-    fn for_destination(&self, dst: &SocketAddr) -> Option<&Arc<UdpEndpoint>> {
-        match dst {
-            SocketAddr::V4(_) => self.v4.as_ref(),
-            SocketAddr::V6(_) => self.v6.as_ref(),
-        }
-    }
-
-    fn set_mark(&self, fwmark: u32) -> io::Result<()> {
-        for ep in self.endpoints() {
-            socket2::SockRef::from(&ep.socket).set_mark(fwmark)?;
-        }
-        Ok(())
-    }
-}
-
-/// One encrypted packet in a [`NetBatch`]: where it goes, the source
-/// address to send it from (if sticky), and its place in the batch's buffer.
-#[derive(Clone, Copy)]
-struct NetItem {
-    dst: SocketAddr,
-    src: Option<IpAddr>,
-    start: usize,
-    len: usize,
-}
-
-/// Encrypted packets waiting to go out, kept contiguous so runs to one
-/// destination become a single GSO send.
-#[derive(Default)]
-struct NetBatch {
-    data: Vec<u8>,
-    items: Vec<NetItem>,
-}
-
-impl NetBatch {
-    fn push(&mut self, dst: SocketAddr, src: Option<IpAddr>, packet: &[u8]) {
-        self.items.push(NetItem {
-            dst,
-            src,
-            start: self.data.len(),
-            len: packet.len(),
-        });
-        self.data.extend_from_slice(packet);
-    }
-
-    /// Sends everything; a sticky source address the kernel refused (it
-    /// left the host, or has no route) is dropped from the peers that used
-    /// it and the packets go out from the kernel's choice.
-    async fn flush(&mut self, sockets: &Sockets, device: &Device) {
-        let mut i = 0;
-        while i < self.items.len() {
-            let NetItem {
-                dst,
-                src,
-                start,
-                len,
-            } = self.items[i];
-            let Some(ep) = sockets.for_destination(&dst) else {
-                i += 1;
-                continue;
-            };
-            // Extend the run: same destination, same size (the last may be
-            // shorter), within the GSO segment and byte limits.
-            let max_segments = ep.state.max_gso_segments();
-            let mut end = start + len;
-            let mut j = i + 1;
-            while j < self.items.len()
-                && j - i < max_segments
-                && self.items[j].dst == dst
-                && self.items[j].src == src
-                && self.items[j - 1].len == len
-                && self.items[j].len <= len
-                && end + self.items[j].len <= start + MAX_GSO_BYTES
-            {
-                end += self.items[j].len;
-                j += 1;
-            }
-            let mut transmit = Transmit {
-                destination: dst,
-                ecn: None,
-                contents: &self.data[start..end],
-                segment_size: (j - i > 1).then_some(len),
-                src_ip: src,
-            };
-            if let Err(err) = send(ep, &transmit).await {
-                match src {
-                    // The sticky source is unusable: the address left this
-                    // host (EINVAL) or no longer has a route to the peer
-                    // (ENETUNREACH). Sticky, but not too sticky: forget it
-                    // and let the kernel choose, as wireguard-go does.
-                    Some(local) if source_unusable(&err) => {
-                        tracing::debug!(%err, %dst, %local, "cannot send from the sticky source; clearing it");
-                        device.clear_local_ip(dst, local);
-                        transmit.src_ip = None;
-                        if let Err(err) = send(ep, &transmit).await {
-                            tracing::debug!(%err, %dst, "UDP send failed");
-                        }
-                    }
-                    _ => tracing::debug!(%err, %dst, "UDP send failed"),
-                }
-            }
-            i = j;
-        }
-        self.items.clear();
-        self.data.clear();
-    }
-}
-
-/// Errors that mean the source address itself is the problem (gone from
-/// the host, or unroutable from it), not a full buffer or a down link.
-fn source_unusable(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::EINVAL | libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EADDRNOTAVAIL)
-    )
-}
-
-async fn send(ep: &UdpEndpoint, transmit: &Transmit<'_>) -> io::Result<()> {
-    loop {
-        ep.socket.writable().await?;
-        match ep.socket.try_io(Interest::WRITABLE, || {
-            ep.state.try_send((&ep.socket).into(), transmit)
-        }) {
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
-            result => return result,
-        }
-    }
-}
-
-/// Decrypted packets waiting for the TUN device, each with virtio-header
-/// headroom so tun-rs can coalesce them (GRO).
-struct TunBatch {
-    bufs: Vec<Vec<u8>>,
-    count: usize,
-    gro: GROTable,
-}
-
-impl TunBatch {
-    fn new() -> Self {
-        Self {
-            bufs: Vec::new(),
-            count: 0,
-            gro: GROTable::default(),
-        }
-    }
-
-    fn push(&mut self, packet: &[u8]) {
-        if self.count == self.bufs.len() {
-            self.bufs
-                .push(Vec::with_capacity(VIRTIO_NET_HDR_LEN + 2048));
-        }
-        let buf = &mut self.bufs[self.count];
-        buf.clear();
-        buf.resize(VIRTIO_NET_HDR_LEN, 0);
-        buf.extend_from_slice(packet);
-        self.count += 1;
-    }
-
-    async fn flush(&mut self, tun: &AsyncDevice) {
-        if self.count == 0 {
-            return;
-        }
-        let bufs = &mut self.bufs[..self.count];
-        if let Err(err) = tun
-            .send_multiple(&mut self.gro, bufs, VIRTIO_NET_HDR_LEN)
-            .await
-        {
-            tracing::debug!(%err, "TUN write failed");
-        }
-        self.count = 0;
-    }
-}
-
-#[derive(Default)]
-struct NetOnly(NetBatch);
-
-impl Outputs for NetOnly {
-    fn to_network(&mut self, dst: SocketAddr, packet: &[u8]) {
-        self.0.push(dst, None, packet);
-    }
-    fn to_network_from(&mut self, dst: SocketAddr, src: Option<IpAddr>, packet: &[u8]) {
-        self.0.push(dst, src, packet);
-    }
-    fn to_tunnel(&mut self, _packet: &[u8]) {}
-}
-
-struct Both {
-    net: NetBatch,
-    tun: TunBatch,
-}
-
-impl Outputs for Both {
-    fn to_network(&mut self, dst: SocketAddr, packet: &[u8]) {
-        self.net.push(dst, None, packet);
-    }
-    fn to_network_from(&mut self, dst: SocketAddr, src: Option<IpAddr>, packet: &[u8]) {
-        self.net.push(dst, src, packet);
-    }
-    fn to_tunnel(&mut self, packet: &[u8]) {
-        self.tun.push(packet);
-    }
-}
-
 fn tun_is_gone(err: &io::Error) -> bool {
     matches!(
         err.raw_os_error(),
@@ -317,39 +52,81 @@ fn tun_is_gone(err: &io::Error) -> bool {
     )
 }
 
-/// A running interface: TUN device, sockets, device state and tasks.
+/// Most workers a daemon runs; a larger `--threads` is refused.
+pub const MAX_THREADS: usize = 64;
+/// Most workers the default picks (one per core up to this).
+const DEFAULT_THREADS_CAP: usize = 16;
+
+/// Workers when none are asked for: one per available core, at most 16.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, DEFAULT_THREADS_CAP)
+}
+
+/// `count` buffers of `len` zero bytes, each allocated zeroed (`vec!` of a
+/// `Vec` would copy the first into every other, touching all the memory):
+/// with many workers, pages a batch never fills stay unused.
+fn zeroed_buffers(count: usize, len: usize) -> Vec<Vec<u8>> {
+    (0..count).map(|_| vec![0u8; len]).collect()
+}
+
+/// Opens the TUN device with `queues` queues (multi-queue from two on),
+/// each with virtio offload (tun-rs sets it on every cloned queue).
+fn open_tun(iface: &str, queues: usize) -> io::Result<Vec<Arc<AsyncDevice>>> {
+    let first = DeviceBuilder::new()
+        .name(iface)
+        .mtu(DEFAULT_MTU)
+        .offload(true)
+        .multi_queue(queues > 1)
+        .build_async()?;
+    let mut tuns = Vec::with_capacity(queues);
+    for _ in 1..queues {
+        tuns.push(Arc::new(first.try_clone()?));
+    }
+    tuns.insert(0, Arc::new(first));
+    Ok(tuns)
+}
+
+/// A running interface: TUN queues, sockets, device state and tasks.
+///
+/// It runs `threads` workers. Worker `i` reads TUN queue `i`, encrypts and
+/// sends through UDP socket `i` of the destination's family; it receives
+/// on UDP socket `i` of each family, decrypts and writes to TUN queue `i`.
+/// The kernel picks the TUN queue by flow hash and the UDP socket (in the
+/// `SO_REUSEPORT` group) by the peer's address, so one flow's packets stay
+/// on one worker and one peer's datagrams are decrypted in order by one
+/// worker. A peer's crypto is serialized by its tunnel lock (boringtun's
+/// `Tunn` needs `&mut`): one peer never uses more than one core.
 pub struct Daemon {
     pub iface: String,
     pub device: Arc<Device>,
-    tun: Arc<AsyncDevice>,
+    tuns: Vec<Arc<AsyncDevice>>,
     sockets: RwLock<Arc<Sockets>>,
     recv_tasks: Mutex<Vec<JoinHandle<()>>>,
     set_lock: tokio::sync::Mutex<()>,
 }
 
 impl Daemon {
-    /// Creates the TUN device `iface` and binds a random UDP port. Must run
+    /// Creates the TUN device `iface` with one queue per worker and binds a
+    /// random UDP port, `threads` sockets per address family. Must run
     /// inside a tokio runtime.
-    pub fn create(iface: &str) -> Result<Arc<Self>, DriverError> {
-        let tun = DeviceBuilder::new()
-            .name(iface)
-            .mtu(DEFAULT_MTU)
-            .offload(true)
-            .build_async()
-            .map_err(|source| DriverError::CreateTun {
-                iface: iface.to_string(),
-                source,
-            })?;
+    pub fn create(iface: &str, threads: usize) -> Result<Arc<Self>, DriverError> {
+        let threads = threads.clamp(1, MAX_THREADS);
+        let tuns = open_tun(iface, threads).map_err(|source| DriverError::CreateTun {
+            iface: iface.to_string(),
+            source,
+        })?;
         let daemon = Arc::new(Self {
             iface: iface.to_string(),
             device: Arc::new(Device::new()),
-            tun: Arc::new(tun),
+            tuns,
             sockets: RwLock::new(Arc::new(Sockets::unbound())),
             recv_tasks: Mutex::new(Vec::new()),
             set_lock: tokio::sync::Mutex::new(()),
         });
-        let sockets =
-            Sockets::bind(0, 0).map_err(|source| DriverError::Bind { port: 0, source })?;
+        let sockets = Sockets::bind(0, 0, daemon.workers())
+            .map_err(|source| DriverError::Bind { port: 0, source })?;
         daemon.device.apply(&SetRequest {
             listen_port: Some(sockets.port),
             ..Default::default()
@@ -358,6 +135,13 @@ impl Daemon {
         Ok(daemon)
     }
 
+    /// How many workers (TUN queues, sockets per family) this daemon runs.
+    pub fn workers(&self) -> usize {
+        self.tuns.len()
+    }
+
+    /// Makes `sockets` current and replaces the receive tasks: one per
+    /// socket, the old ones aborted.
     fn install(self: &Arc<Self>, sockets: Sockets) {
         let sockets = Arc::new(sockets);
         *self.sockets.write() = sockets.clone();
@@ -365,10 +149,15 @@ impl Daemon {
         for task in tasks.drain(..) {
             task.abort();
         }
-        for ep in sockets.endpoints() {
-            tasks.push(tokio::spawn(self.clone().udp_loop(ep.clone())));
+        for (worker, ep) in sockets.endpoints() {
+            tasks.push(tokio::spawn(self.clone().udp_loop(ep.clone(), worker)));
         }
-        tracing::info!(iface = %self.iface, port = sockets.port, "listening");
+        tracing::info!(
+            iface = %self.iface,
+            port = sockets.port,
+            workers = self.workers(),
+            "listening"
+        );
     }
 
     fn current_sockets(&self) -> Arc<Sockets> {
@@ -381,10 +170,21 @@ impl Daemon {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), DriverError> {
         let timers = tokio::spawn(self.clone().timer_loop());
+        let mut readers = tokio::task::JoinSet::new();
+        for worker in 0..self.workers() {
+            readers.spawn(self.clone().tun_loop(worker));
+        }
+        // The first reader to stop ends the daemon: the link is gone (all
+        // queues fail together) or a reader panicked.
         let result = tokio::select! {
-            r = self.clone().tun_loop() => r,
+            Some(done) = readers.join_next() => match done {
+                Ok(result) => result,
+                Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+                Err(_) => Ok(()),
+            },
             () = shutdown => Ok(()),
         };
+        readers.abort_all();
         timers.abort();
         for task in self.recv_tasks.lock().drain(..) {
             task.abort();
@@ -392,15 +192,15 @@ impl Daemon {
         result
     }
 
-    async fn tun_loop(self: Arc<Self>) -> Result<(), DriverError> {
+    async fn tun_loop(self: Arc<Self>, worker: usize) -> Result<(), DriverError> {
+        let tun = self.tuns[worker].clone();
         let mut original = vec![0u8; VIRTIO_NET_HDR_LEN + 65_535];
-        let mut bufs = vec![vec![0u8; 65_535]; IDEAL_BATCH_SIZE];
+        let mut bufs = zeroed_buffers(IDEAL_BATCH_SIZE, 65_535);
         let mut sizes = vec![0usize; IDEAL_BATCH_SIZE];
         let mut scratch = vec![0u8; SCRATCH_LEN];
         let mut out = NetOnly::default();
         loop {
-            let n = match self
-                .tun
+            let n = match tun
                 .recv_multiple(&mut original, &mut bufs, &mut sizes, 0)
                 .await
             {
@@ -416,17 +216,22 @@ impl Daemon {
                     continue;
                 }
             };
-            for (buf, size) in bufs.iter().zip(&sizes).take(n) {
-                self.device
-                    .handle_tun_packet(&buf[..*size], &mut scratch, &mut out);
-            }
-            out.0.flush(&self.current_sockets(), &self.device).await;
+            let packets = bufs.iter().zip(&sizes).take(n);
+            self.device.handle_tun_packets(
+                packets.map(|(buf, size)| &buf[..*size]),
+                &mut scratch,
+                &mut out,
+            );
+            out.0
+                .flush(&self.current_sockets(), worker, &self.device)
+                .await;
         }
     }
 
-    async fn udp_loop(self: Arc<Self>, ep: Arc<UdpEndpoint>) {
+    async fn udp_loop(self: Arc<Self>, ep: Arc<UdpEndpoint>, worker: usize) {
+        let tun = self.tuns[worker % self.tuns.len()].clone();
         // Each buffer holds one GRO train of datagrams.
-        let mut storage = vec![vec![0u8; 65_536]; UDP_BATCH];
+        let mut storage = zeroed_buffers(UDP_BATCH, 65_536);
         let mut metas = vec![RecvMeta::default(); UDP_BATCH];
         let mut scratch = vec![0u8; SCRATCH_LEN];
         let mut out = Both {
@@ -451,19 +256,20 @@ impl Daemon {
                 }
             };
             for (meta, buf) in metas.iter().zip(&storage).take(n) {
+                // One GRO train: every datagram from the same source.
                 let stride = meta.stride.max(1);
-                for datagram in buf[..meta.len].chunks(stride) {
-                    self.device.handle_datagram_at(
-                        meta.addr,
-                        meta.dst_ip,
-                        datagram,
-                        &mut scratch,
-                        &mut out,
-                    );
-                }
+                self.device.handle_datagrams_at(
+                    meta.addr,
+                    meta.dst_ip,
+                    buf[..meta.len].chunks(stride),
+                    &mut scratch,
+                    &mut out,
+                );
             }
-            out.tun.flush(&self.tun).await;
-            out.net.flush(&self.current_sockets(), &self.device).await;
+            out.tun.flush(&tun).await;
+            out.net
+                .flush(&self.current_sockets(), worker, &self.device)
+                .await;
         }
     }
 
@@ -475,7 +281,7 @@ impl Daemon {
         loop {
             interval.tick().await;
             self.device.tick(Instant::now(), &mut scratch, &mut out);
-            out.0.flush(&self.current_sockets(), &self.device).await;
+            out.0.flush(&self.current_sockets(), 0, &self.device).await;
         }
     }
 
@@ -492,8 +298,8 @@ impl Daemon {
         };
         match req.listen_port {
             Some(port) if port == 0 || port != self.device.listen_port() => {
-                let sockets =
-                    Sockets::bind(port, fwmark).map_err(|e| io_error("listen_port", e))?;
+                let sockets = Sockets::bind(port, fwmark, self.workers())
+                    .map_err(|e| io_error("listen_port", e))?;
                 req.listen_port = Some(sockets.port);
                 self.install(sockets);
             }

@@ -3,9 +3,11 @@
 //! of sockets: [`datapath`] turns datagrams and TUN packets into outputs
 //! through the [`Outputs`] trait, and [`driver`] does the actual IO.
 
+mod batch;
 pub mod datapath;
 pub mod driver;
 mod peer;
+pub mod sockets;
 
 pub use datapath::Outputs;
 pub use peer::{Peer, PeerConfig};
