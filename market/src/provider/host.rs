@@ -19,9 +19,9 @@
 //! seconds) never holds up another session's vouchers. Redemptions run as
 //! tasks of their own. Transactions share one signer whose nonce is read
 //! from the node for each, so they take turns on a second lock (`tx_lock`),
-//! which vouchers never wait for. Orders being connected or ended are
-//! marked in the table's state so a concurrent `Connect` or end cannot
-//! race them.
+//! which vouchers never wait for. Orders being connected hold their place
+//! in the table ([`SessionTable::reserve`]) and orders being ended are
+//! marked, so a concurrent `Connect` or end cannot race them.
 
 use super::shaping::Shaper;
 use super::store::SessionStore;
@@ -41,7 +41,7 @@ use flowshield_chain::alloy::primitives::{Address, U256};
 use flowshield_chain::{MarketClient, OrderStatus};
 use flowshield_proto::{PeerId, WgPublicKey};
 use ipnet::{IpNet, Ipv4Net};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use tokio::sync::Mutex;
@@ -74,9 +74,6 @@ struct State {
     table: SessionTable,
     pool: TunnelAddressPool,
     settled: SettledTally,
-    /// Orders between their `Connect` checks and admission (accepting on
-    /// chain), with the key each will use.
-    connecting: HashMap<U256, WgPublicKey>,
     /// Orders being ended (settling on chain).
     ending: HashSet<U256>,
 }
@@ -146,7 +143,6 @@ impl SessionHost {
                 table: SessionTable::new(config.policy.clone(), domain),
                 pool,
                 settled: SettledTally::default(),
-                connecting: HashMap::new(),
                 ending: HashSet::new(),
             })),
             config: Arc::new(config),
@@ -289,16 +285,11 @@ impl SessionHost {
                 state
                     .table
                     .check_connect(&req, order.as_ref(), &self.config.peer_id, unix_ms());
-            match checked {
-                Err(e @ SessionError::EscrowTooSmall { .. }) => Err(e),
-                Err(e) => return Err(e),
-                Ok(_) if state.connecting.contains_key(&id) => {
-                    return Err(SessionError::AlreadyConnected(id))
-                }
-                Ok(_) => {
-                    if let Some((other, _)) = state.connecting.iter().find(|(_, k)| **k == wg) {
-                        return Err(SessionError::KeyInUse(wg, *other));
-                    }
+            match (checked, &order) {
+                (Err(e @ SessionError::EscrowTooSmall { .. }), _) => Err(e),
+                (Err(e), _) => return Err(e),
+                (Ok(_), None) => return Err(SessionError::UnknownOrder(id)),
+                (Ok(_), Some(order)) => {
                     if present.iter().any(|p| p.public_key == wg) {
                         return Err(SessionError::KeyOnInterface(wg));
                     }
@@ -309,7 +300,9 @@ impl SessionHost {
                     // The client's address in the provider's subnet, e.g. 10.77.0.2/24.
                     match Ipv4Net::new(address, state.pool.prefix_len()) {
                         Ok(net) => {
-                            state.connecting.insert(id, wg);
+                            // Its place is held from here, so Connects racing
+                            // this one see it taken while it is accepted.
+                            state.table.reserve(id, order.client, wg);
                             Ok((address, net, state.pool.provider_address()))
                         }
                         Err(e) => {
@@ -352,8 +345,8 @@ impl SessionHost {
         };
         let accepted = self.accept_and_add(&record).await;
         let mut state = self.state.lock().await;
-        state.connecting.remove(&id);
         if let Err(e) = accepted {
+            state.table.release(&id);
             let _ = state.pool.release(address);
             return Err(e);
         }
