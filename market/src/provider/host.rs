@@ -30,7 +30,7 @@ use crate::session::pool::TunnelAddressPool;
 use crate::session::pricing::Prices;
 use crate::session::record::{RecordState, SessionRecord};
 use crate::session::table::{
-    CreditAction, EndReason, OrderView, SessionError, SessionPolicy, SessionSnapshot, SessionTable,
+    EndReason, OrderView, SessionError, SessionPolicy, SessionSnapshot, SessionTable,
 };
 use crate::unix_ms;
 use crate::wire::raw::RawSessionRequest;
@@ -42,15 +42,19 @@ use flowshield_chain::{MarketClient, OrderStatus};
 use flowshield_proto::{PeerId, WgPublicKey};
 use ipnet::{IpNet, Ipv4Net};
 use std::collections::HashSet;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::Mutex;
 use tracing::Instrument;
 
-/// Everything the host needs besides the policy.
+/// The credit check: data-plane counters weighed against vouchers.
+#[path = "host_credit.rs"]
+mod credit;
+/// Accepting an order and ending a session: the chain half.
 #[path = "host_lifecycle.rs"]
 mod lifecycle;
 
+/// Everything the host needs besides the policy.
 #[derive(Debug, Clone)]
 pub struct HostConfig {
     pub peer_id: PeerId,
@@ -101,6 +105,10 @@ pub struct SessionHost {
     state: Arc<Mutex<State>>,
     /// Held while a transaction is sent (one signer, one nonce at a time).
     tx_lock: Arc<Mutex<()>>,
+    /// Held from a forwarding decision (under the session lock) until the
+    /// data plane carries it out (after it), so decisions reach the data
+    /// plane in the order they were made. Taken before the session lock.
+    forwarding: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for SessionHost {
@@ -147,6 +155,7 @@ impl SessionHost {
             })),
             config: Arc::new(config),
             tx_lock: Arc::new(Mutex::new(())),
+            forwarding: Arc::new(Mutex::new(())),
         })
     }
 
@@ -402,15 +411,9 @@ impl SessionHost {
         };
         let bytes = self.measured_bytes(key).await;
         let now = unix_ms();
-        let (outcome, restore) = {
+        let outcome = {
             let mut state = self.state.lock().await;
-            let outcome = state.table.offer_voucher(&from, message, bytes, now)?;
-            // A voucher that covers the debt restores forwarding at once.
-            let restore = match state.table.check_credit(id, bytes, now) {
-                Some(CreditAction::Restore) => state.table.get(&id).map(|s| s.address),
-                _ => None,
-            };
-            (outcome, restore)
+            state.table.offer_voucher(&from, message, bytes, now)?
         };
         // Durable before it is acknowledged: a crash after this keeps it.
         self.config
@@ -418,9 +421,8 @@ impl SessionHost {
             .record_voucher(&message.to_signed(), now)
             .await
             .map_err(Self::store_error)?;
-        if let Some(address) = restore {
-            self.set_forwarding(id, key, Some(address)).await;
-        }
+        // A voucher that covers the debt restores forwarding at once.
+        self.check_credit_after_voucher(id, bytes, now).await;
         if let Some(voucher) = outcome.redeem {
             // On its own task: the client's answer never waits for a block.
             let host = self.clone();
@@ -459,72 +461,6 @@ impl SessionHost {
             order_id: id,
             cumulative_wei: outcome.cumulative,
         })
-    }
-
-    /// Stops (`None`) or restores forwarding for one session's peer.
-    async fn set_forwarding(&self, id: U256, key: WgPublicKey, address: Option<Ipv4Addr>) {
-        if let Err(e) = self.config.dataplane.set_forwarding(&key, address).await {
-            tracing::warn!(order = %id, error = %e, "changing forwarding failed");
-        } else if address.is_none() {
-            tracing::info!(order = %id, "client past its credit limit: forwarding stopped");
-        } else {
-            tracing::info!(order = %id, "client paid: forwarding restored");
-        }
-    }
-
-    /// Carries out a credit decision for `id` on the data plane.
-    async fn apply_credit(&self, table: &SessionTable, id: U256, action: CreditAction) {
-        let Some(session) = table.get(&id) else {
-            return;
-        };
-        let address = match action {
-            CreditAction::Block => None,
-            CreditAction::Restore => Some(session.address),
-            CreditAction::End => return,
-        };
-        self.set_forwarding(id, session.wg_key, address).await;
-    }
-
-    /// Weighs what the data plane measured for every session against its
-    /// vouchers (one UAPI `get`): stops forwarding past the credit limit,
-    /// restores it once paid, ends sessions whose escrow is spent. Run at
-    /// least once a second.
-    pub async fn enforce_credit(&self) {
-        let spent = {
-            let mut state = self.state.lock().await;
-            if state.table.is_empty() {
-                return;
-            }
-            let counters = match self.config.dataplane.counters().await {
-                Ok(counters) => counters,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read peer counters");
-                    return;
-                }
-            };
-            let now = unix_ms();
-            let mut spent = Vec::new();
-            for id in state.table.order_ids() {
-                let Some(key) = state.table.get(&id).map(|s| s.wg_key) else {
-                    continue;
-                };
-                let bytes = counters
-                    .iter()
-                    .find(|c| c.public_key == key)
-                    .map_or(0, |c| c.bytes());
-                match state.table.check_credit(id, bytes, now) {
-                    Some(CreditAction::End) => spent.push(id),
-                    Some(action) => self.apply_credit(&state.table, id, action).await,
-                    None => {}
-                }
-            }
-            spent
-        };
-        for id in spent {
-            if let Err(e) = self.end(id, "the escrow is spent").await {
-                tracing::warn!(order = %id, error = %e, "ending the session failed");
-            }
-        }
     }
 
     /// Periodic work: end idle or under-paying sessions and those whose
