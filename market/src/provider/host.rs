@@ -22,6 +22,13 @@
 //! which vouchers never wait for. Orders being connected hold their place
 //! in the table ([`SessionTable::reserve`]) and orders being ended are
 //! marked, so a concurrent `Connect` or end cannot race them.
+//!
+//! **Ending answers first.** A session ends ([`SessionHost::end`]: the
+//! client's `Disconnect`, idle, spent escrow) by recording the intent in
+//! the store and removing the peer; its settlement on chain (redeem the
+//! best voucher, settle, withdraw) then runs on a task of its own, so the
+//! client hears `Disconnected` at once even when blocks take seconds, and
+//! a restart settles what a crash interrupted.
 
 use super::shaping::Shaper;
 use super::store::SessionStore;
@@ -239,6 +246,8 @@ impl SessionHost {
                 async {
                     // Only the peer that connected the order may end it.
                     self.state.lock().await.table.session_of(order_id, &from)?;
+                    // Answered once the settlement is recorded and the peer
+                    // removed; the chain transactions follow on their own.
                     let redeemed = self.end(order_id, "client disconnected").await?;
                     Ok(SessionResponse::Disconnected {
                         order_id,
@@ -413,6 +422,11 @@ impl SessionHost {
         let now = unix_ms();
         let outcome = {
             let mut state = self.state.lock().await;
+            // Checked again: an end that began meanwhile has taken the
+            // session's vouchers as they were, and would miss this one.
+            if state.ending.contains(&id) {
+                return Err(SessionError::NoSession(id));
+            }
             state.table.offer_voucher(&from, message, bytes, now)?
         };
         // Durable before it is acknowledged: a crash after this keeps it.
@@ -470,7 +484,7 @@ impl SessionHost {
             let state = self.state.lock().await;
             (state.table.to_end(unix_ms()), state.table.order_ids())
         };
-        let mut ending: Vec<(U256, &str)> = to_end
+        let mut ending: Vec<(U256, &'static str)> = to_end
             .into_iter()
             .map(|(id, why)| {
                 let why = match why {
