@@ -193,6 +193,11 @@ impl SessionHost {
         self.config.policy.prices
     }
 
+    /// The session policy in force (credit limit, capacity, escrow floor).
+    pub fn policy(&self) -> &SessionPolicy {
+        &self.config.policy
+    }
+
     /// Open sessions (for observers and tests).
     pub async fn session_count(&self) -> usize {
         self.state.lock().await.table.len()
