@@ -320,7 +320,7 @@ print(next((int(b or 0) for o, b in rows if int(o) == int(sys.argv[2])), 0))' "$
 credit_limit=$(wait_line "$work/p$pi.out" "credit limit " 5)
 best_before=$(best_voucher)
 echo "demo: kill -9 provider p$pi's sidecar mid-session (best voucher stored: $best_before wei), then restart it"
-kill -9 "${provider_pid[$pi]}"
+{ kill -9 "${provider_pid[$pi]}"; wait "${provider_pid[$pi]}"; } 2>/dev/null || true   # gone before it restarts
 ip netns exec "${P[$pi]}" "$FM" provider --config "$work/p$pi.toml" >"$work/p$pi.2.out" 2>"$work/p$pi.2.log" & pids+=($!)
 wait_line "$work/p$pi.2.out" "listening " 60 >/dev/null
 grep -q "session resumed" "$work/p$pi.2.log" || { echo "demo: FAILED: p$pi did not resume the session" >&2; exit 1; }
@@ -336,7 +336,8 @@ done
 best_after=$(best_voucher)
 pauses=$(cat "$work/p$pi.log" "$work/p$pi.2.log" | grep -c "forwarding stopped" || true)
 export DEMO_RESTART="provider p$pi killed (-9) and restarted mid-session: session resumed from its store, $pings/5 pings to the origin through the tunnel, vouchers went on ($best_before -> $best_after wei), no failover"
-export DEMO_CREDIT="credit limit in force on p$pi: $credit_limit owed past the best voucher (checked every 250 ms against the data plane); forwarding stopped $pauses time(s) this session"
+credit_eth=$(python3 -c 'import sys; print("%.6f ETH" % (int(sys.argv[1]) / 1e18))' "${credit_limit% wei}")
+export DEMO_CREDIT="credit limit in force on p$pi: $credit_limit ($credit_eth) owed past the best voucher (checked every 250 ms against the data plane); forwarding stopped $pauses time(s) this session"
 
 echo "demo: client disconnects (provider redeems the last voucher and settles)"
 summary=$(ip netns exec "$CL" "$FM" client disconnect --config "$work/client.toml")
