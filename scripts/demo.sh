@@ -166,6 +166,7 @@ EOF
         printf '[dashboard]\nlisten = "127.0.0.1:8090"\nfullnode_url = "http://10.250.0.1:8100"\n' >> "$work/p$i.toml"
     fi
     ip netns exec "${P[$i]}" "$FM" provider --config "$work/p$i.toml" >"$work/p$i.out" 2>"$work/p$i.log" & pids+=($!)
+    provider_pid[$i]=$!
 done
 dashboard=$(wait_line "$work/p0.out" "dashboard " 30)
 echo "demo: provider p0's dashboard: $dashboard (inside netns ${P[0]})"
@@ -192,6 +193,8 @@ interface = "${tag}c"
 escrow_wei = "100000000000000000"
 region = "eu-west"
 voucher_secs = 1
+# Waits out its provider's restart (below) instead of failing over.
+max_failed_vouchers = 30
 state_dir = "$work/client-state"
 flowshield_bin = "$FS"
 routes = ["198.18.99.1/32"]
@@ -305,12 +308,43 @@ for panel in ("sessions", "traffic", "stake", "earnings", "reputation"):
 print(f"  dashboard screenshot {width}x{height}, {len(colours)} colours, checked: shows order {order} and its client")
 PY
 
+# ---- provider restart mid-session: kill -9 the chosen provider's sidecar (its
+# data plane stays up) and start it again. It takes the session up from its
+# store; the tunnel keeps passing traffic and it goes on taking vouchers.
+for i in 0 1; do [ "$(acct p$i | tr A-F a-f)" = "$(echo "$provider_addr" | tr A-F a-f)" ] && pi=$i; done
+best_voucher() { # what provider p$pi's store holds as the order's best voucher (wei)
+    python3 -c 'import sqlite3, sys
+rows = sqlite3.connect(sys.argv[1]).execute("select order_id, best_amount from provider_sessions").fetchall()
+print(next((int(b or 0) for o, b in rows if int(o) == int(sys.argv[2])), 0))' "$work/p$pi.sessions.db" "$order"
+}
+credit_limit=$(wait_line "$work/p$pi.out" "credit limit " 5)
+best_before=$(best_voucher)
+echo "demo: kill -9 provider p$pi's sidecar mid-session (best voucher stored: $best_before wei), then restart it"
+{ kill -9 "${provider_pid[$pi]}"; wait "${provider_pid[$pi]}"; } 2>/dev/null || true   # gone before it restarts
+ip netns exec "${P[$pi]}" "$FM" provider --config "$work/p$pi.toml" >"$work/p$pi.2.out" 2>"$work/p$pi.2.log" & pids+=($!)
+wait_line "$work/p$pi.2.out" "listening " 60 >/dev/null
+grep -q "session resumed" "$work/p$pi.2.log" || { echo "demo: FAILED: p$pi did not resume the session" >&2; exit 1; }
+ping_out=$(ip netns exec "$CL" ping -n -c 5 -i 0.2 -W 2 198.18.99.1 || true)
+pings=$(echo "$ping_out" | grep -o '[0-9]* received' | cut -d' ' -f1 || true)
+[ "${pings:-0}" -gt 0 ] || { echo "demo: FAILED: no ping through the tunnel after the restart" >&2; exit 1; }
+deadline=$((SECONDS + 30))
+until [ "$(best_voucher)" -gt "$best_before" ]; do
+    [ $SECONDS -lt $deadline ] || { echo "demo: FAILED: no voucher taken after the restart" >&2; exit 1; }
+    sleep 0.2
+done
+! grep -q '"failover"' "$work/client.out" || { echo "demo: FAILED: the client failed over" >&2; exit 1; }
+best_after=$(best_voucher)
+pauses=$(cat "$work/p$pi.log" "$work/p$pi.2.log" | grep -c "forwarding stopped" || true)
+export DEMO_RESTART="provider p$pi killed (-9) and restarted mid-session: session resumed from its store, $pings/5 pings to the origin through the tunnel, vouchers went on ($best_before -> $best_after wei), no failover"
+credit_eth=$(python3 -c 'import sys; print("%.6f ETH" % (int(sys.argv[1]) / 1e18))' "${credit_limit% wei}")
+export DEMO_CREDIT="credit limit in force on p$pi: $credit_limit ($credit_eth) owed past the best voucher (checked every 250 ms against the data plane); forwarding stopped $pauses time(s) this session"
+
 echo "demo: client disconnects (provider redeems the last voucher and settles)"
 summary=$(ip netns exec "$CL" "$FM" client disconnect --config "$work/client.toml")
 after=$(status --account "$(acct p0)" --account "$(acct p1)" --order "$order")
 
 python3 - "$summary" "$before" "$after" "$(acct client)" "$provider_addr" "$p2f" "$secs" "${reports[@]}" <<'PY'
-import json, sys
+import json, os, sys
 s, before, after = (json.loads(x) for x in sys.argv[1:4])
 reports = [json.loads(r) for r in sys.argv[8:10]]
 client, provider, p2f, secs = sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7]
@@ -332,6 +366,10 @@ for i, got in enumerate(reports):
     verdict = "passed" if got[0]["passed"] else "FAILED"
     print(f"  verifier on p{i}: {verdict} — handshake {m['handshake_ms']:.1f} ms, RTT p50 {m['rtt_p50_ms']:.2f} ms, "
           f"loss {m['loss_pct']:.0f}%, {m['throughput_mbps']:.0f} Mbit/s; signed report accepted by the fullnodes")
+print(f"  {os.environ['DEMO_CREDIT']}")
+print(f"  {os.environ['DEMO_RESTART']}")
+assert int(s["provider_paid_wei"]) == int(s["voucher_wei"]), "the provider was not paid exactly the last voucher"
+print(f"  after the restart the provider was paid exactly the last voucher ({s['voucher_wei']} wei): nothing lost")
 assert o["status"] == "Settled" and int(o["redeemed_wei"]) == int(s["provider_paid_wei"])
 assert int(s["provider_paid_wei"]) + int(s["client_refunded_wei"]) == int(o["escrow_wei"])
 PY

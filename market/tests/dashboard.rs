@@ -434,9 +434,18 @@ async fn check_pages(
         .await?
         .redeemed;
     ensure!(paid == U256::from(wei(&summary["provider_paid_wei"])));
-    c.goto(DASHBOARD).await?;
-    if c.find(Locator::Css(&row)).await.is_ok() {
-        bail!("order {order} still listed after settlement");
+    // The provider answers Disconnect before its settlement is mined and
+    // drops the session once it is: reload until then (bounded).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        c.goto(DASHBOARD).await?;
+        if c.find(Locator::Css(&row)).await.is_err() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            bail!("order {order} still listed after settlement");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let settled = find_attr(c, "#earnings [data-field=settled_paid] .amount", "data-wei").await?;
     ensure!(

@@ -6,7 +6,7 @@
 mod common;
 
 use common::devnet;
-use common::net::{listen_tcp, provider_config};
+use common::net::{listen_tcp, provider_config, within};
 use flowshield_chain::alloy::primitives::U256;
 use flowshield_chain::voucher::sign_voucher;
 use flowshield_chain::{LocalChain, OrderStatus, ProviderTerms};
@@ -251,13 +251,32 @@ async fn bad_session_input_is_refused_with_a_clear_error() {
             redeemed_wei: U256::from(100)
         }
     );
+    // Answered before the chain transactions: the peer is gone at once,
+    // the settlement follows (polled, bounded).
+    let peers = flowshield_tunnel::uapi::client::get(&iface).unwrap().peers;
+    assert!(peers.is_empty(), "peer removed: {peers:?}");
+    within("the order settled on chain", async {
+        while as_client.order_status(order).await.unwrap() != OrderStatus::Settled {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
     assert_eq!(
         as_client.order_status(order).await.unwrap(),
         OrderStatus::Settled
     );
+    within("the settled session dropped", async {
+        while host.session_count().await != 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
     assert_eq!(host.session_count().await, 0);
-    let peers = flowshield_tunnel::uapi::client::get(&iface).unwrap().peers;
-    assert!(peers.is_empty(), "peer removed: {peers:?}");
+    assert_eq!(
+        as_client.order(order).await.unwrap().redeemed,
+        U256::from(100),
+        "paid exactly the best voucher"
+    );
     client.shutdown().await;
     provider.shutdown().await;
 }

@@ -56,13 +56,23 @@ fn demo_flow_pays_the_provider_and_refunds_the_client() {
     assert!(paid >= voucher, "provider paid {paid} < voucher {voucher}");
     assert_eq!(paid + refunded, wei(&summary["escrow_wei"]));
 
-    let after = world
-        .chain_status(&[&provider, &client], Some(&order))
-        .unwrap();
+    // Both withdrew: nothing left claimable, the provider's balance grew.
+    // The provider answered Disconnect before its transactions, so its
+    // withdrawal may land a block after the settlement: polled, bounded.
+    let p_before = wei(&before["accounts"][&provider]["balance_wei"]);
+    let deadline = std::time::Instant::now() + WAIT;
+    let after = loop {
+        let after = world
+            .chain_status(&[&provider, &client], Some(&order))
+            .unwrap();
+        let withdrawn = wei(&after["accounts"][&provider]["balance_wei"]) > p_before;
+        if withdrawn || std::time::Instant::now() >= deadline {
+            break after;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
     assert_eq!(after["order"]["status"], "Settled");
     assert_eq!(wei(&after["order"]["redeemed_wei"]), paid);
-    // Both withdrew: nothing left claimable, the provider's balance grew.
-    let p_before = wei(&before["accounts"][&provider]["balance_wei"]);
     let p_after = wei(&after["accounts"][&provider]["balance_wei"]);
     assert!(
         p_after > p_before,

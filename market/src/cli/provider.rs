@@ -62,6 +62,7 @@ pub async fn run(args: ProviderArgs) -> Result<()> {
         None => None,
     };
     let sessions_on = sessions.is_some();
+    let credit_limit = sessions.as_ref().map(|host| host.policy().credit_limit);
     let config = ProviderConfig {
         keypair,
         offer: offer.clone(),
@@ -98,6 +99,11 @@ pub async fn run(args: ProviderArgs) -> Result<()> {
         Some(egress) => println!("{} (uplink {})", egress.policy(), egress.uplink()),
         None if sessions_on => println!("egress filter disabled ([egress] enabled = false)"),
         None => {}
+    }
+    if let Some(limit) = credit_limit {
+        // What a client may owe past its best voucher before forwarding
+        // stops for it (checked against the data plane every 250 ms).
+        println!("credit limit {limit} wei");
     }
     for addr in node.net.listen_addrs() {
         println!("listening {addr}");

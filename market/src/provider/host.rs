@@ -19,9 +19,16 @@
 //! seconds) never holds up another session's vouchers. Redemptions run as
 //! tasks of their own. Transactions share one signer whose nonce is read
 //! from the node for each, so they take turns on a second lock (`tx_lock`),
-//! which vouchers never wait for. Orders being connected or ended are
-//! marked in the table's state so a concurrent `Connect` or end cannot
-//! race them.
+//! which vouchers never wait for. Orders being connected hold their place
+//! in the table ([`SessionTable::reserve`]) and orders being ended are
+//! marked, so a concurrent `Connect` or end cannot race them.
+//!
+//! **Ending answers first.** A session ends ([`SessionHost::end`]: the
+//! client's `Disconnect`, idle, spent escrow) by recording the intent in
+//! the store and removing the peer; its settlement on chain (redeem the
+//! best voucher, settle, withdraw) then runs on a task of its own, so the
+//! client hears `Disconnected` at once even when blocks take seconds, and
+//! a restart settles what a crash interrupted.
 
 use super::shaping::Shaper;
 use super::store::SessionStore;
@@ -30,7 +37,7 @@ use crate::session::pool::TunnelAddressPool;
 use crate::session::pricing::Prices;
 use crate::session::record::{RecordState, SessionRecord};
 use crate::session::table::{
-    CreditAction, EndReason, OrderView, SessionError, SessionPolicy, SessionSnapshot, SessionTable,
+    EndReason, OrderView, SessionError, SessionPolicy, SessionSnapshot, SessionTable,
 };
 use crate::unix_ms;
 use crate::wire::raw::RawSessionRequest;
@@ -41,16 +48,20 @@ use flowshield_chain::alloy::primitives::{Address, U256};
 use flowshield_chain::{MarketClient, OrderStatus};
 use flowshield_proto::{PeerId, WgPublicKey};
 use ipnet::{IpNet, Ipv4Net};
-use std::collections::{HashMap, HashSet};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::Mutex;
 use tracing::Instrument;
 
-/// Everything the host needs besides the policy.
+/// The credit check: data-plane counters weighed against vouchers.
+#[path = "host_credit.rs"]
+mod credit;
+/// Accepting an order and ending a session: the chain half.
 #[path = "host_lifecycle.rs"]
 mod lifecycle;
 
+/// Everything the host needs besides the policy.
 #[derive(Debug, Clone)]
 pub struct HostConfig {
     pub peer_id: PeerId,
@@ -74,9 +85,6 @@ struct State {
     table: SessionTable,
     pool: TunnelAddressPool,
     settled: SettledTally,
-    /// Orders between their `Connect` checks and admission (accepting on
-    /// chain), with the key each will use.
-    connecting: HashMap<U256, WgPublicKey>,
     /// Orders being ended (settling on chain).
     ending: HashSet<U256>,
 }
@@ -104,6 +112,10 @@ pub struct SessionHost {
     state: Arc<Mutex<State>>,
     /// Held while a transaction is sent (one signer, one nonce at a time).
     tx_lock: Arc<Mutex<()>>,
+    /// Held from a forwarding decision (under the session lock) until the
+    /// data plane carries it out (after it), so decisions reach the data
+    /// plane in the order they were made. Taken before the session lock.
+    forwarding: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for SessionHost {
@@ -146,11 +158,11 @@ impl SessionHost {
                 table: SessionTable::new(config.policy.clone(), domain),
                 pool,
                 settled: SettledTally::default(),
-                connecting: HashMap::new(),
                 ending: HashSet::new(),
             })),
             config: Arc::new(config),
             tx_lock: Arc::new(Mutex::new(())),
+            forwarding: Arc::new(Mutex::new(())),
         })
     }
 
@@ -179,6 +191,11 @@ impl SessionHost {
 
     pub fn prices(&self) -> Prices {
         self.config.policy.prices
+    }
+
+    /// The session policy in force (credit limit, capacity, escrow floor).
+    pub fn policy(&self) -> &SessionPolicy {
+        &self.config.policy
     }
 
     /// Open sessions (for observers and tests).
@@ -234,6 +251,8 @@ impl SessionHost {
                 async {
                     // Only the peer that connected the order may end it.
                     self.state.lock().await.table.session_of(order_id, &from)?;
+                    // Answered once the settlement is recorded and the peer
+                    // removed; the chain transactions follow on their own.
                     let redeemed = self.end(order_id, "client disconnected").await?;
                     Ok(SessionResponse::Disconnected {
                         order_id,
@@ -289,16 +308,11 @@ impl SessionHost {
                 state
                     .table
                     .check_connect(&req, order.as_ref(), &self.config.peer_id, unix_ms());
-            match checked {
-                Err(e @ SessionError::EscrowTooSmall { .. }) => Err(e),
-                Err(e) => return Err(e),
-                Ok(_) if state.connecting.contains_key(&id) => {
-                    return Err(SessionError::AlreadyConnected(id))
-                }
-                Ok(_) => {
-                    if let Some((other, _)) = state.connecting.iter().find(|(_, k)| **k == wg) {
-                        return Err(SessionError::KeyInUse(wg, *other));
-                    }
+            match (checked, &order) {
+                (Err(e @ SessionError::EscrowTooSmall { .. }), _) => Err(e),
+                (Err(e), _) => return Err(e),
+                (Ok(_), None) => return Err(SessionError::UnknownOrder(id)),
+                (Ok(_), Some(order)) => {
                     if present.iter().any(|p| p.public_key == wg) {
                         return Err(SessionError::KeyOnInterface(wg));
                     }
@@ -309,7 +323,9 @@ impl SessionHost {
                     // The client's address in the provider's subnet, e.g. 10.77.0.2/24.
                     match Ipv4Net::new(address, state.pool.prefix_len()) {
                         Ok(net) => {
-                            state.connecting.insert(id, wg);
+                            // Its place is held from here, so Connects racing
+                            // this one see it taken while it is accepted.
+                            state.table.reserve(id, order.client, wg);
                             Ok((address, net, state.pool.provider_address()))
                         }
                         Err(e) => {
@@ -352,8 +368,8 @@ impl SessionHost {
         };
         let accepted = self.accept_and_add(&record).await;
         let mut state = self.state.lock().await;
-        state.connecting.remove(&id);
         if let Err(e) = accepted {
+            state.table.release(&id);
             let _ = state.pool.release(address);
             return Err(e);
         }
@@ -409,15 +425,14 @@ impl SessionHost {
         };
         let bytes = self.measured_bytes(key).await;
         let now = unix_ms();
-        let (outcome, restore) = {
+        let outcome = {
             let mut state = self.state.lock().await;
-            let outcome = state.table.offer_voucher(&from, message, bytes, now)?;
-            // A voucher that covers the debt restores forwarding at once.
-            let restore = match state.table.check_credit(id, bytes, now) {
-                Some(CreditAction::Restore) => state.table.get(&id).map(|s| s.address),
-                _ => None,
-            };
-            (outcome, restore)
+            // Checked again: an end that began meanwhile has taken the
+            // session's vouchers as they were, and would miss this one.
+            if state.ending.contains(&id) {
+                return Err(SessionError::NoSession(id));
+            }
+            state.table.offer_voucher(&from, message, bytes, now)?
         };
         // Durable before it is acknowledged: a crash after this keeps it.
         self.config
@@ -425,9 +440,8 @@ impl SessionHost {
             .record_voucher(&message.to_signed(), now)
             .await
             .map_err(Self::store_error)?;
-        if let Some(address) = restore {
-            self.set_forwarding(id, key, Some(address)).await;
-        }
+        // A voucher that covers the debt restores forwarding at once.
+        self.check_credit_after_voucher(id, bytes, now).await;
         if let Some(voucher) = outcome.redeem {
             // On its own task: the client's answer never waits for a block.
             let host = self.clone();
@@ -468,72 +482,6 @@ impl SessionHost {
         })
     }
 
-    /// Stops (`None`) or restores forwarding for one session's peer.
-    async fn set_forwarding(&self, id: U256, key: WgPublicKey, address: Option<Ipv4Addr>) {
-        if let Err(e) = self.config.dataplane.set_forwarding(&key, address).await {
-            tracing::warn!(order = %id, error = %e, "changing forwarding failed");
-        } else if address.is_none() {
-            tracing::info!(order = %id, "client past its credit limit: forwarding stopped");
-        } else {
-            tracing::info!(order = %id, "client paid: forwarding restored");
-        }
-    }
-
-    /// Carries out a credit decision for `id` on the data plane.
-    async fn apply_credit(&self, table: &SessionTable, id: U256, action: CreditAction) {
-        let Some(session) = table.get(&id) else {
-            return;
-        };
-        let address = match action {
-            CreditAction::Block => None,
-            CreditAction::Restore => Some(session.address),
-            CreditAction::End => return,
-        };
-        self.set_forwarding(id, session.wg_key, address).await;
-    }
-
-    /// Weighs what the data plane measured for every session against its
-    /// vouchers (one UAPI `get`): stops forwarding past the credit limit,
-    /// restores it once paid, ends sessions whose escrow is spent. Run at
-    /// least once a second.
-    pub async fn enforce_credit(&self) {
-        let spent = {
-            let mut state = self.state.lock().await;
-            if state.table.is_empty() {
-                return;
-            }
-            let counters = match self.config.dataplane.counters().await {
-                Ok(counters) => counters,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read peer counters");
-                    return;
-                }
-            };
-            let now = unix_ms();
-            let mut spent = Vec::new();
-            for id in state.table.order_ids() {
-                let Some(key) = state.table.get(&id).map(|s| s.wg_key) else {
-                    continue;
-                };
-                let bytes = counters
-                    .iter()
-                    .find(|c| c.public_key == key)
-                    .map_or(0, |c| c.bytes());
-                match state.table.check_credit(id, bytes, now) {
-                    Some(CreditAction::End) => spent.push(id),
-                    Some(action) => self.apply_credit(&state.table, id, action).await,
-                    None => {}
-                }
-            }
-            spent
-        };
-        for id in spent {
-            if let Err(e) = self.end(id, "the escrow is spent").await {
-                tracing::warn!(order = %id, error = %e, "ending the session failed");
-            }
-        }
-    }
-
     /// Periodic work: end idle or under-paying sessions and those whose
     /// client asked the chain to close.
     pub async fn tick(&self) {
@@ -541,7 +489,7 @@ impl SessionHost {
             let state = self.state.lock().await;
             (state.table.to_end(unix_ms()), state.table.order_ids())
         };
-        let mut ending: Vec<(U256, &str)> = to_end
+        let mut ending: Vec<(U256, &'static str)> = to_end
             .into_iter()
             .map(|(id, why)| {
                 let why = match why {

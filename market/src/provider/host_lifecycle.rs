@@ -1,6 +1,7 @@
 //! The chain half of a session's life, outside the session lock: accept
-//! an order and add its peer (recorded first), and end it — remove the
-//! peer, redeem the best voucher the chain has not paid, settle.
+//! an order and add its peer (recorded first), and end it — record the
+//! end, remove the peer, then (on a task of its own) redeem the best
+//! voucher the chain has not paid, settle, withdraw.
 
 use super::{chain_error, SessionHost};
 use crate::session::record::{AddedPeer, RecordState, SessionRecord};
@@ -8,6 +9,7 @@ use crate::session::table::{Session, SessionError};
 use crate::unix_ms;
 use flowshield_chain::alloy::primitives::U256;
 use flowshield_chain::OrderStatus;
+use tracing::Instrument;
 
 impl SessionHost {
     /// Records the session, accepts its order on chain and adds its peer
@@ -68,12 +70,17 @@ impl SessionHost {
         Ok(())
     }
 
-    /// Ends a session: removes the peer, redeems the best voucher and
-    /// settles, frees the address, withdraws. Returns what the order paid.
-    /// The session lock is held only to mark the order as ending and to
-    /// drop it at the end; a failed settlement leaves the session (and its
-    /// record) for the next attempt.
-    pub async fn end(&self, id: U256, why: &str) -> Result<U256, SessionError> {
+    /// Ends a session: records that it is ending (durably: a restart
+    /// settles it), removes its peer and lifts its rate limit, then settles
+    /// on chain on a task of its own — redeem the best voucher the chain has
+    /// not paid, settle, withdraw — so the caller never waits for a block.
+    /// Returns what the order will have paid: its best voucher.
+    ///
+    /// The session lock is held only to mark the order as ending and,
+    /// once settled, to drop it. A failed settlement leaves the session
+    /// (and its record, `Ending`) for the next attempt: the idle timeout
+    /// ends it again, a restart settles it.
+    pub async fn end(&self, id: U256, why: &'static str) -> Result<U256, SessionError> {
         let session = {
             let mut state = self.state.lock().await;
             let session = state
@@ -88,29 +95,54 @@ impl SessionHost {
             }
             session
         };
+        // Durable before it is acknowledged.
+        if let Err(e) = self
+            .config
+            .store
+            .set_state(id, RecordState::Ending, unix_ms())
+            .await
+        {
+            self.state.lock().await.ending.remove(&id);
+            return Err(Self::store_error(e));
+        }
+        self.remove_from_dataplane(&session).await;
+        let will_pay = session.ledger.owed();
+        let host = self.clone();
+        tokio::spawn(
+            async move { host.finish_end(session, why).await }
+                .instrument(tracing::info_span!("settle", order = %id)),
+        );
+        Ok(will_pay)
+    }
+
+    /// The chain half of [`SessionHost::end`], on its own task.
+    async fn finish_end(&self, session: Session, why: &'static str) {
+        let id = session.order_id;
         let result = self.settle(&session).await;
         let mut state = self.state.lock().await;
         state.ending.remove(&id);
-        let redeemed = result?;
+        let redeemed = match result {
+            Ok(redeemed) => redeemed,
+            Err(e) => {
+                tracing::warn!(error = %e, why, "settling failed; retried when the session ends again or at the next start");
+                return;
+            }
+        };
         state.table.remove(&id);
         state.settled.sessions += 1;
         state.settled.paid = state.settled.paid.saturating_add(redeemed);
         let _ = state.pool.release(session.address);
         drop(state);
         if let Err(e) = self.config.store.remove_session(id).await {
-            tracing::warn!(order = %id, error = %e, "forgetting the settled session failed");
+            tracing::warn!(error = %e, "forgetting the settled session failed");
         }
-        tracing::info!(order = %id, %redeemed, why, "session ended, order settled");
-        Ok(redeemed)
+        tracing::info!(%redeemed, why, "session ended, order settled");
     }
 
-    /// The chain and data-plane half of [`SessionHost::end`], unlocked.
-    async fn settle(&self, session: &Session) -> Result<U256, SessionError> {
-        let id = session.order_id;
+    /// Stops the session's traffic: removes its peer (and forgets it once
+    /// removed) and lifts its rate limit. Data plane only, no chain.
+    async fn remove_from_dataplane(&self, session: &Session) {
         let store = &self.config.store;
-        if let Err(e) = store.set_state(id, RecordState::Ending, unix_ms()).await {
-            tracing::warn!(error = %e, "recording the session as ending failed");
-        }
         match self.config.dataplane.remove_peer(&session.wg_key).await {
             Ok(()) => {
                 if let Err(e) = store.forget_peer(&session.wg_key).await {
@@ -124,6 +156,12 @@ impl SessionHost {
                 tracing::warn!(error = %e, "lifting the client's rate limit failed");
             }
         }
+    }
+
+    /// Redeems the best voucher the chain has not paid, settles and
+    /// withdraws; returns what the order paid.
+    async fn settle(&self, session: &Session) -> Result<U256, SessionError> {
+        let id = session.order_id;
         let market = &self.config.market;
         // Read under the transaction lock: a redemption task may have just
         // paid the best voucher, and redeeming it again would revert.

@@ -11,16 +11,21 @@
 //! signature is the order client's, so nobody else can make a session
 //! collect strikes.
 //!
+//! **Capacity.** An order holds one of the provider's places from the moment
+//! its `Connect` passes the checks ([`SessionTable::reserve`]) while it is
+//! accepted on chain, not only once admitted: concurrent `Connect`s cannot
+//! all see a free place and together pass `max_clients` or the per-client
+//! cap. A failed acceptance gives the place back ([`SessionTable::release`]).
+//!
 //! **Credit.** The client may owe at most [`SessionPolicy::credit_limit`]
 //! beyond its best voucher: [`SessionTable::check_credit`], fed the data
 //! plane's counters at least once a second, says when to stop forwarding for
 //! the peer, when to restore it and when the escrow is spent.
 
-use super::pricing::{self, Prices, Underpaid, MAX_UNDERPAID_STRIKES};
+pub use super::error::SessionError;
+use super::pricing::{self, Prices, MAX_UNDERPAID_STRIKES};
 use super::record::SessionRecord;
-use crate::wire::session::{
-    ConnectRequest, RejectKind, VoucherMessage, WireError, CONNECT_MAX_SKEW_MS,
-};
+use crate::wire::session::{ConnectRequest, VoucherMessage, CONNECT_MAX_SKEW_MS};
 use flowshield_chain::alloy::primitives::{Address, U256};
 use flowshield_chain::alloy::sol_types::Eip712Domain;
 use flowshield_chain::voucher::{verify_voucher, SignedVoucher, VoucherError, VoucherLedger};
@@ -28,80 +33,6 @@ use flowshield_chain::OrderStatus;
 use flowshield_proto::{PeerId, WgPublicKey};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-
-/// Why a session message was refused.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum SessionError {
-    #[error("malformed request: {0}")]
-    Wire(#[from] WireError),
-    #[error("order {0} does not exist on chain")]
-    UnknownOrder(U256),
-    #[error("order {order} is with provider {provider}, not with this provider")]
-    NotOurOrder { order: U256, provider: Address },
-    #[error("order {order} is {status:?}, expected Pending")]
-    NotPending { order: U256, status: OrderStatus },
-    #[error("order {order} escrows {escrow} wei, this provider needs at least {min}")]
-    EscrowTooSmall {
-        order: U256,
-        escrow: U256,
-        min: U256,
-    },
-    #[error("order {order} was opened by {client}, but the request is signed by {signer}")]
-    WrongClient {
-        order: U256,
-        client: Address,
-        signer: Address,
-    },
-    #[error("connect timestamp is {skew_ms} ms away from the provider's clock (max {CONNECT_MAX_SKEW_MS})")]
-    StaleConnect { skew_ms: u64 },
-    #[error("order {0} already has a session")]
-    AlreadyConnected(U256),
-    #[error("WireGuard key {0} is already used by order {1}")]
-    KeyInUse(WgPublicKey, U256),
-    #[error("WireGuard key {0} is already a peer on the provider's interface")]
-    KeyOnInterface(WgPublicKey),
-    #[error("order {0} has no session with this provider")]
-    NoSession(U256),
-    #[error("order {order}'s session belongs to the peer that connected it, not to {peer}")]
-    NotSessionClient { order: U256, peer: PeerId },
-    #[error("provider full: it serves at most {max} clients at once")]
-    ProviderFull { max: u32 },
-    #[error("client {client} already holds {max} orders with this provider (the most allowed)")]
-    TooManyOrders { client: Address, max: u32 },
-    #[error("voucher refused: {0}")]
-    Voucher(#[from] VoucherError),
-    #[error(transparent)]
-    Underpaid(#[from] Underpaid),
-    #[error("provider busy: {0}")]
-    Unavailable(String),
-}
-
-impl SessionError {
-    /// A stable name for programs (`Rejected.kind`).
-    pub fn kind(&self) -> RejectKind {
-        match self {
-            Self::Wire(_) => RejectKind::Malformed,
-            Self::UnknownOrder(_) => RejectKind::UnknownOrder,
-            Self::NotOurOrder { .. } => RejectKind::NotOurOrder,
-            Self::NotPending { .. } => RejectKind::NotPending,
-            Self::EscrowTooSmall { .. } => RejectKind::EscrowTooSmall,
-            Self::WrongClient { .. } => RejectKind::WrongClient,
-            Self::StaleConnect { .. } => RejectKind::StaleConnect,
-            Self::AlreadyConnected(_) => RejectKind::AlreadyConnected,
-            Self::KeyInUse(..) | Self::KeyOnInterface(_) => RejectKind::KeyInUse,
-            Self::NoSession(_) => RejectKind::NoSession,
-            Self::NotSessionClient { .. } => RejectKind::NotSessionClient,
-            Self::ProviderFull { .. } => RejectKind::ProviderFull,
-            Self::TooManyOrders { .. } => RejectKind::TooManyOrders,
-            Self::Voucher(VoucherError::NotIncreasing { .. }) => RejectKind::VoucherNotIncreasing,
-            Self::Voucher(VoucherError::ExceedsEscrow { .. }) => RejectKind::VoucherExceedsEscrow,
-            Self::Voucher(VoucherError::BadSignature(_)) => RejectKind::VoucherBadSignature,
-            Self::Voucher(VoucherError::WrongOrder { .. }) => RejectKind::VoucherWrongOrder,
-            Self::Underpaid(_) => RejectKind::Underpaid,
-            Self::Unavailable(_) => RejectKind::Unavailable,
-        }
-    }
-}
 
 /// The chain's view of an order, as the table needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -225,12 +156,22 @@ pub enum CreditAction {
     End,
 }
 
+/// An order whose `Connect` passed the checks and is being accepted on
+/// chain: it holds a place and its WireGuard key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Reservation {
+    client: Address,
+    wg_key: WgPublicKey,
+}
+
 /// All sessions of one provider.
 #[derive(Debug)]
 pub struct SessionTable {
     policy: SessionPolicy,
     domain: Eip712Domain,
     sessions: HashMap<U256, Session>,
+    /// Orders between their `Connect` checks and admission.
+    reserved: HashMap<U256, Reservation>,
 }
 
 impl SessionTable {
@@ -239,6 +180,7 @@ impl SessionTable {
             policy,
             domain,
             sessions: HashMap::new(),
+            reserved: HashMap::new(),
         }
     }
 
@@ -293,10 +235,11 @@ impl SessionTable {
     }
 
     /// Room for one more session of `client`: fewer than `max_clients`
-    /// sessions in all and fewer than `max_orders_per_client` of its own.
+    /// sessions in all and fewer than `max_orders_per_client` of its own,
+    /// counting the orders still being accepted.
     pub fn check_capacity(&self, client: Address) -> Result<(), SessionError> {
         let max = self.policy.max_clients;
-        if self.sessions.len() >= max as usize {
+        if self.sessions.len() + self.reserved.len() >= max as usize {
             return Err(SessionError::ProviderFull { max });
         }
         let max = self.policy.max_orders_per_client;
@@ -304,7 +247,12 @@ impl SessionTable {
             .sessions
             .values()
             .filter(|s| s.client == client)
-            .count();
+            .count()
+            + self
+                .reserved
+                .values()
+                .filter(|r| r.client == client)
+                .count();
         if held >= max as usize {
             return Err(SessionError::TooManyOrders { client, max });
         }
@@ -326,15 +274,15 @@ impl SessionTable {
             return Err(SessionError::StaleConnect { skew_ms });
         }
         let (order_id, signer) = request.recover(me_peer)?;
-        if self.sessions.contains_key(&order_id) {
+        if self.sessions.contains_key(&order_id) || self.reserved.contains_key(&order_id) {
             return Err(SessionError::AlreadyConnected(order_id));
         }
-        if let Some(other) = self
-            .sessions
-            .values()
-            .find(|s| s.wg_key == request.client_wg_public_key)
-        {
+        let key = request.client_wg_public_key;
+        if let Some(other) = self.sessions.values().find(|s| s.wg_key == key) {
             return Err(SessionError::KeyInUse(other.wg_key, other.order_id));
+        }
+        if let Some((other, _)) = self.reserved.iter().find(|(_, r)| r.wg_key == key) {
+            return Err(SessionError::KeyInUse(key, *other));
         }
         let order = order.ok_or(SessionError::UnknownOrder(order_id))?;
         if order.status == OrderStatus::None {
@@ -362,8 +310,25 @@ impl SessionTable {
         Ok(order_id)
     }
 
+    /// Holds a place (and `wg_key`) for `order` of `client` while it is
+    /// accepted on chain. Call after [`Self::check_connect`] passed, under
+    /// the same lock; [`Self::admit`] or [`Self::release`] ends it.
+    pub fn reserve(&mut self, order: U256, client: Address, wg_key: WgPublicKey) {
+        self.reserved.insert(order, Reservation { client, wg_key });
+    }
+
+    /// Gives back the place of an order whose acceptance failed.
+    pub fn release(&mut self, order: &U256) {
+        self.reserved.remove(order);
+    }
+
+    /// Orders holding a place while they are accepted.
+    pub fn reserved_len(&self) -> usize {
+        self.reserved.len()
+    }
+
     /// Records an order accepted on chain for `client_peer`, with its
-    /// tunnel address.
+    /// tunnel address (its reservation, if any, becomes the session).
     #[allow(clippy::too_many_arguments)]
     pub fn admit(
         &mut self,
@@ -374,6 +339,7 @@ impl SessionTable {
         address: Ipv4Addr,
         now_ms: u64,
     ) {
+        self.reserved.remove(&order_id);
         let ledger = VoucherLedger::new(self.domain.clone(), order_id, order.client, order.escrow);
         self.sessions.insert(
             order_id,

@@ -397,53 +397,6 @@ fn the_tolerance_applies_to_each_interval() {
 }
 
 #[test]
-fn connect_is_refused_when_full_or_when_the_client_holds_too_many() {
-    let mut f = fixture();
-    let order = f.order.clone();
-    for id in 1..=2u64 {
-        f.table.admit(
-            U256::from(id),
-            &order,
-            f.client_peer,
-            WgPublicKey([id as u8; 32]),
-            Ipv4Addr::new(10, 77, 0, id as u8 + 1),
-            NOW,
-        );
-    }
-    // max_orders_per_client = 2: a third order of the same client is refused.
-    let third = connect(&f, &f.client, 3, NOW);
-    let err = f
-        .table
-        .check_connect(&third, Some(&order), &f.provider_peer, NOW)
-        .unwrap_err();
-    assert_eq!(err.kind(), "too_many_orders");
-    assert!(err.to_string().contains("2 orders"), "{err}");
-    // Another client fits (3 clients at most) ...
-    let other = PrivateKeySigner::random();
-    let mut theirs = order.clone();
-    theirs.client = other.address();
-    let req = connect(&f, &other, 3, NOW);
-    f.table
-        .check_connect(&req, Some(&theirs), &f.provider_peer, NOW)
-        .unwrap();
-    f.table.admit(
-        U256::from(3),
-        &theirs,
-        peer(),
-        WgPublicKey([3; 32]),
-        Ipv4Addr::new(10, 77, 0, 4),
-        NOW,
-    );
-    // ... and then the provider is full.
-    let req = connect(&f, &other, 4, NOW);
-    let err = f
-        .table
-        .check_connect(&req, Some(&theirs), &f.provider_peer, NOW)
-        .unwrap_err();
-    assert_eq!(err.kind(), "provider_full");
-}
-
-#[test]
 fn forwarding_stops_past_the_credit_limit_and_resumes_when_paid() {
     let mut f = admitted();
     let id = U256::from(1);
@@ -530,3 +483,7 @@ fn a_restored_session_keeps_its_voucher_client_and_redemptions() {
         Some(U256::from(3_500))
     );
 }
+
+/// `max_clients` and the per-client cap, with orders being accepted.
+#[path = "table_capacity_tests.rs"]
+mod capacity;

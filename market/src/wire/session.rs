@@ -69,7 +69,9 @@ pub enum SessionResponse {
     Disconnected {
         #[serde(with = "u256_dec")]
         order_id: U256,
-        /// What the provider was paid on chain for the order, in wei.
+        /// What the provider will have been paid for the order, in wei: its
+        /// best voucher. Answered once the end is recorded and the peer
+        /// removed; the settlement on chain follows (ask the chain).
         #[serde(with = "u256_dec")]
         redeemed_wei: U256,
     },

@@ -2,6 +2,7 @@
 //! orders, and borrowing a WireGuard key that is already on the provider's
 //! interface.
 
+use crate::common::net::within;
 use crate::fixture::{refusal, Site, ESCROW, MAX_CLIENTS, MAX_PER_CLIENT, MIN_ESCROW};
 use flowshield_chain::OrderStatus;
 use flowshield_market::wire::session::SessionResponse;
@@ -96,4 +97,74 @@ async fn dust_orders_are_rejected_on_chain_and_borrowed_keys_refused() {
     assert_eq!(ips, vec!["192.168.50.0/24".to_string()]);
     assert_eq!(site.host.session_count().await, 0);
     site.shutdown(vec![client]).await;
+}
+
+/// N + k clients race their `Connect`s against `max_clients` = N: each
+/// check sees the provider with room while the others are still being
+/// accepted on chain (a block a second widens that window, as a busy chain
+/// would). At most N orders may be accepted; the rest stay Pending, their
+/// clients told the provider is full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_connects_cannot_pass_max_clients() {
+    const RACERS: usize = MAX_CLIENTS as usize + 2;
+    let site = Site::start().await;
+    let mut racers = Vec::new();
+    for key in 0..RACERS {
+        let actor = site.actor().await;
+        let order = site.open_order(&actor, ESCROW).await;
+        let connect = site.connect(&actor, order, WgPublicKey([0x60 + key as u8; 32]));
+        racers.push((actor, order, connect));
+    }
+    site.chain
+        .set_interval_mining(Some(1_000))
+        .await
+        .expect("interval mining");
+    let answers = within(
+        "every racing Connect answered",
+        futures::future::join_all(
+            racers
+                .iter()
+                .map(|(actor, _, connect)| site.ask(actor, connect)),
+        ),
+    )
+    .await;
+    site.chain
+        .set_interval_mining(None)
+        .await
+        .expect("automine");
+    let mut accepted = 0;
+    for ((_, order, _), r) in racers.iter().zip(&answers) {
+        if matches!(r, SessionResponse::Connected(_)) {
+            accepted += 1;
+        } else {
+            assert_eq!(refusal(r).0, "provider_full", "{r:?}");
+            assert_eq!(
+                site.market.order_status(*order).await.unwrap(),
+                OrderStatus::Pending,
+                "a refused order is not accepted on chain"
+            );
+        }
+    }
+    eprintln!("{accepted} of {RACERS} racing connects accepted (max_clients {MAX_CLIENTS})");
+    let active = site
+        .market
+        .active_orders(site.provider_signer.address())
+        .await
+        .unwrap();
+    assert!(
+        active.len() <= MAX_CLIENTS as usize,
+        "{} orders accepted on chain against max_clients {MAX_CLIENTS}: {active:?}",
+        active.len()
+    );
+    assert!(
+        accepted <= MAX_CLIENTS as usize,
+        "{accepted} racing connects accepted against max_clients {MAX_CLIENTS}"
+    );
+    assert_eq!(
+        accepted, MAX_CLIENTS as usize,
+        "every free place is taken by one of the racers"
+    );
+    assert_eq!(site.host.session_count().await, MAX_CLIENTS as usize);
+    site.shutdown(racers.into_iter().map(|(a, _, _)| a).collect())
+        .await;
 }

@@ -7,7 +7,7 @@ use crate::common::net::within;
 use crate::fixture::{Site, ESCROW};
 use flowshield_chain::alloy::primitives::U256;
 use flowshield_chain::OrderStatus;
-use flowshield_market::net::MarketRequest;
+use flowshield_market::net::{MarketRequest, MarketResponse};
 use flowshield_market::wire::raw::RawSessionRequest;
 use flowshield_market::wire::session::{SessionRequest, SessionResponse};
 use flowshield_proto::WgPublicKey;
@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 /// and under the client's own deadline (twice its 2 s voucher interval).
 /// Measured: 0.1 s alone, up to 0.8 s beside the other end-to-end tests.
 const VOUCHER_DEADLINE: Duration = Duration::from_millis(2500);
+/// How long the leaving client may wait for the answer to its
+/// `Disconnect`: well under a block, and far under libp2p's 10 s request
+/// timeout (the provider answers before its chain transactions).
+const DISCONNECT_DEADLINE: Duration = Duration::from_secs(2);
 /// Vouchers per session while the fourth settles.
 const ROUNDS: u64 = 16;
 /// What each voucher adds: 50 s of connection at 1 wei/ms, ahead of
@@ -54,8 +58,10 @@ async fn sessions_keep_paying_while_another_settles_on_a_slow_chain() {
         .expect("interval mining");
     let site = &site;
     let leaving = &actors[3];
-    // The provider settles (redeems and settles, then withdraws: blocks
-    // that can outlast the request's 10 s timeout), so the chain is asked
+    // The leaving client is answered at once: the provider records that it
+    // will settle (durably) and answers before its transactions, which
+    // then take blocks (redeem+settle, withdraw: ~10 s, past the request's
+    // 10 s timeout if the answer waited for them). The chain is asked
     // what happened.
     let settle = async {
         let start = Instant::now();
@@ -67,15 +73,30 @@ async fn sessions_keep_paying_while_another_settles_on_a_slow_chain() {
             .net
             .request(site.provider_peer, MarketRequest::Session(raw))
             .await;
-        eprintln!(
-            "disconnect answered after {:?}: {answer:?}",
-            start.elapsed()
+        let answered = start.elapsed();
+        eprintln!("disconnect answered after {answered:?}: {answer:?}");
+        let answer = match answer {
+            Ok(MarketResponse::Session(r)) => r.decode().expect("decode"),
+            other => panic!("disconnect not answered: {other:?}"),
+        };
+        assert_eq!(
+            answer,
+            SessionResponse::Disconnected {
+                order_id: orders[3],
+                redeemed_wei: U256::from(STEP_WEI)
+            },
+            "the answer names the voucher the provider will redeem"
+        );
+        assert!(
+            answered < DISCONNECT_DEADLINE,
+            "disconnect answered after {answered:?} (blocks every 5 s)"
         );
         loop {
             let status = site.market.order_status(orders[3]).await.expect("status");
             if status == OrderStatus::Settled {
                 break start.elapsed();
             }
+            // Poll interval; the whole wait is bounded by `within` below.
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     };
