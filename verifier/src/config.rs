@@ -18,6 +18,8 @@
 //! transfer_timeout_secs = 5
 //! handshake_timeout_secs = 10
 //! responder_port = 9909
+//! fail_streak = 3             # K: report failure after K consecutive failing probes in
+//!                             # a period (default and minimum: the market's failStreak)
 //!
 //! [schedule]                  # exactly one of cron / interval_secs
 //! cron = "*/5 * * * *"
@@ -36,10 +38,15 @@
 //! endpoint = "198.51.100.7:51820"   # numeric only: the verifier never resolves names
 //! tunnel_address = "10.77.0.2/32"   # the verifier's address inside the tunnel
 //! probe_address = "10.77.0.1"       # answers ping, runs the probe responder
+//! # Optional, all three or none: used only when the provider registered no quality
+//! # promise on chain (or there is no chain), and then failures are never reported.
 //! min_throughput_mbps = 10
 //! max_loss_pct = 2
 //! max_rtt_ms = 100
 //! ```
+//!
+//! Providers are judged against the `QualityPromise` they registered on chain
+//! ([`crate::judge`]), not against these thresholds.
 
 use alloy::primitives::Address;
 use serde::Deserialize;
@@ -89,6 +96,7 @@ struct RawProbe {
     transfer_timeout_secs: Option<f64>,
     handshake_timeout_secs: Option<f64>,
     responder_port: Option<u16>,
+    fail_streak: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,9 +128,9 @@ struct RawTarget {
     tunnel_address: String,
     probe_address: String,
     responder_port: Option<u16>,
-    min_throughput_mbps: f64,
-    max_loss_pct: f64,
-    max_rtt_ms: f64,
+    min_throughput_mbps: Option<f64>,
+    max_loss_pct: Option<f64>,
+    max_rtt_ms: Option<f64>,
 }
 
 /// Where probe targets come from.
@@ -186,6 +194,8 @@ pub struct Config {
     pub chain: Option<ChainConfig>,
     /// The `[[targets]]` entries.
     pub targets: Vec<ProbeTarget>,
+    /// `probe.fail_streak`: K configured (`None`: the market's `failStreak`).
+    pub fail_streak: Option<u32>,
 }
 
 impl Config {
@@ -246,6 +256,17 @@ impl Config {
             schedule,
             chain,
             targets,
+            fail_streak: raw
+                .probe
+                .fail_streak
+                .map(|k| {
+                    if (1..=1000).contains(&k) {
+                        Ok(k)
+                    } else {
+                        Err(ConfigError::field("probe.fail_streak", "must be 1-1000"))
+                    }
+                })
+                .transpose()?,
         })
     }
 }
@@ -377,6 +398,32 @@ fn quality_value(field: String, v: f64, max: f64) -> Result<f64, ConfigError> {
     Ok(v)
 }
 
+/// The optional thresholds of a target: all three or none.
+fn config_quality(at: &str, t: &RawTarget) -> Result<Option<AdvertisedQuality>, ConfigError> {
+    let f = |name: &str| format!("{at}.{name}");
+    match (t.min_throughput_mbps, t.max_loss_pct, t.max_rtt_ms) {
+        (None, None, None) => Ok(None),
+        (Some(tp), Some(loss), Some(rtt)) => Ok(Some(AdvertisedQuality {
+            min_throughput_mbps: quality_value(f("min_throughput_mbps"), tp, 1e6)?,
+            max_loss_pct: quality_value(f("max_loss_pct"), loss, 100.0)?,
+            max_rtt_ms: quality_value(f("max_rtt_ms"), rtt, 1e6)?,
+        })),
+        (tp, loss, _) => {
+            let missing = if tp.is_none() {
+                "min_throughput_mbps"
+            } else if loss.is_none() {
+                "max_loss_pct"
+            } else {
+                "max_rtt_ms"
+            };
+            Err(ConfigError::field(
+                f(missing),
+                "set all three of min_throughput_mbps, max_loss_pct, max_rtt_ms, or none",
+            ))
+        }
+    }
+}
+
 fn target(
     at: &str,
     t: &RawTarget,
@@ -434,15 +481,7 @@ fn target(
         tunnel_address,
         probe_address,
         responder_port: t.responder_port.unwrap_or(default_port),
-        quality: AdvertisedQuality {
-            min_throughput_mbps: quality_value(
-                f("min_throughput_mbps"),
-                t.min_throughput_mbps,
-                1e6,
-            )?,
-            max_loss_pct: quality_value(f("max_loss_pct"), t.max_loss_pct, 100.0)?,
-            max_rtt_ms: quality_value(f("max_rtt_ms"), t.max_rtt_ms, 1e6)?,
-        },
+        config_quality: config_quality(at, t)?,
     })
 }
 
@@ -489,7 +528,7 @@ max_rtt_ms = 100
         let t = &c.targets[0];
         assert_eq!(t.endpoint, "198.18.0.1:51820".parse().expect("addr"));
         assert_eq!(t.responder_port, 9909);
-        assert_eq!(t.quality.max_rtt_ms, 100.0);
+        assert_eq!(t.config_quality.map(|q| q.max_rtt_ms), Some(100.0));
         assert_eq!(c.probe.ping_count, 10);
         assert_eq!(c.probe.transfer_bytes, 2 << 20);
         assert_eq!(c.probe.interface, "fsverify0");
@@ -543,6 +582,24 @@ max_rtt_ms = 100
         assert!(e.contains("max_loss_pct"), "{e}");
         let e = err(&config("", &format!("{ep}\n[[targets]]\nname = \"alpha\"")));
         assert!(e.contains("targets"), "{e}");
+    }
+
+    #[test]
+    fn thresholds_are_optional_but_all_or_none() {
+        let ep = "endpoint = \"198.18.0.1:51820\"";
+        let none = config("", ep)
+            .replace("min_throughput_mbps = 10\n", "")
+            .replace("max_loss_pct = 2\n", "")
+            .replace("max_rtt_ms = 100\n", "");
+        let c = Config::parse(&none).expect("valid without thresholds");
+        assert_eq!(c.targets[0].config_quality, None);
+        let partial = config("", ep).replace("max_loss_pct = 2\n", "");
+        let e = err(&partial);
+        assert!(e.starts_with("targets[0].max_loss_pct:"), "{e}");
+        let c = Config::parse(&config("[probe]\nfail_streak = 5", ep)).expect("valid");
+        assert_eq!(c.fail_streak, Some(5));
+        let e = err(&config("[probe]\nfail_streak = 0", ep));
+        assert!(e.starts_with("probe.fail_streak:"), "{e}");
     }
 
     #[test]
