@@ -237,6 +237,10 @@ mod tests {
         let m = crate::stats::Metrics::unreachable("handshake timed out");
         let v = crate::stats::verdict(&m, &Basis::Reachability.quality());
         assert!(!v.passed);
-        assert!(v.reasons[0].contains("handshake timed out"), "{:?}", v.reasons);
+        assert!(
+            v.reasons[0].contains("handshake timed out"),
+            "{:?}",
+            v.reasons
+        );
     }
 }

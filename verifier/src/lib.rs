@@ -61,7 +61,7 @@ pub mod store;
 pub mod target;
 pub mod verifier;
 
-pub use config::{Config, ProbeSettings, SourceKind};
+pub use config::{Config, MarketSource, ProbeSettings, SourceKind};
 pub use error::{ConfigError, ProbeError, Result, VerifierError};
 pub use stats::{AdvertisedQuality, Metrics, Verdict};
 pub use target::{ChainSource, ProbeTarget, StaticSource, TargetSource};

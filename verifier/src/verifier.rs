@@ -23,7 +23,7 @@ use alloy::sol_types::Eip712Domain;
 use rand::Rng;
 use tracing::Instrument;
 
-use crate::config::{Config, SourceKind};
+use crate::config::{Config, MarketSource, SourceKind};
 use crate::error::{ProbeError, Result, VerifierError};
 use crate::judge::{self, Basis, Decision};
 use crate::probe::{self, Stage};
@@ -128,7 +128,14 @@ impl Verifier {
             Some(c) => {
                 let signer = crate::keys::load_chain_key(&c.private_key_file)?;
                 let provider = rpc::connect(&c.rpc_url, signer.clone())?;
-                let market = MarketClient::at(c.market, provider);
+                let market = match &c.market {
+                    MarketSource::Address(address) => MarketClient::at(*address, provider),
+                    MarketSource::Deployment(path) => {
+                        flowshield_chain::Deployment::load(path)?
+                            .market(provider)
+                            .await?
+                    }
+                };
                 let domain = market.eip712_domain().await?;
                 Some(ChainContext {
                     market,
@@ -308,7 +315,11 @@ impl Verifier {
     async fn yardstick(&self, target: &ProbeTarget) -> Result<(Basis, Option<u64>, u32)> {
         let Some(c) = &self.chain else {
             let basis = Basis::choose(None, target.config_quality);
-            return Ok((basis, None, judge::fail_streak(self.config.fail_streak, None)));
+            return Ok((
+                basis,
+                None,
+                judge::fail_streak(self.config.fail_streak, None),
+            ));
         };
         let record = c.market.provider_record(target.provider).await?;
         let promise = judge::promise_quality(&record.quality);
