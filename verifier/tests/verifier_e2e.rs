@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use flowshield_verifier::error::ProbeError;
-use flowshield_verifier::probe::Stage;
 use flowshield_verifier::judge;
+use flowshield_verifier::probe::Stage;
 use flowshield_verifier::verifier::{is_duplicate, submit};
 use flowshield_verifier::{ChainOutcome, VerifierError};
 
@@ -154,7 +154,10 @@ async fn throttled_provider_is_reported_and_slashed_by_a_quorum_of_three() {
                     "verifier {i}, probe {probe}"
                 );
                 assert!(results[0].signed.is_none());
-                assert_eq!(market.owner.fail_reports(p, period).await.expect("view"), i as u64);
+                assert_eq!(
+                    market.owner.fail_reports(p, period).await.expect("view"),
+                    i as u64
+                );
             }
         }
         let r = &results[0];
