@@ -132,6 +132,35 @@ mod tests {
         assert_eq!(first.address(), second.address());
     }
 
+    #[tokio::test]
+    async fn market_address_or_deployment_exactly_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("chain.key");
+        write_key_file(&key_file, &PrivateKeySigner::random()).unwrap();
+        let file = |market_address: Option<&str>, deployment: Option<PathBuf>| ChainFile {
+            rpc_url: "http://127.0.0.1:1".into(),
+            market_address: market_address.map(str::to_string),
+            deployment,
+            key_file: key_file.clone(),
+        };
+        let one = "0x0000000000000000000000000000000000000001";
+        for f in [file(None, None), file(Some(one), Some("/d.json".into()))] {
+            let err = f.connect().await.unwrap_err().to_string();
+            assert!(
+                err.starts_with("chain.market_address: set exactly one"),
+                "{err}"
+            );
+        }
+        let missing = dir.path().join("missing.json");
+        let err = file(None, Some(missing.clone()))
+            .connect()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("chain.deployment:"), "{err}");
+        assert!(err.contains(&missing.display().to_string()), "{err}");
+    }
+
     #[test]
     fn key_files_round_trip_and_must_be_private() {
         let dir = tempfile::tempdir().unwrap();
