@@ -114,6 +114,9 @@ struct Config {
     operator_key: PathBuf,
     rpc_url: Option<String>,
     registry: Option<Address>,
+    /// Deployment manifest (`flowshield-market deploy`) instead of `registry`;
+    /// checked against `rpc_url` (chain id, contract code) at start.
+    deployment: Option<PathBuf>,
     #[serde(default = "default_anchor")]
     anchor_interval_secs: u64,
     #[serde(default = "default_validity")]
@@ -229,10 +232,20 @@ async fn serve(path: &Path) -> Result<()> {
         .with_context(|| format!("{} is not PEM", cfg.ca_cert.display()))?;
     let authority = Authority::load(&key_pem, &cert_der, operator.address())?;
     let store = Store::open(&cfg.db.to_string_lossy()).await?;
-    let registry: Option<Arc<dyn Registry>> = match (&cfg.rpc_url, cfg.registry) {
+    let registry_address = match (&cfg.rpc_url, cfg.registry, &cfg.deployment) {
+        (Some(_), Some(addr), None) => Some(addr),
+        (Some(rpc), None, Some(path)) => {
+            let manifest = flowshield_chain::Deployment::load(path).context("deployment")?;
+            let reader = flowshield_chain::rpc::connect_read_only(rpc).context("rpc_url")?;
+            manifest.verify(&reader).await.context("deployment")?;
+            Some(manifest.contracts.deca_registry.address)
+        }
+        (None, None, None) => None,
+        _ => bail!("rpc_url and one of registry/deployment must be set together"),
+    };
+    let registry: Option<Arc<dyn Registry>> = match (&cfg.rpc_url, registry_address) {
         (Some(rpc), Some(addr)) => Some(Arc::new(ChainRegistry::connect(rpc, addr, operator)?)),
-        (None, None) => None,
-        _ => bail!("rpc_url and registry must be set together"),
+        _ => None,
     };
     let admin_token = match &cfg.admin_token_file {
         Some(p) => Some(std::fs::read_to_string(p)?.trim().to_string()),
@@ -283,7 +296,7 @@ fn init(dir: &Path, operator_key: Option<&Path>) -> Result<()> {
         .unwrap_or_else(|| dir.join("operator.key"));
     let config = format!(
         "listen = \"127.0.0.1:8443\"\ndb = {:?}\nca_key = {:?}\nca_cert = {:?}\noperator_key = {:?}\n\
-         # rpc_url = \"http://127.0.0.1:8545\"\n# registry = \"0x...\"\nanchor_interval_secs = 300\n\
+         # rpc_url = \"http://127.0.0.1:8545\"\n# registry = \"0x...\"\n# deployment = \"/etc/flowshield/deployment.json\"  # instead of registry\nanchor_interval_secs = 300\n\
          leaf_validity_secs = 86400\n",
         dir.join("ca.db"),
         dir.join("ca-key.pem"),

@@ -177,12 +177,10 @@ contract BandwidthMarket is VerifierQuorum {
     function withdrawStake() external nonReentrant {
         Provider storage p = _registered(msg.sender);
         uint256 amount = p.unbonding;
-        if (amount == 0) revert NothingToWithdraw();
-        if (block.timestamp < p.unbondingUnlockAt) revert UnbondingLocked(p.unbondingUnlockAt);
         p.unbonding = 0;
         totalStake -= amount;
         emit StakeWithdrawn(msg.sender, amount);
-        _send(msg.sender, amount);
+        _releaseUnbonded(amount, p.unbondingUnlockAt);
     }
 
     function getProvider(address account) external view returns (Provider memory) {

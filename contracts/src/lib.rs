@@ -9,6 +9,8 @@
 //! - Typed async clients ([`MarketClient`], [`DecaRegistryClient`]) with decoded revert
 //!   reasons ([`ChainError::Reverted`]).
 //! - Pure, node-free voucher and report hashing/signing/verification ([`voucher`]).
+//! - [`deployment`]: deploying to a real chain, and the deployment manifest the
+//!   binaries read (`--deployment FILE`), checked against the chain it names.
 //! - [`LocalChain`]: a throwaway Hardhat (EDR) node for tests and demos.
 //!
 //! What it is not for: it holds no market logic beyond the contracts (matching, pricing,
@@ -19,6 +21,7 @@
 
 pub mod bindings;
 pub mod deca;
+pub mod deployment;
 pub mod error;
 pub mod governance;
 pub mod local_chain;
@@ -29,6 +32,7 @@ mod tx;
 pub mod voucher;
 
 pub use deca::{AnchoredRoot, DecaRegistryClient};
+pub use deployment::{DeployPlan, Deployment, DeploymentError};
 pub use error::{ChainError, Result, Revert};
 pub use governance::{Operation, Timelock};
 pub use local_chain::{LocalChain, LocalChainOptions, DEV_BALANCE_WEI, LOCAL_CHAIN_ID};

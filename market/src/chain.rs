@@ -4,7 +4,7 @@
 
 use flowshield_chain::alloy::primitives::{Address, B256};
 use flowshield_chain::alloy::signers::local::PrivateKeySigner;
-use flowshield_chain::{rpc, MarketClient};
+use flowshield_chain::{rpc, Deployment, MarketClient};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -17,6 +17,8 @@ pub enum ChainSetupError {
     Field { field: &'static str, reason: String },
     #[error(transparent)]
     Chain(#[from] flowshield_chain::ChainError),
+    #[error("chain.deployment: {0}")]
+    Deployment(#[from] flowshield_chain::DeploymentError),
 }
 
 /// `[chain]` in a configuration file.
@@ -25,30 +27,48 @@ pub enum ChainSetupError {
 /// [chain]
 /// rpc_url = "http://10.250.0.1:8545"
 /// market_address = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+/// # or, instead of market_address, the manifest `flowshield-market deploy` wrote
+/// # (its chain id and contract code are checked against rpc_url's chain):
+/// # deployment = "/etc/flowshield/deployment.json"
 /// key_file = "/var/lib/flowshield-market/chain.key"   # hex secp256k1 key, 0600
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChainFile {
     pub rpc_url: String,
-    pub market_address: String,
+    #[serde(default)]
+    pub market_address: Option<String>,
+    #[serde(default)]
+    pub deployment: Option<PathBuf>,
     pub key_file: PathBuf,
 }
 
 impl ChainFile {
-    /// The signer from `key_file` and the market it signs for.
-    pub fn connect(&self) -> Result<(PrivateKeySigner, MarketClient), ChainSetupError> {
+    /// The signer from `key_file` and the market it signs for: `market_address`, or
+    /// the manifest's market after checking chain id and code against `rpc_url`.
+    pub async fn connect(&self) -> Result<(PrivateKeySigner, MarketClient), ChainSetupError> {
         let signer = read_key_file(&self.key_file)?;
-        let market =
-            self.market_address
-                .trim()
-                .parse::<Address>()
-                .map_err(|_| ChainSetupError::Field {
-                    field: "market_address",
-                    reason: format!("'{}' is not a 0x address", self.market_address),
-                })?;
         let provider = rpc::connect(&self.rpc_url, signer.clone())?;
-        Ok((signer, MarketClient::at(market, provider)))
+        let market = match (&self.market_address, &self.deployment) {
+            (Some(text), None) => {
+                let address =
+                    text.trim()
+                        .parse::<Address>()
+                        .map_err(|_| ChainSetupError::Field {
+                            field: "market_address",
+                            reason: format!("'{text}' is not a 0x address"),
+                        })?;
+                MarketClient::at(address, provider)
+            }
+            (None, Some(path)) => Deployment::load(path)?.market(provider).await?,
+            _ => {
+                return Err(ChainSetupError::Field {
+                    field: "market_address",
+                    reason: "set exactly one of market_address and deployment".into(),
+                })
+            }
+        };
+        Ok((signer, market))
     }
 }
 
@@ -110,6 +130,35 @@ mod tests {
         );
         let second = load_or_create_key_file(&path).unwrap();
         assert_eq!(first.address(), second.address());
+    }
+
+    #[tokio::test]
+    async fn market_address_or_deployment_exactly_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("chain.key");
+        write_key_file(&key_file, &PrivateKeySigner::random()).unwrap();
+        let file = |market_address: Option<&str>, deployment: Option<PathBuf>| ChainFile {
+            rpc_url: "http://127.0.0.1:1".into(),
+            market_address: market_address.map(str::to_string),
+            deployment,
+            key_file: key_file.clone(),
+        };
+        let one = "0x0000000000000000000000000000000000000001";
+        for f in [file(None, None), file(Some(one), Some("/d.json".into()))] {
+            let err = f.connect().await.unwrap_err().to_string();
+            assert!(
+                err.starts_with("chain.market_address: set exactly one"),
+                "{err}"
+            );
+        }
+        let missing = dir.path().join("missing.json");
+        let err = file(None, Some(missing.clone()))
+            .connect()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("chain.deployment:"), "{err}");
+        assert!(err.contains(&missing.display().to_string()), "{err}");
     }
 
     #[test]

@@ -40,6 +40,9 @@ enum Role {
     Keys(cli::keys::KeysArgs),
     /// Print balances, claimable amounts and an order as JSON.
     ChainStatus(cli::chain_status::ChainStatusArgs),
+    /// Deploy timelock, market and DeCA registry to a chain and write the
+    /// deployment manifest the other binaries read (--deployment FILE).
+    Deploy(cli::deploy::DeployArgs),
 }
 
 #[tokio::main]
@@ -54,5 +57,6 @@ async fn main() -> Result<()> {
         Role::DevChain(args) => cli::devchain::run(args).await,
         Role::Keys(args) => cli::keys::run(args),
         Role::ChainStatus(args) => cli::chain_status::run(args).await,
+        Role::Deploy(args) => cli::deploy::run(args).await,
     }
 }

@@ -18,6 +18,8 @@
 //! transfer_timeout_secs = 5
 //! handshake_timeout_secs = 10
 //! responder_port = 9909
+//! fail_streak = 3             # K: report failure after K consecutive failing probes in
+//!                             # a period (default and minimum: the market's failStreak)
 //!
 //! [schedule]                  # exactly one of cron / interval_secs
 //! cron = "*/5 * * * *"
@@ -25,7 +27,7 @@
 //!
 //! [chain]                     # optional for `probe`, required for `run`
 //! rpc_url = "http://127.0.0.1:8545"
-//! market = "0x…"
+//! market = "0x…"             # or: deployment = "/etc/flowshield/deployment.json"
 //! private_key_file = "/etc/flowshield-verifier/chain.key" # hex, mode 0600
 //! source = "chain"            # "config" (default): probe [[targets]]; "chain": see below
 //!
@@ -36,10 +38,15 @@
 //! endpoint = "198.51.100.7:51820"   # numeric only: the verifier never resolves names
 //! tunnel_address = "10.77.0.2/32"   # the verifier's address inside the tunnel
 //! probe_address = "10.77.0.1"       # answers ping, runs the probe responder
+//! # Optional, all three or none: used only when the provider registered no quality
+//! # promise on chain (or there is no chain), and then failures are never reported.
 //! min_throughput_mbps = 10
 //! max_loss_pct = 2
 //! max_rtt_ms = 100
 //! ```
+//!
+//! Providers are judged against the `QualityPromise` they registered on chain
+//! ([`crate::judge`]), not against these thresholds.
 
 use alloy::primitives::Address;
 use serde::Deserialize;
@@ -89,6 +96,7 @@ struct RawProbe {
     transfer_timeout_secs: Option<f64>,
     handshake_timeout_secs: Option<f64>,
     responder_port: Option<u16>,
+    fail_streak: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,7 +112,8 @@ struct RawSchedule {
 #[serde(deny_unknown_fields)]
 struct RawChain {
     rpc_url: String,
-    market: String,
+    market: Option<String>,
+    deployment: Option<PathBuf>,
     private_key_file: PathBuf,
     #[serde(default)]
     source: Option<String>,
@@ -120,9 +129,9 @@ struct RawTarget {
     tunnel_address: String,
     probe_address: String,
     responder_port: Option<u16>,
-    min_throughput_mbps: f64,
-    max_loss_pct: f64,
-    max_rtt_ms: f64,
+    min_throughput_mbps: Option<f64>,
+    max_loss_pct: Option<f64>,
+    max_rtt_ms: Option<f64>,
 }
 
 /// Where probe targets come from.
@@ -156,13 +165,23 @@ pub struct ProbeSettings {
     pub handshake_timeout: Duration,
 }
 
+/// Where the market's address comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MarketSource {
+    /// `chain.market`.
+    Address(Address),
+    /// `chain.deployment`: the manifest of `flowshield-market deploy`, whose chain id
+    /// and contract code are checked against `chain.rpc_url` at start.
+    Deployment(PathBuf),
+}
+
 /// The chain the verifier reports to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChainConfig {
     /// HTTP JSON-RPC URL.
     pub rpc_url: String,
-    /// `BandwidthMarket` address.
-    pub market: Address,
+    /// `BandwidthMarket`: its address, or the deployment manifest naming it.
+    pub market: MarketSource,
     /// Hex secp256k1 key file of the verifier's chain account (mode 0600).
     pub private_key_file: PathBuf,
     /// Where targets come from.
@@ -186,6 +205,8 @@ pub struct Config {
     pub chain: Option<ChainConfig>,
     /// The `[[targets]]` entries.
     pub targets: Vec<ProbeTarget>,
+    /// `probe.fail_streak`: K configured (`None`: the market's `failStreak`).
+    pub fail_streak: Option<u32>,
 }
 
 impl Config {
@@ -246,6 +267,17 @@ impl Config {
             schedule,
             chain,
             targets,
+            fail_streak: raw
+                .probe
+                .fail_streak
+                .map(|k| {
+                    if (1..=1000).contains(&k) {
+                        Ok(k)
+                    } else {
+                        Err(ConfigError::field("probe.fail_streak", "must be 1-1000"))
+                    }
+                })
+                .transpose()?,
         })
     }
 }
@@ -343,7 +375,16 @@ fn chain(c: &RawChain) -> Result<ChainConfig, ConfigError> {
             format!("'{}' is not an http(s) URL", c.rpc_url),
         ));
     }
-    let market = parse_address("chain.market", &c.market)?;
+    let market = match (&c.market, &c.deployment) {
+        (Some(text), None) => MarketSource::Address(parse_address("chain.market", text)?),
+        (None, Some(path)) => MarketSource::Deployment(path.clone()),
+        _ => {
+            return Err(ConfigError::field(
+                "chain.market",
+                "set exactly one of `market` and `deployment`",
+            ))
+        }
+    };
     let source = match c.source.as_deref() {
         None | Some("config") => SourceKind::Config,
         Some("chain") => SourceKind::Chain,
@@ -375,6 +416,32 @@ fn quality_value(field: String, v: f64, max: f64) -> Result<f64, ConfigError> {
         ));
     }
     Ok(v)
+}
+
+/// The optional thresholds of a target: all three or none.
+fn config_quality(at: &str, t: &RawTarget) -> Result<Option<AdvertisedQuality>, ConfigError> {
+    let f = |name: &str| format!("{at}.{name}");
+    match (t.min_throughput_mbps, t.max_loss_pct, t.max_rtt_ms) {
+        (None, None, None) => Ok(None),
+        (Some(tp), Some(loss), Some(rtt)) => Ok(Some(AdvertisedQuality {
+            min_throughput_mbps: quality_value(f("min_throughput_mbps"), tp, 1e6)?,
+            max_loss_pct: quality_value(f("max_loss_pct"), loss, 100.0)?,
+            max_rtt_ms: quality_value(f("max_rtt_ms"), rtt, 1e6)?,
+        })),
+        (tp, loss, _) => {
+            let missing = if tp.is_none() {
+                "min_throughput_mbps"
+            } else if loss.is_none() {
+                "max_loss_pct"
+            } else {
+                "max_rtt_ms"
+            };
+            Err(ConfigError::field(
+                f(missing),
+                "set all three of min_throughput_mbps, max_loss_pct, max_rtt_ms, or none",
+            ))
+        }
+    }
 }
 
 fn target(
@@ -434,135 +501,10 @@ fn target(
         tunnel_address,
         probe_address,
         responder_port: t.responder_port.unwrap_or(default_port),
-        quality: AdvertisedQuality {
-            min_throughput_mbps: quality_value(
-                f("min_throughput_mbps"),
-                t.min_throughput_mbps,
-                1e6,
-            )?,
-            max_loss_pct: quality_value(f("max_loss_pct"), t.max_loss_pct, 100.0)?,
-            max_rtt_ms: quality_value(f("max_rtt_ms"), t.max_rtt_ms, 1e6)?,
-        },
+        config_quality: config_quality(at, t)?,
     })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const KEY: &str = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=";
-
-    fn config(extra: &str, target: &str) -> String {
-        format!(
-            r#"
-database = "/tmp/x.db"
-fullnodes = ["http://127.0.0.1:1"]
-[verifier]
-wg_private_key_file = "/etc/wg.key"
-{extra}
-[[targets]]
-name = "alpha"
-provider = "0x00000000000000000000000000000000000000aa"
-wg_public_key = "{KEY}"
-tunnel_address = "10.77.0.2/32"
-probe_address = "10.77.0.1"
-min_throughput_mbps = 10
-max_loss_pct = 2
-max_rtt_ms = 100
-{target}
-"#
-        )
-    }
-
-    fn err(text: &str) -> String {
-        Config::parse(text).expect_err("must fail").to_string()
-    }
-
-    #[test]
-    fn full_config_parses_with_defaults() {
-        let c = Config::parse(&config(
-            "[schedule]\ncron = \"*/5 * * * *\"\njitter_secs = 7",
-            "endpoint = \"198.18.0.1:51820\"",
-        ))
-        .expect("valid");
-        assert_eq!(c.targets.len(), 1);
-        let t = &c.targets[0];
-        assert_eq!(t.endpoint, "198.18.0.1:51820".parse().expect("addr"));
-        assert_eq!(t.responder_port, 9909);
-        assert_eq!(t.quality.max_rtt_ms, 100.0);
-        assert_eq!(c.probe.ping_count, 10);
-        assert_eq!(c.probe.transfer_bytes, 2 << 20);
-        assert_eq!(c.probe.interface, "fsverify0");
-        assert_eq!(
-            c.schedule.as_ref().map(|s| s.jitter),
-            Some(Duration::from_secs(7))
-        );
-        assert!(c.chain.is_none());
-    }
-
-    #[test]
-    fn hostname_endpoint_is_refused_naming_the_field() {
-        let e = err(&config("", "endpoint = \"vpn.example.com:51820\""));
-        assert!(e.starts_with("targets[0].endpoint:"), "{e}");
-        assert!(e.contains("never resolved"), "{e}");
-    }
-
-    #[test]
-    fn field_errors_name_the_field() {
-        let ep = "endpoint = \"198.18.0.1:51820\"";
-        let cases = [
-            (
-                "[probe]\ntransfer_bytes = 999999999",
-                "probe.transfer_bytes",
-            ),
-            ("[probe]\nping_count = 0", "probe.ping_count"),
-            (
-                "[probe]\nhandshake_timeout_secs = -1",
-                "probe.handshake_timeout_secs",
-            ),
-            ("interface = \"much-too-long-name\"", "verifier.interface"),
-            ("[schedule]\njitter_secs = 3", "schedule"),
-            ("[schedule]\ncron = \"nope\"", "schedule.cron"),
-            (
-                "[chain]\nrpc_url = \"http://x\"\nmarket = \"0x12\"\nprivate_key_file = \"k\"",
-                "chain.market",
-            ),
-            (
-                "[chain]\nrpc_url = \"ws://x\"\nmarket = \"0x12\"\nprivate_key_file = \"k\"",
-                "chain.rpc_url",
-            ),
-        ];
-        for (extra, field) in cases {
-            let e = err(&config(extra, ep));
-            assert!(e.starts_with(&format!("{field}:")), "{field}: got {e}");
-        }
-        let e = err(&config(
-            "",
-            "endpoint = \"198.18.0.1:51820\"\nmax_loss_pct = 1",
-        ));
-        assert!(e.contains("max_loss_pct"), "{e}");
-        let e = err(&config("", &format!("{ep}\n[[targets]]\nname = \"alpha\"")));
-        assert!(e.contains("targets"), "{e}");
-    }
-
-    #[test]
-    fn unknown_keys_are_refused() {
-        let e = err(&config(
-            "colour = \"blue\"",
-            "endpoint = \"198.18.0.1:51820\"",
-        ));
-        assert!(e.contains("colour"), "{e}");
-    }
-
-    #[test]
-    fn key_optional_only_with_chain_source() {
-        let no_key = config("", "endpoint = \"198.18.0.1:51820\"")
-            .replace(&format!("wg_public_key = \"{KEY}\""), "");
-        assert!(err(&no_key).starts_with("targets[0].wg_public_key:"));
-        let chain = "[chain]\nrpc_url = \"http://127.0.0.1:8545\"\nmarket = \"0x00000000000000000000000000000000000000bb\"\nprivate_key_file = \"k\"\nsource = \"chain\"";
-        let with_chain = no_key.replace("[[targets]]", &format!("{chain}\n[[targets]]"));
-        let c = Config::parse(&with_chain).expect("valid");
-        assert_eq!(c.chain.map(|c| c.source), Some(SourceKind::Chain));
-        assert_eq!(c.targets[0].wg_public_key, None);
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

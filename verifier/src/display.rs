@@ -3,6 +3,7 @@
 
 use comfy_table::{presets::UTF8_FULL, Table};
 
+use crate::judge::Basis;
 use crate::probe::Stage;
 use crate::verifier::{ChainOutcome, ProbeResult};
 
@@ -28,11 +29,16 @@ fn ms(v: Option<f64>) -> String {
 
 /// The result as a table.
 pub fn result_table(r: &ProbeResult) -> String {
-    let q = &r.target.quality;
+    let q = r.basis.quality();
     let m = &r.metrics;
     let mut table = Table::new();
     table.load_preset(UTF8_FULL);
-    table.set_header(vec!["metric", "measured", "advertised"]);
+    let yardstick = match r.basis {
+        Basis::Promise(_) => "promised (chain)",
+        Basis::Config(_) => "config (no promise)",
+        Basis::Reachability => "reachability only",
+    };
+    table.set_header(vec!["metric", "measured", yardstick]);
     table.add_row(vec![
         "provider".to_string(),
         format!("{} ({:#x})", r.target.name, r.target.provider),
@@ -83,6 +89,10 @@ pub fn result_table(r: &ProbeResult) -> String {
     let chain = match &r.chain {
         ChainOutcome::NoChain => "no chain configured".to_string(),
         ChainOutcome::NotNeeded => "not needed (passed)".to_string(),
+        ChainOutcome::Waiting { run, needed } => {
+            format!("not yet: {run} of {needed} consecutive failing probes")
+        }
+        ChainOutcome::NoPromise => "never (no quality promise on chain)".into(),
         ChainOutcome::Submitted(tx) => format!("reported, tx {tx}"),
         ChainOutcome::AlreadyReportedLocally => "already reported this period (local)".into(),
         ChainOutcome::AlreadyOnChain => "already reported this period (chain)".into(),

@@ -124,6 +124,9 @@ pub enum VerifierError {
     /// A chain call failed.
     #[error(transparent)]
     Chain(#[from] flowshield_chain::ChainError),
+    /// The deployment manifest is unusable or does not match the chain.
+    #[error("chain.deployment: {0}")]
+    Deployment(#[from] flowshield_chain::DeploymentError),
     /// Building the HTTP client failed.
     #[error("http client: {0}")]
     Http(#[from] reqwest::Error),

@@ -12,18 +12,25 @@
 //!    bounded download from the provider's probe responder, [`probe::responder`]);
 //!    numeric addresses only, nothing is ever resolved; the interface is always torn
 //!    down;
-//! 3. judges the metrics against the advertised quality ([`stats`], sans IO);
-//! 4. signs an EIP-712 `Report` for the chain's current period with the verifier's
-//!    chain key ([`report`]), stores everything in SQLite ([`store`]), publishes the
-//!    signed report to every configured fullnode ([`publish`]);
-//! 5. when the provider failed, submits the report on chain (`submitSignedReport`) at
-//!    most once per provider and period — local record, `hasReported`, and the
-//!    contract's `DuplicateReport` ([`verifier`]). Slashing is the contract's: when
-//!    `quorum` distinct verifiers report a provider failing in one period.
+//! 3. judges the metrics against the quality the provider promised on chain ([`stats`],
+//!    [`judge`], sans IO; the config's thresholds only when it registered none, and
+//!    then failures are never reported);
+//! 4. stores everything in SQLite ([`store`]); a passing probe, and the K-th
+//!    consecutive failing probe of a period (K: the market's `failStreak`), is signed as
+//!    an EIP-712 `Report` for the chain's current period with the verifier's chain key
+//!    ([`report`]) and published to every configured fullnode ([`publish`]);
+//! 5. on the K-th consecutive failure, submits the report on chain
+//!    (`submitSignedReport`) at most once per provider and period — local record,
+//!    `hasReported`, and the contract's `DuplicateReport` ([`verifier`]). Slashing is
+//!    the contract's: `finalize` after the period's challenge window, when enough
+//!    distinct verifiers' failing reports are a large enough share of all its reports.
 //!
 //! Design decisions:
-//! - Passing reports are signed and published but not sent on chain (the contract
-//!   counts only failures; this saves every verifier a transaction per provider).
+//! - Passing reports are signed and published but not sent on chain by this driver:
+//!   the contract takes one vote per verifier and period, kept for a failure that may
+//!   still come in the period.
+//! - Failing probes short of the streak are not signed: a signed failing report could
+//!   be relayed on chain by anyone and would spend this verifier's vote early.
 //! - A probe that cannot run because of the verifier's side (no route to the
 //!   endpoint, daemon cannot start) is an error and produces no report; a provider
 //!   that does not complete the handshake, loses packets or is slow is measured and
@@ -43,6 +50,7 @@
 pub mod config;
 pub mod display;
 pub mod error;
+pub mod judge;
 pub mod keys;
 pub mod probe;
 pub mod publish;
@@ -53,7 +61,7 @@ pub mod store;
 pub mod target;
 pub mod verifier;
 
-pub use config::{Config, ProbeSettings, SourceKind};
+pub use config::{Config, MarketSource, ProbeSettings, SourceKind};
 pub use error::{ConfigError, ProbeError, Result, VerifierError};
 pub use stats::{AdvertisedQuality, Metrics, Verdict};
 pub use target::{ChainSource, ProbeTarget, StaticSource, TargetSource};

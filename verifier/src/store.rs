@@ -109,6 +109,22 @@ impl Store {
             .map_err(Into::into)
     }
 
+    /// Verdicts (`true` = passed) of `provider`'s probes in `period`, oldest first: the
+    /// input of [`crate::judge::decide`]. Durable, so a restart keeps a failing run.
+    pub async fn period_results(&self, provider: Address, period: u64) -> Result<Vec<bool>> {
+        let rows = sqlx::query(
+            "SELECT passed FROM probes WHERE provider = ? AND period = ? ORDER BY id ASC",
+        )
+        .bind(addr(provider))
+        .bind(period as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| row.try_get("passed"))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
     /// Whether a chain report for (`provider`, `period`) is recorded.
     pub async fn has_chain_report(&self, provider: Address, period: u64) -> Result<bool> {
         let row = sqlx::query("SELECT 1 FROM chain_reports WHERE provider = ? AND period = ?")

@@ -74,8 +74,9 @@ pub struct ProbeTarget {
     pub probe_address: IpAddr,
     /// TCP port of the provider's probe responder on `probe_address`.
     pub responder_port: u16,
-    /// What the provider promises.
-    pub quality: AdvertisedQuality,
+    /// The config's thresholds: judged against only when the provider registered no
+    /// promise on chain, and then failures are never reported ([`crate::judge`]).
+    pub config_quality: Option<AdvertisedQuality>,
 }
 
 impl ProbeTarget {

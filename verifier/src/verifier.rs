@@ -1,13 +1,18 @@
 //! One verifier: probes targets, stores, signs, publishes and reports.
 //!
-//! Per probe: measure ([`crate::probe`]), judge ([`crate::stats::verdict`]), sign the
-//! EIP-712 report for the chain's current period, store it, publish it to every
-//! fullnode (passed and failed alike), and — only when failed — submit it on chain
-//! with `submitSignedReport`, at most once per (provider, period): the local
-//! `chain_reports` table is checked and reserved first, then `hasReported` on chain;
-//! the contract's `DuplicateReport` is the last line. Passing reports are not sent on
-//! chain: the contract only counts failing ones toward the slashing quorum, and
-//! fullnodes get the passing ones for reputation.
+//! Per probe (the judging itself is [`crate::judge`], sans IO): read the provider's
+//! quality promise, the chain's current period and the market's `failStreak` (K);
+//! measure ([`crate::probe`]); judge against the promise ([`crate::stats::verdict`]);
+//! decide from this period's stored results ([`crate::judge::decide`]); store the probe.
+//! - Passed: sign the EIP-712 report, publish it to every fullnode. Not sent on chain
+//!   here (one vote per verifier and period: it is kept for a failure that may follow).
+//! - Failed, fewer than K consecutive failing probes this period, or no promise on
+//!   chain: stored only, nothing signed (a signed failing report could be relayed on
+//!   chain by anyone as this verifier's vote).
+//! - The K-th consecutive failing probe: sign, publish, and submit it on chain with
+//!   `submitSignedReport`, at most once per (provider, period): the local
+//!   `chain_reports` table is checked and reserved first, then `hasReported` on chain;
+//!   the contract's `DuplicateReport` is the last line.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +23,9 @@ use alloy::sol_types::Eip712Domain;
 use rand::Rng;
 use tracing::Instrument;
 
-use crate::config::{Config, SourceKind};
+use crate::config::{Config, MarketSource, SourceKind};
 use crate::error::{ProbeError, Result, VerifierError};
+use crate::judge::{self, Basis, Decision};
 use crate::probe::{self, Stage};
 use crate::publish::{Delivery, Publisher};
 use crate::report::{self, ProbeRecord, SignedReport};
@@ -37,6 +43,17 @@ pub enum ChainOutcome {
     NoChain,
     /// The provider passed: nothing to send.
     NotNeeded,
+    /// The probe failed, but fewer than K consecutive probes of the period did: nothing
+    /// signed or sent yet.
+    Waiting {
+        /// Consecutive failing probes so far in the period.
+        run: u32,
+        /// K.
+        needed: u32,
+    },
+    /// The probe failed, but the provider registered no quality promise: a failure is
+    /// never reported.
+    NoPromise,
     /// A failing report was mined in this transaction.
     Submitted(String),
     /// This verifier's local record already has a report for the provider and period.
@@ -58,7 +75,12 @@ pub struct ProbeResult {
     pub metrics: Metrics,
     /// Verdict.
     pub verdict: Verdict,
-    /// The signed report (when a chain is configured).
+    /// What the probe was judged against.
+    pub basis: Basis,
+    /// What the verdict and the period's earlier probes led to.
+    pub decision: Decision,
+    /// The signed report (chain configured, and the probe passed or completed a
+    /// failing streak).
     pub signed: Option<SignedReport>,
     /// Deliveries to fullnodes.
     pub deliveries: Vec<Delivery>,
@@ -106,7 +128,14 @@ impl Verifier {
             Some(c) => {
                 let signer = crate::keys::load_chain_key(&c.private_key_file)?;
                 let provider = rpc::connect(&c.rpc_url, signer.clone())?;
-                let market = MarketClient::at(c.market, provider);
+                let market = match &c.market {
+                    MarketSource::Address(address) => MarketClient::at(*address, provider),
+                    MarketSource::Deployment(path) => {
+                        flowshield_chain::Deployment::load(path)?
+                            .market(provider)
+                            .await?
+                    }
+                };
                 let domain = market.eip712_domain().await?;
                 Some(ChainContext {
                     market,
@@ -216,22 +245,27 @@ impl Verifier {
         progress: impl FnMut(&Stage) + Send + 'static,
     ) -> Result<ProbeResult> {
         let started_at_ms = chrono::Utc::now().timestamp_millis();
+        let (basis, period, fail_streak) = self.yardstick(target).await?;
         let metrics = self.measure(target, progress).await?;
-        let verdict = stats::verdict(&metrics, &target.quality);
-        let (period, signed) = match &self.chain {
-            Some(c) => {
-                let period = c.market.current_period().await?;
-                let signed = report::sign(
+        let verdict = stats::verdict(&metrics, &basis.quality());
+        let mut history = match period {
+            Some(p) => self.store.period_results(target.provider, p).await?,
+            None => Vec::new(),
+        };
+        history.push(verdict.passed);
+        let decision = judge::decide(&basis, fail_streak, &history);
+        let signed = match (&self.chain, period, decision) {
+            (Some(c), Some(period), Decision::Pass | Decision::ReportFailure { .. }) => {
+                Some(report::sign(
                     &c.signer,
                     &c.domain,
                     target.provider,
                     period,
                     &metrics,
                     &verdict,
-                )?;
-                (Some(period), Some(signed))
+                )?)
             }
-            None => (None, None),
+            _ => None,
         };
         let record = ProbeRecord {
             started_at_ms,
@@ -252,23 +286,53 @@ impl Verifier {
                     .await?;
             }
         }
-        let chain = match (&signed, period) {
-            (Some(s), Some(period)) if !verdict.passed => {
+        let chain = match (&signed, period, decision) {
+            (_, None, _) => ChainOutcome::NoChain,
+            (Some(s), Some(period), Decision::ReportFailure { .. }) => {
                 self.report_failure(target.provider, period, probe_id, s)
                     .await?
             }
-            (Some(_), _) => ChainOutcome::NotNeeded,
-            _ => ChainOutcome::NoChain,
+            (_, _, Decision::Failing { run, needed }) => ChainOutcome::Waiting { run, needed },
+            (_, _, Decision::NoPromise) => ChainOutcome::NoPromise,
+            _ => ChainOutcome::NotNeeded,
         };
         Ok(ProbeResult {
             target: target.clone(),
             probe_id,
             metrics,
             verdict,
+            basis,
+            decision,
             signed,
             deliveries,
             chain,
         })
+    }
+
+    /// What `target` is judged against, the chain's current period and K: the
+    /// provider's promise read from chain (the config's thresholds only without one),
+    /// the market's `failStreak` as the floor of `probe.fail_streak`.
+    async fn yardstick(&self, target: &ProbeTarget) -> Result<(Basis, Option<u64>, u32)> {
+        let Some(c) = &self.chain else {
+            let basis = Basis::choose(None, target.config_quality);
+            return Ok((
+                basis,
+                None,
+                judge::fail_streak(self.config.fail_streak, None),
+            ));
+        };
+        let record = c.market.provider_record(target.provider).await?;
+        let promise = judge::promise_quality(&record.quality);
+        if promise.is_none() {
+            tracing::warn!(provider = %target.provider, "no quality promise on chain: failures will not be reported");
+        }
+        let market_k = u32::from(c.market.params().await?.fail_streak);
+        let period = c.market.current_period().await?;
+        Ok((
+            Basis::choose(promise, target.config_quality),
+            Some(period),
+            judge::fail_streak(self.config.fail_streak, Some(market_k)),
+        ))
     }
 
     /// Submit a failing report once per (provider, period): local record, then

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use flowshield_verifier::error::ProbeError;
+use flowshield_verifier::judge;
 use flowshield_verifier::probe::Stage;
 use flowshield_verifier::verifier::{is_duplicate, submit};
 use flowshield_verifier::{ChainOutcome, VerifierError};
@@ -53,6 +54,10 @@ async fn good_provider_passes() {
     assert_eq!(r.metrics.loss_pct, 0.0);
     assert_eq!(r.metrics.transfer_bytes, 2 << 20);
     assert_eq!(r.chain, ChainOutcome::NotNeeded);
+    // Judged against the promise the provider registered on chain, not the config.
+    let promise = judge::promise_quality(&flowshield_chain::default_quality());
+    assert_eq!(Some(r.basis), promise.map(judge::Basis::Promise));
+    assert_eq!(r.decision, judge::Decision::Pass);
 
     let period = market.owner.current_period().await.expect("period");
     assert_eq!(
@@ -101,9 +106,11 @@ async fn good_provider_passes() {
     );
 }
 
-/// (2) A throttled provider is reported failing by three verifiers (own namespaces, keys
-/// and staked chain accounts; three is the smallest `minReporters`); nothing is slashed
-/// while the challenge window is open, and `finalize` after it slashes the provider.
+/// (2) A throttled provider (below its 1 Mbit/s promise) is reported failing by three
+/// verifiers (own namespaces, keys and staked chain accounts; three is the smallest
+/// `minReporters`), each only at its K-th (3rd, the market's `failStreak`) consecutive
+/// failing probe; nothing is slashed while the challenge window is open, and
+/// `finalize` after it slashes the provider.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttled_provider_is_reported_and_slashed_by_a_quorum_of_three() {
     let provider = Provider::start(true).expect("provider");
@@ -127,9 +134,32 @@ async fn throttled_provider_is_reported_and_slashed_by_a_quorum_of_three() {
             &market.chain_section(i, v, "chain"),
             &target,
         );
+        let mut config = config;
+        // 2 s of transfer at 512 kbit/s is far enough below the promise.
+        config.probe.transfer_timeout = Duration::from_secs(2);
         let verifier = verifier(config).await;
-        let results = verifier.round().await.expect("round");
-        assert_eq!(results.len(), 1, "verifier {i} probed nothing");
+        let k = u32::from(market.owner.params().await.expect("params").fail_streak);
+        assert_eq!(k, 3);
+        let mut results = Vec::new();
+        for probe in 1..=k {
+            results = verifier.round().await.expect("round");
+            assert_eq!(results.len(), 1, "verifier {i} probed nothing");
+            if probe < k {
+                assert_eq!(
+                    results[0].chain,
+                    ChainOutcome::Waiting {
+                        run: probe,
+                        needed: k
+                    },
+                    "verifier {i}, probe {probe}"
+                );
+                assert!(results[0].signed.is_none());
+                assert_eq!(
+                    market.owner.fail_reports(p, period).await.expect("view"),
+                    i as u64
+                );
+            }
+        }
         let r = &results[0];
         assert!(
             !r.verdict.passed,
@@ -140,10 +170,11 @@ async fn throttled_provider_is_reported_and_slashed_by_a_quorum_of_three() {
             r.verdict
                 .reasons
                 .iter()
-                .any(|x| x.starts_with("throughput")),
-            "{:?}",
+                .any(|x| x.starts_with("throughput") && x.ends_with("< 1.00 Mbit/s")),
+            "not judged against the 1 Mbit/s promise: {:?}",
             r.verdict.reasons
         );
+        assert_eq!(r.decision, judge::Decision::ReportFailure { run: k });
         assert!(
             matches!(r.chain, ChainOutcome::Submitted(_)),
             "{:?}",
@@ -212,6 +243,11 @@ async fn a_verifier_reports_a_provider_once_per_period() {
     let p = market.provider_address();
 
     let first = verifier(v.config(&[], &chain, &target)).await;
+    // Reporting needs K (3) consecutive failing probes in the period.
+    for run in 1..3 {
+        let r = first.round().await.expect("round before the streak");
+        assert_eq!(r[0].chain, ChainOutcome::Waiting { run, needed: 3 });
+    }
     let r1 = first.round().await.expect("round 1");
     assert!(!r1[0].verdict.passed);
     assert!(
@@ -226,6 +262,10 @@ async fn a_verifier_reports_a_provider_once_per_period() {
     let mut config = v.config(&[], &chain, &target);
     config.database = v.dir.path().join("fresh.db");
     let fresh = verifier(config).await;
+    for run in 1..3 {
+        let r = fresh.round().await.expect("fresh round before the streak");
+        assert_eq!(r[0].chain, ChainOutcome::Waiting { run, needed: 3 });
+    }
     let r3 = fresh.round().await.expect("round 3");
     assert_eq!(r3[0].chain, ChainOutcome::AlreadyOnChain);
 

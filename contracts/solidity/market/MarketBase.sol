@@ -211,6 +211,15 @@ abstract contract MarketBase is Ownable, Pausable, ReentrancyGuard, EIP712 {
         emit Credited(account, amount, claimable[account]);
     }
 
+    /// @dev The end of both unbondings (a provider's stake, a verifier's): `amount` leaves
+    ///      for the caller only once `unlockAt` has passed. The caller has already zeroed
+    ///      its unbonding and taken it off its total (a revert here undoes both).
+    function _releaseUnbonded(uint256 amount, uint64 unlockAt) internal {
+        if (amount == 0) revert NothingToWithdraw();
+        if (block.timestamp < unlockAt) revert UnbondingLocked(unlockAt);
+        _send(msg.sender, amount);
+    }
+
     function _send(address to, uint256 amount) internal {
         (bool ok,) = payable(to).call{value: amount}("");
         if (!ok) revert TransferFailed();

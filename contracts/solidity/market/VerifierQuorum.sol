@@ -114,12 +114,10 @@ abstract contract VerifierQuorum is MarketBase {
     function withdrawVerifierStake() external nonReentrant {
         Verifier storage v = _verifiers[msg.sender];
         uint256 amount = v.unbonding;
-        if (amount == 0) revert NothingToWithdraw();
-        if (block.timestamp < v.unlockAt) revert UnbondingLocked(v.unlockAt);
         v.unbonding = 0;
         totalVerifierStake -= amount;
         emit VerifierStakeWithdrawn(msg.sender, amount);
-        _send(msg.sender, amount);
+        _releaseUnbonded(amount, v.unlockAt);
     }
 
     function getVerifier(address account) external view returns (Verifier memory) {

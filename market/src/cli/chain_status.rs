@@ -11,8 +11,16 @@ use flowshield_market::wire::session::parse_u256;
 pub struct ChainStatusArgs {
     #[arg(long)]
     rpc: String,
+    /// BandwidthMarket address (or --deployment).
+    #[arg(
+        long,
+        required_unless_present = "deployment",
+        conflicts_with = "deployment"
+    )]
+    market: Option<String>,
+    /// Deployment manifest (`flowshield-market deploy`), checked against --rpc.
     #[arg(long)]
-    market: String,
+    deployment: Option<std::path::PathBuf>,
     /// Account to report (repeatable).
     #[arg(long)]
     account: Vec<String>,
@@ -22,10 +30,16 @@ pub struct ChainStatusArgs {
 
 pub async fn run(args: ChainStatusArgs) -> Result<()> {
     let reader = chain_rpc::connect_read_only(&args.rpc)?;
-    let market = MarketClient::at(
-        args.market.parse::<Address>().context("--market")?,
-        reader.clone(),
-    );
+    let market = match (&args.market, &args.deployment) {
+        (Some(text), _) => {
+            MarketClient::at(text.parse::<Address>().context("--market")?, reader.clone())
+        }
+        (None, Some(path)) => flowshield_chain::Deployment::load(path)?
+            .market(reader.clone())
+            .await
+            .context("--deployment")?,
+        (None, None) => anyhow::bail!("--market or --deployment is required"),
+    };
     let mut out = serde_json::json!({"accounts": {}});
     for account in &args.account {
         let address: Address = account

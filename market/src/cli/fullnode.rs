@@ -3,6 +3,7 @@
 
 use super::{terminated, trust};
 use anyhow::{Context, Result};
+use flowshield_chain::Deployment;
 use flowshield_market::fullnode::api::ApiLimits;
 use flowshield_market::fullnode::certgate::GateLimits;
 use flowshield_market::fullnode::live;
@@ -37,12 +38,17 @@ pub struct FullnodeArgs {
     #[arg(long, default_value_t = 30)]
     expire_secs: u64,
     /// JSON-RPC of the chain holding the DeCA registry: turns on
-    /// certificate checks of providers.
-    #[arg(long, requires = "deca_registry")]
+    /// certificate checks of providers (with --deca-registry or --deployment).
+    #[arg(long)]
     deca_rpc: Option<String>,
     /// DecaRegistry contract address.
-    #[arg(long, requires = "deca_rpc")]
+    #[arg(long, requires = "deca_rpc", conflicts_with = "deployment")]
     deca_registry: Option<String>,
+    /// Deployment manifest (`flowshield-market deploy`): the market and DeCA
+    /// registry addresses, checked against the chain of --chain-rpc/--deca-rpc
+    /// (chain id, contract code) instead of --market/--deca-registry.
+    #[arg(long)]
+    deployment: Option<PathBuf>,
     /// Refuse providers that announce no certificate.
     #[arg(long, requires = "deca_rpc")]
     require_cert: bool,
@@ -53,10 +59,10 @@ pub struct FullnodeArgs {
     /// (only providers registered and staked there, with the PeerId and
     /// WireGuard key they registered, are indexed) and /v1/reports.
     /// Without it every correctly signed provider is indexed.
-    #[arg(long, requires = "market")]
+    #[arg(long)]
     chain_rpc: Option<String>,
     /// BandwidthMarket contract address (stakes, EIP-712 domain, isVerifier).
-    #[arg(long, requires = "chain_rpc")]
+    #[arg(long, requires = "chain_rpc", conflicts_with = "deployment")]
     market: Option<String>,
     /// Sustained POST requests per second per client address (IPv6: /64).
     #[arg(long, default_value_t = ApiLimits::default().per_second)]
@@ -93,7 +99,27 @@ pub async fn run(args: FullnodeArgs) -> Result<()> {
     config.cert_limits.max_providers = args.max_tracked_peers.max(1);
     config.max_live_providers = args.max_live_providers.max(1);
     config.stake_limits.max_providers = args.max_tracked_peers.max(1);
-    if let (Some(rpc), Some(registry)) = (args.deca_rpc, args.deca_registry) {
+    let manifest = args
+        .deployment
+        .as_deref()
+        .map(Deployment::load)
+        .transpose()
+        .context("--deployment")?;
+    anyhow::ensure!(
+        manifest.is_none() || args.chain_rpc.is_some() || args.deca_rpc.is_some(),
+        "--deployment needs --chain-rpc and/or --deca-rpc"
+    );
+    if let Some(rpc) = args.deca_rpc {
+        let registry = match (&args.deca_registry, &manifest) {
+            (Some(text), _) => text.clone(),
+            (None, Some(m)) => {
+                trust::check_deployment(m, &rpc)
+                    .await
+                    .context("--deca-rpc")?;
+                m.contracts.deca_registry.address.to_string()
+            }
+            (None, None) => anyhow::bail!("--deca-rpc needs --deca-registry or --deployment"),
+        };
         config.deca = Some(trust::deca(
             &rpc,
             &registry,
@@ -101,7 +127,17 @@ pub async fn run(args: FullnodeArgs) -> Result<()> {
             args.cert_ttl_secs,
         )?);
     }
-    if let (Some(rpc), Some(market)) = (args.chain_rpc, args.market) {
+    if let Some(rpc) = args.chain_rpc {
+        let market = match (&args.market, &manifest) {
+            (Some(text), _) => text.clone(),
+            (None, Some(m)) => {
+                trust::check_deployment(m, &rpc)
+                    .await
+                    .context("--chain-rpc")?;
+                m.contracts.market.address.to_string()
+            }
+            (None, None) => anyhow::bail!("--chain-rpc needs --market or --deployment"),
+        };
         config.market = Some(trust::market(&rpc, &market)?);
     }
     let node = Fullnode::start(config)

@@ -3,6 +3,7 @@
 
 pub mod chain_status;
 pub mod client;
+pub mod deploy;
 pub mod devchain;
 pub mod devnet;
 pub mod fullnode;

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use flowshield_chain::alloy::primitives::Address;
 use flowshield_chain::alloy::signers::local::PrivateKeySigner;
-use flowshield_chain::MarketClient;
+use flowshield_chain::{Deployment, MarketClient};
 use flowshield_market::fullnode::certgate::CertPolicy;
 use flowshield_market::fullnode::DecaConfig;
 use std::path::Path;
@@ -25,6 +25,13 @@ pub fn deca(rpc: &str, registry: &str, require: bool, ttl_secs: u64) -> Result<D
             ttl: Duration::from_secs(ttl_secs.max(1)),
         },
     })
+}
+
+/// Checks a deployment manifest against the chain at `rpc` (chain id, code).
+pub async fn check_deployment(manifest: &Deployment, rpc: &str) -> Result<()> {
+    let provider = flowshield_chain::rpc::connect_read_only(rpc)?;
+    manifest.verify(&provider).await?;
+    Ok(())
 }
 
 pub fn market(rpc: &str, market: &str) -> Result<MarketClient> {

@@ -150,7 +150,7 @@ pub async fn run(
         })?,
         None => u128::MAX,
     };
-    let (signer, market) = file.chain.connect()?;
+    let (signer, market) = file.chain.connect().await?;
     let domain = market
         .eip712_domain()
         .await

@@ -139,7 +139,8 @@ mod tests {
         crate::chain::write_key_file(&key_file, &signer).unwrap();
         let chain = ChainFile {
             rpc_url: "http://127.0.0.1:8545".into(),
-            market_address: "0x0000000000000000000000000000000000000001".into(),
+            market_address: Some("0x0000000000000000000000000000000000000001".into()),
+            deployment: None,
             key_file: key_file.clone(),
         };
         let address = chain_address(None, Some(&chain)).unwrap();

@@ -52,7 +52,7 @@ impl ProviderFile {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let (signer, market) = chain.connect()?;
+        let (signer, market) = chain.connect().await?;
         if signer.address().0 .0 != offer.chain_address.0 {
             return Err(field(
                 "offer.chain_address",
