@@ -12,11 +12,13 @@
 //!
 //! Routes: `GET /` (the page; `?refresh=N` overrides the reload interval,
 //! 0 turns it off), `GET /api/status` (the [`view::DashboardView`] as
-//! JSON), `GET /healthz`. The dashboard only reads: it holds no key and
+//! JSON), `GET /healthz`; [`access`]: requests naming a foreign Host are
+//! refused (DNS rebinding), and a bearer token can be required. The dashboard only reads: it holds no key and
 //! changes nothing. It shows public keys and addresses, not secrets, but
 //! it is meant for the operator: keep it on loopback or a management
 //! network.
 
+pub mod access;
 pub mod format;
 pub mod gather;
 pub mod render;
@@ -65,6 +67,8 @@ pub enum DashboardError {
 /// fullnode_url = "http://10.250.0.1:8080" # optional: reputation from this fullnode
 /// deca_registry = "0x..."                 # optional: certificate status on chain (via chain.rpc_url)
 /// refresh_secs = 5                        # page reload interval; 0: never
+/// allowed_hosts = ["dash.example.net"]    # Host names served besides IP literals and localhost
+/// token_file = "/etc/flowshield/dashboard.token" # optional: require `Authorization: Bearer` (file 0600)
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,6 +78,13 @@ pub struct DashboardFile {
     pub deca_registry: Option<String>,
     #[serde(default = "default_refresh_secs")]
     pub refresh_secs: u32,
+    /// Host names answered besides IP literals and `localhost` (requests
+    /// naming any other host are refused: DNS rebinding).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// A file (mode 0600) holding a bearer token every request but
+    /// `/healthz` must carry.
+    pub token_file: Option<PathBuf>,
 }
 
 fn default_refresh_secs() -> u32 {
@@ -89,6 +100,7 @@ pub struct DashboardConfig {
     pub listen: SocketAddr,
     pub refresh_secs: u32,
     pub sources: Sources,
+    pub access: access::Access,
 }
 
 impl DashboardFile {
@@ -149,9 +161,16 @@ impl DashboardFile {
                 Some(registry)
             }
         };
+        let token = match &self.token_file {
+            Some(file) => Some(
+                access::read_token_file(file).map_err(|e| bad("token_file", e.to_string()))?,
+            ),
+            None => None,
+        };
         Ok(DashboardConfig {
             listen,
             refresh_secs: self.refresh_secs,
+            access: access::Access::new(&self.allowed_hosts, token.as_deref()),
             sources: Sources {
                 offer: offer.clone(),
                 interface: interface.to_string(),
@@ -184,7 +203,7 @@ impl Dashboard {
                     addr: config.listen,
                     source,
                 })?;
-        let app = router(config.sources, config.refresh_secs);
+        let app = router(config.sources, config.refresh_secs, config.access);
         let span = tracing::info_span!("dashboard", %addr);
         let task = tokio::spawn(
             async move {
@@ -208,8 +227,8 @@ impl Dashboard {
     }
 }
 
-/// The dashboard's routes.
-pub fn router(sources: Sources, refresh_secs: u32) -> Router {
+/// The dashboard's routes, behind the [`access`] checks.
+pub fn router(sources: Sources, refresh_secs: u32, access: access::Access) -> Router {
     let state = Arc::new(AppState {
         gatherer: Gatherer::new(sources),
         refresh_secs,
@@ -219,6 +238,10 @@ pub fn router(sources: Sources, refresh_secs: u32) -> Router {
         .route("/api/status", get(status))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(access),
+            access::check,
+        ))
 }
 
 /// No script, no external resource: the page must render offline.

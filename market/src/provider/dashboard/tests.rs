@@ -111,6 +111,7 @@ async fn serves_the_page_and_the_json_with_degraded_panels() {
     let dashboard = Dashboard::start(DashboardConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         refresh_secs: 7,
+        access: super::access::Access::default(),
         sources: Sources {
             offer: offer.clone(),
             interface: "fsdash-absent0".into(),
@@ -197,4 +198,49 @@ async fn an_unreachable_fullnode_leaves_reputation_unavailable_not_invented() {
     assert!(error.to_lowercase().contains("refused"), "{error}");
     let page = render::page(&view, 0);
     assert!(!page.contains("data-score"), "no score is shown");
+}
+
+/// A page on attacker.example rebinds its name to the dashboard's address:
+/// the browser then sends `Host: attacker.example`, which is refused; and
+/// with a token configured, nothing but `/healthz` answers without it.
+#[tokio::test]
+async fn foreign_hosts_and_missing_tokens_are_refused() {
+    let (_, offer) = fixtures::node();
+    let dashboard = Dashboard::start(DashboardConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        refresh_secs: 0,
+        access: super::access::Access::new(&[], Some("t0ken")),
+        sources: Sources {
+            offer,
+            interface: "fsdash-absent1".into(),
+            host: None,
+            fullnode_url: None,
+            certificate: None,
+            registry: None,
+        },
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", dashboard.addr());
+    let http = reqwest::Client::new();
+    let get = |path: &str, host: Option<&str>, token: Option<&str>| {
+        let mut request = http.get(format!("{base}{path}"));
+        if let Some(host) = host {
+            request = request.header(header::HOST, host);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let rebound = "attacker.example:8090";
+    assert_eq!(get("/api/status", Some(rebound), Some("t0ken")).await, 421);
+    assert_eq!(get("/", Some(rebound), Some("t0ken")).await, 421);
+    assert_eq!(get("/api/status", None, None).await, 401);
+    assert_eq!(get("/api/status", None, Some("wrong")).await, 401);
+    assert_eq!(get("/", None, None).await, 401);
+    assert_eq!(get("/healthz", None, None).await, 200);
+    assert_eq!(get("/api/status", None, Some("t0ken")).await, 200);
+    assert_eq!(get("/", Some("localhost:9000"), Some("t0ken")).await, 200);
+    dashboard.shutdown();
 }
