@@ -12,11 +12,11 @@
 //!
 //! Routes: `GET /` (the page; `?refresh=N` overrides the reload interval,
 //! 0 turns it off), `GET /api/status` (the [`view::DashboardView`] as
-//! JSON), `GET /healthz`; [`access`]: requests naming a foreign Host are
-//! refused (DNS rebinding), and a bearer token can be required. The dashboard only reads: it holds no key and
-//! changes nothing. It shows public keys and addresses, not secrets, but
-//! it is meant for the operator: keep it on loopback or a management
-//! network.
+//! JSON), `GET /healthz`. [`access`]: requests naming a foreign `Host`
+//! are refused with 421 (DNS rebinding), and a bearer token can be
+//! required. The dashboard only reads: it holds no key and changes
+//! nothing. It shows public keys and addresses, not secrets, but it is
+//! meant for the operator: keep it on loopback or a management network.
 
 pub mod access;
 pub mod format;
@@ -68,7 +68,7 @@ pub enum DashboardError {
 /// deca_registry = "0x..."                 # optional: certificate status on chain (via chain.rpc_url)
 /// refresh_secs = 5                        # page reload interval; 0: never
 /// allowed_hosts = ["dash.example.net"]    # Host names served besides IP literals and localhost
-/// token_file = "/etc/flowshield/dashboard.token" # optional: require `Authorization: Bearer` (file 0600)
+/// token_file = "/etc/flowshield/dashboard.token" # optional: require `Authorization: Bearer` (0600)
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -162,15 +162,23 @@ impl DashboardFile {
             }
         };
         let token = match &self.token_file {
-            Some(file) => Some(
-                access::read_token_file(file).map_err(|e| bad("token_file", e.to_string()))?,
-            ),
+            Some(file) => {
+                Some(access::read_token_file(file).map_err(|e| bad("token_file", e.to_string()))?)
+            }
             None => None,
         };
+        let access =
+            access::Access::new(&self.allowed_hosts, token.as_deref()).map_err(|(i, e)| {
+                DashboardError::Config {
+                    path: path.to_path_buf(),
+                    field: "allowed_hosts",
+                    reason: format!("[{i}]: {e}"),
+                }
+            })?;
         Ok(DashboardConfig {
             listen,
             refresh_secs: self.refresh_secs,
-            access: access::Access::new(&self.allowed_hosts, token.as_deref()),
+            access,
             sources: Sources {
                 offer: offer.clone(),
                 interface: interface.to_string(),
