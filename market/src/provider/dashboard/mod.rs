@@ -3,7 +3,8 @@
 //! stake, reputation and certificate status. It is on when the provider's
 //! configuration has a `[dashboard]` table ([`DashboardFile`]).
 //!
-//! - [`view`]: what is shown, built from plain inputs (sans-IO);
+//! - [`view`]: what is shown, built from plain inputs (sans-IO); [`exit`]:
+//!   the egress filter and per-client shaping in force;
 //! - [`render`]: the HTML page (maud, every value escaped, no script, no
 //!   external resource); [`format`]: amounts, bytes and times for people;
 //! - [`gather`]: reads the sources, each bounded in time, so one failing
@@ -19,6 +20,7 @@
 //! meant for the operator: keep it on loopback or a management network.
 
 pub mod access;
+pub mod exit;
 pub mod format;
 pub mod gather;
 pub mod render;
@@ -42,6 +44,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
+use view::Panel;
 
 /// Why the dashboard could not start.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +93,9 @@ pub struct DashboardFile {
 fn default_refresh_secs() -> u32 {
     5
 }
+
+/// Why the exit panel is empty for a provider without `[chain]`.
+const NOT_SELLING: &str = "not selling: no client traffic to filter (no [chain] table)";
 
 /// Longest reload interval accepted.
 const MAX_REFRESH_SECS: u32 = 3600;
@@ -180,6 +186,10 @@ impl DashboardFile {
             refresh_secs: self.refresh_secs,
             access,
             sources: Sources {
+                exit: match &host {
+                    Some(_) => Panel::unavailable("the provider has not reported its exit policy"),
+                    None => Panel::not_configured(NOT_SELLING),
+                },
                 offer: offer.clone(),
                 interface: interface.to_string(),
                 host,

@@ -119,6 +119,7 @@ async fn serves_the_page_and_the_json_with_degraded_panels() {
             fullnode_url: Some(format!("http://{fullnode}/")),
             certificate: None,
             registry: None,
+            exit: view::Panel::not_configured("not selling"),
         },
     })
     .await
@@ -189,6 +190,7 @@ async fn an_unreachable_fullnode_leaves_reputation_unavailable_not_invented() {
         fullnode_url: Some(format!("http://{closed}")),
         certificate: None,
         registry: None,
+        exit: view::Panel::not_configured("not selling"),
     });
     let view = gatherer.view().await;
     let view::Panel::Unavailable { error } = &view.reputation else {
@@ -214,6 +216,7 @@ async fn guarded(access: super::access::Access) -> (Dashboard, Offer) {
             fullnode_url: None,
             certificate: None,
             registry: None,
+            exit: view::Panel::not_configured("not selling"),
         },
     })
     .await
@@ -339,4 +342,54 @@ fn a_readable_token_file_or_a_wildcard_host_is_refused_at_start() {
         err.starts_with("p.toml: dashboard.allowed_hosts: [1]: '*' is not a host name"),
         "{err}"
     );
+}
+
+/// `/api/status` carries the exit policy in force under `exit`, and the
+/// page shows it (what an operator checks after start).
+#[tokio::test]
+async fn the_exit_policy_in_force_is_served_as_json_and_html() {
+    let (_, offer) = fixtures::node();
+    let dashboard = Dashboard::start(DashboardConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        refresh_secs: 0,
+        access: super::access::Access::default(),
+        sources: Sources {
+            offer,
+            interface: "fsdash-absent2".into(),
+            host: None,
+            fullnode_url: None,
+            certificate: None,
+            registry: None,
+            exit: view::Panel::ok(super::exit::tests::input()),
+        },
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", dashboard.addr());
+    let (status, body) = fetch(&base, "/api/status", None, None).await;
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let exit = &json["exit"];
+    assert_eq!(exit["state"], "ok", "{exit}");
+    let egress = &exit["data"]["egress"];
+    assert_eq!(egress["enabled"], true);
+    assert_eq!(egress["uplink"], "eth0");
+    assert_eq!(egress["client_to_client_blocked"], true);
+    assert_eq!(egress["smtp_blocked"], true);
+    assert_eq!(egress["blocked_ports"], serde_json::json!([25, 6667]));
+    assert_eq!(
+        egress["allowed_exceptions"],
+        serde_json::json!(["192.168.7.0/24"])
+    );
+    let ranges = egress["blocked_ranges"].as_array().unwrap();
+    assert!(ranges.contains(&"169.254.0.0/16".into()), "{ranges:?}");
+    assert!(ranges.contains(&"fe80::/10".into()), "{ranges:?}");
+    let shaping = &exit["data"]["shaping"];
+    assert_eq!(shaping["enabled"], true);
+    assert_eq!(shaping["per_client_kbit"], 5000);
+    assert_eq!(shaping["per_client_ceiling_kbit"], 20000);
+    let (_, page) = fetch(&base, "/", None, None).await;
+    assert!(page.contains(r#"id="exit" data-state="ok""#), "{page}");
+    assert!(page.contains("egress filter on"), "{page}");
+    dashboard.shutdown();
 }
