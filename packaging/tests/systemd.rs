@@ -142,6 +142,16 @@ impl Container {
             );
             std::thread::sleep(Duration::from_millis(50));
         };
+        // systemctl talks to systemd over its private socket: wait for it.
+        let private = format!("/proc/{}/root/run/systemd/private", container.leader);
+        while !Path::new(&private).exists() {
+            ensure!(
+                Instant::now() < deadline,
+                "systemd in the container never opened {private}:\n{}",
+                container.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         // Blocks until boot is finished; "degraded" would name failed units.
         let state = container.exec(&["systemctl", "is-system-running", "--wait"]);
         let state = state.unwrap_or_else(|e| e.to_string());
