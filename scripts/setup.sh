@@ -15,6 +15,9 @@ done
 # nftables: the provider's egress filter (market/src/provider/egress) and its tests;
 # wg-quick's default-route rules and the NAT end-to-end test (tests/tests/conformance.rs).
 dpkg-query -W -f='${Status}' nftables 2>/dev/null | grep -q "install ok installed" || need_apt+=(nftables)
+# systemd-container: systemd-nspawn boots the .deb's units under a real systemd
+# (packaging/tests/systemd.rs).
+dpkg-query -W -f='${Status}' systemd-container 2>/dev/null | grep -q "install ok installed" || need_apt+=(systemd-container)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -189,3 +189,85 @@ fn keys_creates_missing_key_files_once_and_prints_only_public_values() {
     assert!(!first.contains(secret.trim()), "printed the chain key");
     assert_eq!(run(), first, "keys changed on the second run");
 }
+
+/// A raw HTTP/1.1 `GET path` to `addr` naming `host`, with an optional
+/// `Authorization` value, as a browser or script would send it: the status
+/// and the whole answer.
+fn raw_get(addr: &str, path: &str, host: &str, authorization: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not HTTP: {answer}"));
+    (status, answer)
+}
+
+/// `[dashboard] token_file` readable by others stops the provider at start,
+/// naming the file. Made 0600, the dashboard answers its listen address
+/// only with the token, and a DNS-rebinding `Host` not at all.
+#[test]
+fn the_dashboard_token_file_must_be_private_and_is_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_provider_config(dir.path(), "123");
+    let token_file = dir.path().join("dashboard.token");
+    let token = "cXVpdGUtYS1sb25nLWRhc2hib2FyZC10b2tlbg==";
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[dashboard]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n",
+        token_file.display()
+    ));
+    std::fs::write(&config, text).unwrap();
+
+    let out = Command::new(BIN)
+        .args(["provider", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "started with a 0644 token file");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let named = format!(
+        "dashboard.token_file: {}: readable by group or others (mode 644)",
+        token_file.display()
+    );
+    assert!(stderr.contains(&named), "{stderr}");
+    assert!(!stderr.contains(token), "the token was printed: {stderr}");
+
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let provider = spawn(
+        dir.path(),
+        "provider",
+        &["provider", "--config", config.to_str().unwrap()],
+    );
+    let url = provider.wait_prefix("dashboard ", WAIT).unwrap();
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let bearer = format!("Bearer {token}");
+    let (status, answer) = raw_get(&addr, "/api/status", &addr, Some(&bearer));
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("\"identity\""), "{answer}");
+    for auth in [None, Some("Bearer wrong-token-wrong-token")] {
+        let (status, answer) = raw_get(&addr, "/api/status", &addr, auth);
+        assert_eq!(status, 401, "{auth:?}: {answer}");
+        assert!(!answer.contains("\"identity\""), "{answer}");
+    }
+    let (status, answer) = raw_get(&addr, "/api/status", "evil.example", Some(&bearer));
+    assert_eq!(status, 421, "{answer}");
+    assert!(!answer.contains("\"identity\""), "{answer}");
+    assert_eq!(raw_get(&addr, "/healthz", &addr, None).0, 200);
+}

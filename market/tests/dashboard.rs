@@ -368,6 +368,26 @@ async fn check_pages(
         .await?
         .starts_with("not revoked"));
 
+    // The exit policy in force: the uplink shown is the one p0's nftables
+    // table masquerades through; SMTP and the private ranges are blocked,
+    // each client is shaped.
+    ensure!(find_attr(c, "#exit", "data-state").await? == "ok");
+    ensure!(find_text(c, "#exit [data-field=egress]").await? == "egress filter on");
+    let uplink = find_text(c, "#exit [data-field=uplink]").await?;
+    let ruleset = world.providers[0].ns.run(&["nft", "list", "ruleset"])?;
+    ensure!(
+        !uplink.is_empty() && ruleset.contains(&format!("oifname \"{uplink}\" ip saddr")),
+        "uplink {uplink:?} is not what nftables masquerades through:\n{ruleset}"
+    );
+    ensure!(find_text(c, "#exit [data-field=smtp]").await? == "blocked");
+    let ranges = find_text(c, "#exit [data-field=blocked_ranges]").await?;
+    ensure!(
+        ranges.contains("169.254.0.0/16") && ranges.contains("10.0.0.0/8"),
+        "{ranges}"
+    );
+    let rate = find_text(c, "#exit [data-field=shaping]").await?;
+    ensure!(rate.contains("Mbit/s guaranteed"), "{rate}");
+
     let reputation: Value =
         reqwest::get(format!("{FULLNODE}/v1/providers/{provider:#x}/reputation"))
             .await?

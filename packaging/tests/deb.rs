@@ -1,10 +1,11 @@
 //! The provider package end to end, as an operator's machine sees it:
 //! build it (`packaging/build-deb.sh`), lintian it, install it with dpkg
 //! into a fresh Debian chroot (debootstrap minbase of the host's suite,
-//! cached as a tarball under [`CACHE_DIR`]), check files, owners, modes, the
-//! user and the keys, run `flowshield --version`, configure again (keys and
-//! files unchanged), remove and purge, and compare the chroot with its
-//! state before installation: only dpkg's own bookkeeping may differ.
+//! cached as a tarball under [`common::CACHE_DIR`]), check files, owners,
+//! modes, the user and the keys, run `flowshield --version`, configure
+//! again (keys and files unchanged), remove and purge, and compare the
+//! chroot with its state before installation: only dpkg's own bookkeeping
+//! may differ.
 //!
 //! Needs root (chroot, file owners), debootstrap, lintian, help2man and
 //! cargo-deb: `scripts/setup.sh` installs them. A missing one fails the test
@@ -12,16 +13,14 @@
 //! also when the test fails. Nothing is mounted into it: dpkg and the
 //! maintainer scripts need neither /proc nor /dev beyond debootstrap's nodes.
 
-use anyhow::{bail, ensure, Context, Result};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-/// Where the pristine chroot tarball is kept between runs (outside the clone).
-const CACHE_DIR: &str = "/var/tmp/flowshield-debootstrap";
-const SUITE: &str = "bookworm";
-/// The package's Depends that minbase lacks (dpkg -i does not fetch them).
-const EXTRA_PACKAGES: &[&str] = &["iproute2", "iputils-ping", "nftables"];
+use anyhow::{ensure, Context, Result};
+use common::{build_deb, run, stdout, Chroot};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
 const PACKAGE: &str = "flowshield";
 const BINARIES: &[&str] = &[
     "flowshield",
@@ -36,40 +35,6 @@ const UNITS: &[&str] = &[
     "flowshield-verifier.service",
     "flowshield-verifier.timer",
 ];
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("packaging/ is inside the workspace")
-        .to_path_buf()
-}
-
-fn describe(cmd: &Command) -> String {
-    let mut parts = vec![cmd.get_program().to_string_lossy().into_owned()];
-    parts.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
-    parts.join(" ")
-}
-
-/// Runs `cmd`; fails with its output unless it exits 0.
-fn run(cmd: &mut Command) -> Result<Output> {
-    let what = describe(cmd);
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot run `{what}`"))?;
-    if !out.status.success() {
-        bail!(
-            "`{what}` failed ({}):\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(out)
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn require_prerequisites() -> Result<()> {
     // SAFETY: geteuid(2) cannot fail.
@@ -94,32 +59,6 @@ fn require_prerequisites() -> Result<()> {
         ensure!(found, "{tool} is not installed: run scripts/setup.sh");
     }
     Ok(())
-}
-
-/// `packaging/build-deb.sh`: release binaries, man pages, cargo-deb.
-fn build_deb() -> Result<PathBuf> {
-    let mut cmd = Command::new("bash");
-    cmd.arg(workspace_root().join("packaging/build-deb.sh"))
-        .stderr(std::process::Stdio::inherit());
-    // Build as `scripts/test.sh` or an operator would, not with the
-    // variables cargo sets for this test (CARGO_PKG_*, LD_LIBRARY_PATH, …):
-    // they change build-script fingerprints, and each later plain build
-    // would then rebuild the release binaries from scratch.
-    for (name, _) in std::env::vars_os() {
-        let keep = ["CARGO_TARGET_DIR", "CARGO_HOME", "CARGO_TERM_COLOR"];
-        let name_text = name.to_string_lossy();
-        if (name_text.starts_with("CARGO") && !keep.contains(&name_text.as_ref()))
-            || name_text == "LD_LIBRARY_PATH"
-            || name_text.starts_with("RUST_TEST")
-        {
-            cmd.env_remove(&name);
-        }
-    }
-    let out = run(&mut cmd)?;
-    let text = stdout(&out);
-    let path = PathBuf::from(text.lines().last().unwrap_or_default().trim());
-    ensure!(path.is_file(), "build-deb.sh printed no .deb path: {text}");
-    Ok(path)
 }
 
 fn lintian_is_clean(deb: &Path) -> Result<()> {
@@ -153,155 +92,6 @@ fn check_control(deb: &Path) -> Result<()> {
     for dep in ["libc6", "iproute2", "iputils-ping", "passwd", "nftables"] {
         assert!(depends.contains(dep), "Depends lacks {dep}: {depends}");
     }
-    Ok(())
-}
-
-/// The host's Debian mirror for [`SUITE`], from apt's own sources.
-fn mirror() -> Result<String> {
-    let mut texts = Vec::new();
-    for dir in ["/etc/apt/sources.list.d"] {
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-            paths.sort();
-            for path in paths {
-                texts.push((
-                    path.clone(),
-                    std::fs::read_to_string(&path).unwrap_or_default(),
-                ));
-            }
-        }
-    }
-    texts.push((
-        "/etc/apt/sources.list".into(),
-        std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default(),
-    ));
-    for (path, text) in &texts {
-        let deb822 = path.extension().is_some_and(|e| e == "sources");
-        if deb822 {
-            for stanza in text.split("\n\n") {
-                let get = |key: &str| {
-                    stanza
-                        .lines()
-                        .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
-                        .unwrap_or_default()
-                };
-                let suites = get("Suites:");
-                if get("Types:").split_whitespace().any(|t| t == "deb")
-                    && suites.split_whitespace().any(|s| s == SUITE)
-                {
-                    if let Some(uri) = get("URIs:").split_whitespace().next() {
-                        return Ok(uri.to_string());
-                    }
-                }
-            }
-        } else {
-            for line in text.lines() {
-                let words: Vec<&str> = line
-                    .split_whitespace()
-                    .filter(|w| !w.starts_with('['))
-                    .collect();
-                if words.len() >= 3 && words[0] == "deb" && words[2] == SUITE {
-                    return Ok(words[1].to_string());
-                }
-            }
-        }
-    }
-    bail!("no apt source for {SUITE} in /etc/apt/sources.list(.d): cannot debootstrap")
-}
-
-/// A chroot in a temporary directory, deleted on drop.
-struct Chroot {
-    dir: tempfile::TempDir,
-}
-
-impl Chroot {
-    /// Unpacks the cached minbase tarball, making it first if absent.
-    fn create() -> Result<Self> {
-        let tarball = Path::new(CACHE_DIR).join(format!(
-            "{SUITE}-minbase-{}.tar.gz",
-            EXTRA_PACKAGES.join("+")
-        ));
-        if !tarball.is_file() {
-            make_tarball(&tarball)?;
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("flowshield-deb-test-")
-            .tempdir_in("/var/tmp")?;
-        run(Command::new("tar")
-            .args(["--numeric-owner", "-xpzf"])
-            .arg(&tarball)
-            .arg("-C")
-            .arg(dir.path()))?;
-        Ok(Self { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// `argv` inside the chroot, with a clean environment.
-    fn command(&self, argv: &[&str]) -> Command {
-        let mut cmd = Command::new("chroot");
-        cmd.arg(self.path())
-            .args(argv)
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("LC_ALL", "C")
-            .env("DEBIAN_FRONTEND", "noninteractive");
-        cmd
-    }
-
-    fn run(&self, argv: &[&str]) -> Result<String> {
-        Ok(stdout(&run(&mut self.command(argv))?))
-    }
-
-    /// `dpkg -i` of `deb`, copied into the chroot's /tmp for the call.
-    fn dpkg_install(&self, deb: &Path) -> Result<String> {
-        let inside = Path::new("/tmp").join(deb.file_name().context("deb has no file name")?);
-        let copy = self.path().join(inside.strip_prefix("/")?);
-        std::fs::copy(deb, &copy)?;
-        let out = run(&mut self.command(&["dpkg", "-i", inside.to_str().context("path")?]));
-        std::fs::remove_file(&copy)?;
-        let out = out?;
-        Ok(format!(
-            "{}{}",
-            stdout(&out),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-
-    fn host_path(&self, inside: &str) -> PathBuf {
-        self.path().join(inside.trim_start_matches('/'))
-    }
-}
-
-fn make_tarball(tarball: &Path) -> Result<()> {
-    let mirror = mirror()?;
-    std::fs::create_dir_all(CACHE_DIR)?;
-    let build = tempfile::Builder::new()
-        .prefix("debootstrap-")
-        .tempdir_in(CACHE_DIR)?;
-    let root = build.path().join("root");
-    eprintln!(
-        "debootstrap {SUITE} from {mirror} (cached afterwards as {})",
-        tarball.display()
-    );
-    run(Command::new("debootstrap")
-        .arg("--variant=minbase")
-        .arg(format!("--include={}", EXTRA_PACKAGES.join(",")))
-        .arg(SUITE)
-        .arg(&root)
-        .arg(&mirror))?;
-    // apt's downloaded .debs are not part of a fresh system.
-    run(Command::new("chroot").arg(&root).args(["apt-get", "clean"]))?;
-    let partial = build.path().join("root.tar.gz");
-    run(Command::new("tar")
-        .args(["--numeric-owner", "-czf"])
-        .arg(&partial)
-        .arg("-C")
-        .arg(&root)
-        .arg("."))?;
-    std::fs::rename(&partial, tarball)?;
     Ok(())
 }
 

@@ -4,6 +4,8 @@
 use super::{parse_addrs, terminated, trust};
 use anyhow::{Context, Result};
 use flowshield_market::identity;
+use flowshield_market::provider::dashboard::exit::{AppliedEgress, ExitInput};
+use flowshield_market::provider::dashboard::view::Panel;
 use flowshield_market::provider::dashboard::Dashboard;
 use flowshield_market::provider::egress::NetTools;
 use flowshield_market::provider::{Provider, ProviderConfig, ProviderFile};
@@ -78,18 +80,17 @@ pub async fn run(args: ProviderArgs) -> Result<()> {
         egress,
         net_tools: NetTools::here(),
     };
-    let dashboard = match &file.dashboard {
-        Some(table) => {
-            let config = table.config(
-                &path,
-                file.chain.as_ref(),
-                &file.interface,
-                &offer,
-                sessions,
-                certificate,
-            )?;
-            Some(Dashboard::start(config).await?)
-        }
+    // Checked before the provider starts (a bad table stops it), served
+    // after: the exit panel shows the filter as applied (uplink found).
+    let dashboard_config = match &file.dashboard {
+        Some(table) => Some(table.config(
+            &path,
+            file.chain.as_ref(),
+            &file.interface,
+            &offer,
+            sessions.clone(),
+            certificate,
+        )?),
         None => None,
     };
     let node = Provider::start(config)
@@ -105,6 +106,28 @@ pub async fn run(args: ProviderArgs) -> Result<()> {
         // stops for it (checked against the data plane every 250 ms).
         println!("credit limit {limit} wei");
     }
+    let dashboard = match dashboard_config {
+        Some(mut dashboard_config) => {
+            if let Some(host) = &sessions {
+                dashboard_config.sources.exit = Panel::ok(ExitInput {
+                    egress: node.egress().map(|e| AppliedEgress {
+                        policy: e.policy().clone(),
+                        uplink: e.uplink().to_string(),
+                    }),
+                    shaping: host.shaping().cloned(),
+                });
+            }
+            match Dashboard::start(dashboard_config).await {
+                Ok(dashboard) => Some(dashboard),
+                Err(e) => {
+                    // Leave no filter behind when refusing to run.
+                    node.shutdown().await;
+                    return Err(e.into());
+                }
+            }
+        }
+        None => None,
+    };
     for addr in node.net.listen_addrs() {
         println!("listening {addr}");
     }

@@ -30,7 +30,7 @@
 //! client hears `Disconnected` at once even when blocks take seconds, and
 //! a restart settles what a crash interrupted.
 
-use super::shaping::Shaper;
+use super::shaping::{Shaper, ShapingPlan};
 use super::store::SessionStore;
 use crate::dataplane::DataPlane;
 use crate::session::pool::TunnelAddressPool;
@@ -215,6 +215,11 @@ impl SessionHost {
     /// The market contract, as this provider signs for it.
     pub fn market(&self) -> &MarketClient {
         &self.config.market
+    }
+
+    /// The per-client shaping plan in force, if any (for the dashboard).
+    pub fn shaping(&self) -> Option<&ShapingPlan> {
+        self.config.shaper.as_ref().map(Shaper::plan)
     }
 
     /// This provider's chain address.

@@ -112,6 +112,7 @@ pub fn inputs() -> Inputs {
                 revoked: false,
             }),
         }),
+        exit: Panel::ok(super::exit::tests::input()),
         offer,
     }
 }

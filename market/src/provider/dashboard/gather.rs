@@ -8,6 +8,7 @@
 //! minimum stake, claimable balance), the fullnode's reputation endpoint,
 //! and the certificate given at start with the DeCA registry on chain.
 
+use super::exit::ExitInput;
 use super::view::{
     inspect_certificate, CertInput, ChainFacts, DashboardView, Inputs, Panel, PeerTraffic,
     RegistryFacts, ReputationFacts,
@@ -43,6 +44,9 @@ pub struct Sources {
     pub certificate: Option<Arc<Vec<Vec<u8>>>>,
     /// The DeCA registry, for the certificate's status on chain.
     pub registry: Option<ChainRegistry>,
+    /// The exit policy the provider put in force (`NotConfigured` when it
+    /// does not sell).
+    pub exit: Panel<ExitInput>,
 }
 
 /// Reads [`Sources`] into [`Inputs`]. Cheap to share behind an `Arc`.
@@ -84,6 +88,7 @@ impl Gatherer {
             chain,
             reputation,
             certificate,
+            exit: self.sources.exit.clone(),
         }
     }
 

@@ -3,7 +3,8 @@
 //! stake, reputation and certificate status. It is on when the provider's
 //! configuration has a `[dashboard]` table ([`DashboardFile`]).
 //!
-//! - [`view`]: what is shown, built from plain inputs (sans-IO);
+//! - [`view`]: what is shown, built from plain inputs (sans-IO); [`exit`]:
+//!   the egress filter and per-client shaping in force;
 //! - [`render`]: the HTML page (maud, every value escaped, no script, no
 //!   external resource); [`format`]: amounts, bytes and times for people;
 //! - [`gather`]: reads the sources, each bounded in time, so one failing
@@ -12,11 +13,14 @@
 //!
 //! Routes: `GET /` (the page; `?refresh=N` overrides the reload interval,
 //! 0 turns it off), `GET /api/status` (the [`view::DashboardView`] as
-//! JSON), `GET /healthz`. The dashboard only reads: it holds no key and
-//! changes nothing. It shows public keys and addresses, not secrets, but
-//! it is meant for the operator: keep it on loopback or a management
-//! network.
+//! JSON), `GET /healthz`. [`access`]: requests naming a foreign `Host`
+//! are refused with 421 (DNS rebinding), and a bearer token can be
+//! required. The dashboard only reads: it holds no key and changes
+//! nothing. It shows public keys and addresses, not secrets, but it is
+//! meant for the operator: keep it on loopback or a management network.
 
+pub mod access;
+pub mod exit;
 pub mod format;
 pub mod gather;
 pub mod render;
@@ -40,6 +44,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
+use view::Panel;
 
 /// Why the dashboard could not start.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +70,8 @@ pub enum DashboardError {
 /// fullnode_url = "http://10.250.0.1:8080" # optional: reputation from this fullnode
 /// deca_registry = "0x..."                 # optional: certificate status on chain (via chain.rpc_url)
 /// refresh_secs = 5                        # page reload interval; 0: never
+/// allowed_hosts = ["dash.example.net"]    # Host names served besides IP literals and localhost
+/// token_file = "/etc/flowshield/dashboard.token" # optional: require `Authorization: Bearer` (0600)
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,11 +81,21 @@ pub struct DashboardFile {
     pub deca_registry: Option<String>,
     #[serde(default = "default_refresh_secs")]
     pub refresh_secs: u32,
+    /// Host names answered besides IP literals and `localhost` (requests
+    /// naming any other host are refused: DNS rebinding).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// A file (mode 0600) holding a bearer token every request but
+    /// `/healthz` must carry.
+    pub token_file: Option<PathBuf>,
 }
 
 fn default_refresh_secs() -> u32 {
     5
 }
+
+/// Why the exit panel is empty for a provider without `[chain]`.
+const NOT_SELLING: &str = "not selling: no client traffic to filter (no [chain] table)";
 
 /// Longest reload interval accepted.
 const MAX_REFRESH_SECS: u32 = 3600;
@@ -89,6 +106,7 @@ pub struct DashboardConfig {
     pub listen: SocketAddr,
     pub refresh_secs: u32,
     pub sources: Sources,
+    pub access: access::Access,
 }
 
 impl DashboardFile {
@@ -149,10 +167,29 @@ impl DashboardFile {
                 Some(registry)
             }
         };
+        let token = match &self.token_file {
+            Some(file) => {
+                Some(access::read_token_file(file).map_err(|e| bad("token_file", e.to_string()))?)
+            }
+            None => None,
+        };
+        let access =
+            access::Access::new(&self.allowed_hosts, token.as_deref()).map_err(|(i, e)| {
+                DashboardError::Config {
+                    path: path.to_path_buf(),
+                    field: "allowed_hosts",
+                    reason: format!("[{i}]: {e}"),
+                }
+            })?;
         Ok(DashboardConfig {
             listen,
             refresh_secs: self.refresh_secs,
+            access,
             sources: Sources {
+                exit: match &host {
+                    Some(_) => Panel::unavailable("the provider has not reported its exit policy"),
+                    None => Panel::not_configured(NOT_SELLING),
+                },
                 offer: offer.clone(),
                 interface: interface.to_string(),
                 host,
@@ -184,7 +221,7 @@ impl Dashboard {
                     addr: config.listen,
                     source,
                 })?;
-        let app = router(config.sources, config.refresh_secs);
+        let app = router(config.sources, config.refresh_secs, config.access);
         let span = tracing::info_span!("dashboard", %addr);
         let task = tokio::spawn(
             async move {
@@ -208,8 +245,8 @@ impl Dashboard {
     }
 }
 
-/// The dashboard's routes.
-pub fn router(sources: Sources, refresh_secs: u32) -> Router {
+/// The dashboard's routes, behind the [`access`] checks.
+pub fn router(sources: Sources, refresh_secs: u32, access: access::Access) -> Router {
     let state = Arc::new(AppState {
         gatherer: Gatherer::new(sources),
         refresh_secs,
@@ -219,6 +256,10 @@ pub fn router(sources: Sources, refresh_secs: u32) -> Router {
         .route("/api/status", get(status))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(access),
+            access::check,
+        ))
 }
 
 /// No script, no external resource: the page must render offline.

@@ -47,6 +47,7 @@ pub fn page(view: &DashboardView, refresh_secs: u32) -> String {
                         (panel("earnings", "Earnings", &view.earnings, earnings))
                         (panel("reputation", "Reputation", &view.reputation, reputation))
                         (panel("certificate", "Certificate", &view.certificate, |c| certificate(c, now)))
+                        (panel("exit", "Exit policy", &view.exit, exit))
                     }
                     (panel("sessions", "Sessions", &view.sessions, |s| sessions(s, now)))
                     (panel("traffic", "Traffic", &view.traffic, |t| traffic(t, now)))
@@ -241,6 +242,48 @@ fn certificate(c: &CertificateView, now: u64) -> Markup {
 }
 
 /// A unit enum's serde name (`not_yet_valid`), for attributes.
+/// What clients may reach through this host, and at what rate.
+fn exit(x: &super::exit::ExitView) -> Markup {
+    let (e, s) = (&x.egress, &x.shaping);
+    let list = |items: &[String]| items.join(", ");
+    let ports: Vec<String> = e.blocked_ports.iter().map(u16::to_string).collect();
+    let mbit = |kbit: Option<u64>| kbit.map(|k| format!("{} Mbit/s", k as f64 / 1000.0));
+    html! {
+        @if e.enabled {
+            p data-field="egress" { (badge("good", "egress filter on")) }
+            dl {
+                dt { "Uplink" } dd.mono data-field="uplink" { (e.uplink.as_deref().unwrap_or_default()) }
+                dt { "Clients" } dd.mono data-field="tunnel_subnet" { (e.tunnel_subnet.as_deref().unwrap_or_default()) " (masqueraded)" }
+                dt { "Client to client" } dd data-field="client_to_client" { (badge("good", "blocked")) }
+                dt { "Blocked ranges" } dd.mono data-field="blocked_ranges" { (list(&e.blocked_ranges)) }
+                dt { "Allowed exceptions" } dd.mono data-field="allowed_exceptions" {
+                    @if e.allowed_exceptions.is_empty() { span.muted { "none" } } @else { (list(&e.allowed_exceptions)) }
+                }
+                dt { "Blocked ports" } dd.mono data-field="blocked_ports" {
+                    @if ports.is_empty() { span.muted { "none" } } @else { (ports.join(", ")) }
+                }
+                dt { "SMTP (TCP 25)" } dd data-field="smtp" {
+                    @if e.smtp_blocked { (badge("good", "blocked")) } @else { (badge("warn", "allowed")) }
+                }
+            }
+        } @else {
+            p data-field="egress" {
+                (badge("bad", "egress filter off"))
+                " clients reach everything this host reaches ([egress] enabled = false)"
+            }
+        }
+        dl {
+            dt { "Per-client rate" } dd data-field="shaping" {
+                @if let (Some(share), Some(ceiling)) = (mbit(s.per_client_kbit), mbit(s.per_client_ceiling_kbit)) {
+                    span data-kbit=(s.per_client_kbit.unwrap_or_default()) { (share) } " guaranteed, up to " (ceiling) " each"
+                } @else {
+                    (badge("warn", "not shaped")) " ([egress] shape_clients = false)"
+                }
+            }
+        }
+    }
+}
+
 fn serde_plain(value: &impl serde::Serialize) -> String {
     serde_json::to_value(value)
         .ok()

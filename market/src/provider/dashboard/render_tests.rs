@@ -125,3 +125,48 @@ fn an_empty_provider_page_says_there_are_no_sessions() {
     assert!(section(&page, "sessions").contains("No open sessions."));
     assert!(section(&page, "traffic").contains("No open sessions."));
 }
+
+#[test]
+fn the_exit_panel_shows_the_policy_and_the_rate_in_force() {
+    let page = render(&inputs());
+    let exit = section(&page, "exit");
+    assert!(exit.contains(r#"data-state="ok""#), "{exit}");
+    assert!(exit.contains("egress filter on"), "{exit}");
+    assert!(exit.contains(r#"data-field="uplink">eth0<"#), "{exit}");
+    assert!(exit.contains("10.77.0.0/24"), "{exit}");
+    for range in [
+        "169.254.0.0/16",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "fc00::/7",
+    ] {
+        assert!(exit.contains(range), "{range} not shown: {exit}");
+    }
+    assert!(
+        exit.contains(r#"data-field="allowed_exceptions">192.168.7.0/24<"#),
+        "{exit}"
+    );
+    assert!(
+        exit.contains(r#"data-field="blocked_ports">25, 6667<"#),
+        "{exit}"
+    );
+    assert!(
+        exit.contains(r#"data-field="smtp"><span class="badge good">blocked"#),
+        "{exit}"
+    );
+    assert!(
+        exit.contains(r#"data-kbit="5000">5 Mbit/s</span> guaranteed, up to 20 Mbit/s each"#),
+        "{exit}"
+    );
+
+    let mut off = inputs();
+    off.exit = Panel::ok(crate::provider::dashboard::exit::ExitInput {
+        egress: None,
+        shaping: None,
+    });
+    let page = render(&off);
+    let exit = section(&page, "exit");
+    assert!(exit.contains("egress filter off"), "{exit}");
+    assert!(exit.contains("not shaped"), "{exit}");
+    assert!(!exit.contains("169.254.0.0/16"), "{exit}");
+}

@@ -163,6 +163,8 @@ pub struct Inputs {
     pub chain: Panel<ChainFacts>,
     pub reputation: Panel<ReputationFacts>,
     pub certificate: Panel<CertInput>,
+    /// `NotConfigured` when the provider does not sell.
+    pub exit: Panel<super::exit::ExitInput>,
 }
 
 /// Where the certificate's validity window stands.
@@ -204,6 +206,8 @@ pub struct DashboardView {
     pub stake: Panel<StakeView>,
     pub reputation: Panel<ReputationView>,
     pub certificate: Panel<CertificateView>,
+    /// The egress filter and per-client shaping in force.
+    pub exit: Panel<super::exit::ExitView>,
 }
 
 /// Who this provider is and what it offers (from its configuration).
@@ -383,6 +387,7 @@ impl DashboardView {
                 latest_period: r.latest_period,
             }),
             certificate: certificate(&inputs.certificate),
+            exit: inputs.exit.map(super::exit::view),
         }
     }
 }

@@ -130,6 +130,9 @@ fn a_provider_that_does_not_sell_says_so() {
     let traffic = view.traffic.data().unwrap();
     assert!(traffic.sessions.is_empty());
     assert_eq!(traffic.other_peers, 2);
+    i.exit = Panel::not_configured("not selling");
+    let view = DashboardView::build(&i);
+    assert!(matches!(view.exit, Panel::NotConfigured { .. }));
 }
 
 #[test]
