@@ -171,6 +171,40 @@ impl Store {
             .map_err(Into::into)
     }
 
+    /// (provider, period) of recorded votes before `until` not yet claimed, oldest
+    /// first.
+    pub async fn unclaimed_votes(&self, until: u64) -> Result<Vec<(String, u64)>> {
+        let rows = sqlx::query(
+            "SELECT provider, period FROM chain_reports
+             WHERE period < ? AND claimed_at_ms IS NULL ORDER BY period, provider",
+        )
+        .bind(i64::try_from(until).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let period: i64 = row.try_get("period")?;
+                Ok((
+                    row.try_get("provider")?,
+                    u64::try_from(period).unwrap_or_default(),
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// Mark the vote on (`provider`, `period`) claimed (or found to have nothing to
+    /// claim).
+    pub async fn mark_claimed(&self, provider: &str, period: u64) -> Result<()> {
+        sqlx::query("UPDATE chain_reports SET claimed_at_ms = ? WHERE provider = ? AND period = ?")
+            .bind(now_ms())
+            .bind(provider)
+            .bind(i64::try_from(period).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Whether a chain report for (`provider`, `period`) is recorded.
     pub async fn has_chain_report(&self, provider: Address, period: u64) -> Result<bool> {
         let row = sqlx::query("SELECT 1 FROM chain_reports WHERE provider = ? AND period = ?")

@@ -193,6 +193,9 @@ impl Verifier {
             Ok(votes) => report.votes = votes,
             Err(e) => tracing::warn!(error = %e, "closing votes failed; will retry next round"),
         }
+        if let Err(e) = self.claim_past_votes().await {
+            tracing::warn!(error = %e, "claiming past votes failed; will retry next round");
+        }
         let targets = self.targets().await?;
         tracing::info!(targets = targets.len(), "probe round");
         for target in targets {

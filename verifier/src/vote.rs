@@ -12,7 +12,9 @@
 //!
 //! Every vote is reserved in the local `chain_reports` table first, then checked with
 //! `hasReported`; the contract's `DuplicateReport` is the last line. A vote bonds
-//! `reportBond` of the verifier's stake until the period is finalized and claimed.
+//! `reportBond` of the verifier's stake until the period is finalized and claimed:
+//! [`Verifier::claim_past_votes`] does both once the challenge window has closed, so
+//! the bonds of right votes come back to the stake without anyone else's help.
 
 use std::time::Duration;
 
@@ -82,6 +84,54 @@ impl Verifier {
         Ok(votes)
     }
 
+    /// For each recorded vote whose period's challenge window has closed: `finalize`
+    /// the period if nobody has, then `claimReport` (bond back if the vote was right,
+    /// reward credited). Returns the (provider, period) pairs settled. Failures are
+    /// logged and retried next time.
+    pub async fn claim_past_votes(&self) -> Result<Vec<(Address, u64)>> {
+        let Some(c) = self.chain() else {
+            return Ok(Vec::new());
+        };
+        let params = c.market.params().await?;
+        let current = c.market.current_period().await?;
+        // Before this period every challenge window has closed.
+        let lookback = params.challenge_window / params.report_period.max(1) + 1;
+        let me = c.signer.address();
+        let mut settled = Vec::new();
+        for (stored, period) in self
+            .store()
+            .unclaimed_votes(current.saturating_sub(lookback))
+            .await?
+        {
+            let Ok(provider) = stored.parse::<Address>() else {
+                tracing::warn!(provider = %stored, "stored provider address unreadable; skipped");
+                continue;
+            };
+            if !c.market.tally(provider, period).await?.finalized {
+                match c.market.finalize(provider, period).await {
+                    Ok(_) => {}
+                    Err(e) if settled_already(&e) => {}
+                    Err(e) => {
+                        tracing::warn!(%provider, period, error = %e, "finalize failed; will retry");
+                        continue;
+                    }
+                }
+            }
+            match c.market.claim_report(me, provider, period).await {
+                Ok(_) => {}
+                Err(e) if settled_already(&e) => {}
+                Err(e) => {
+                    tracing::warn!(%provider, period, error = %e, "claim failed; will retry");
+                    continue;
+                }
+            }
+            self.store().mark_claimed(&stored, period).await?;
+            tracing::info!(%provider, period, "vote settled");
+            settled.push((provider, period));
+        }
+        Ok(settled)
+    }
+
     /// How long until the closing votes of the period running now can be cast (a
     /// margin after its end, well inside the challenge window), by the wall clock.
     pub async fn until_closing_votes(&self) -> Result<Option<Duration>> {
@@ -137,6 +187,19 @@ impl Verifier {
             }
         }
     }
+}
+
+/// Reverts meaning "nothing left to do": finalized by someone else, no vote of ours
+/// (a reservation whose vote never landed), or already claimed.
+fn settled_already(e: &flowshield_chain::ChainError) -> bool {
+    matches!(
+        e.market_error(),
+        Some(
+            BandwidthMarketErrors::AlreadyFinalized(_)
+                | BandwidthMarketErrors::NoReports(_)
+                | BandwidthMarketErrors::NothingToClaim(_)
+        )
+    )
 }
 
 /// Whether `e` is the contract's `PeriodOutOfRange` revert (challenge window closed).

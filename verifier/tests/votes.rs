@@ -256,6 +256,40 @@ async fn a_verifier_votes_pass_once_after_the_period_it_saw_pass() {
         .expect("view"));
     // Once: the next round finds the vote recorded.
     assert!(good.cast_closing_votes().await.expect("votes").is_empty());
+
+    // After the challenge window the verifier finalizes and claims: its bond is back.
+    let me = market.verifiers[0].address();
+    let bonded = market
+        .owner
+        .verifier_record(me)
+        .await
+        .expect("record")
+        .stake;
+    assert!(
+        good.claim_past_votes().await.expect("claim").is_empty(),
+        "window open"
+    );
+    close_window(&market, period).await;
+    // Claiming looks only at periods whose window has closed by the period count.
+    let p_len = MarketParams::default().report_period;
+    market.chain.increase_time(p_len).await.expect("time");
+    assert_eq!(
+        good.claim_past_votes().await.expect("claim"),
+        vec![(p, period)]
+    );
+    let tally = market.owner.tally(p, period).await.expect("tally");
+    assert!(tally.finalized && !tally.failed);
+    let back = market
+        .owner
+        .verifier_record(me)
+        .await
+        .expect("record")
+        .stake;
+    assert_eq!(back, bonded + MarketParams::default().report_bond);
+    assert!(
+        good.claim_past_votes().await.expect("claim").is_empty(),
+        "claimed twice"
+    );
 }
 
 /// (b), the attack: three colluding staked verifiers vote fail on an honest provider
