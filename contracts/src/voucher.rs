@@ -22,7 +22,7 @@ use crate::error::{ChainError, Result};
 #[cfg(test)]
 use flowshield_proto::eip712::SECP256K1N_HALF;
 pub use flowshield_proto::eip712::{
-    market_domain, report_digest, Report, DOMAIN_NAME, DOMAIN_VERSION,
+    market_domain, published_report_digest, report_digest, Report, DOMAIN_NAME, DOMAIN_VERSION,
 };
 
 alloy::sol! {
@@ -77,13 +77,24 @@ pub fn sign_voucher(
     })
 }
 
-/// Verifier side: sign a report for relaying with `submitSignedReport`.
+/// Verifier side: sign an on-chain vote for relaying with `submitSignedReport`. A
+/// verifier never publishes this signature (see [`sign_published_report`]).
 pub fn sign_report(
     signer: &PrivateKeySigner,
     domain: &Eip712Domain,
     report: &Report,
 ) -> Result<Bytes> {
     sign_digest(signer, &report_digest(domain, report))
+}
+
+/// Verifier side: sign a report to publish to fullnodes and gossip (EIP-712
+/// `PublishedReport`); the contract never accepts it as a vote.
+pub fn sign_published_report(
+    signer: &PrivateKeySigner,
+    domain: &Eip712Domain,
+    report: &Report,
+) -> Result<Bytes> {
+    sign_digest(signer, &published_report_digest(domain, report))
 }
 
 /// Recover the signer of `digest` with the same strictness as the contract (OpenZeppelin

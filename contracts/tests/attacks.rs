@@ -227,3 +227,113 @@ async fn owner_cannot_change_a_parameter_before_the_delay() {
     fx.timelock.execute(&op).await.expect("execute after delay");
     assert_eq!(fx.owner.market.params().await.expect("params"), harsh);
 }
+
+/// Issue 14 follow-up: three colluders vote fail during the period; five honest
+/// verifiers vote pass only after the period ended (what the verifier binary does, so
+/// a failure later in the period could still be its vote), the last one a second
+/// before the challenge window closes. Their votes count, the failing share stays
+/// under failQuorumBps and the provider keeps its stake; a vote after the window is
+/// refused. Run with the honest votes left out (the verifier binary before the fix
+/// never voted pass), the same three colluders slash the provider.
+#[tokio::test]
+async fn three_colluders_cannot_slash_against_honest_pass_votes_cast_after_the_period() {
+    let fx = Fixture::new(MarketParams::default()).await;
+    let p = fx.provider(eth(10)).await;
+    let honest = verifiers(&fx, 5).await;
+    let colluders = verifiers(&fx, 3).await;
+    let late = fx.actor().await;
+    fx.admit_verifier(&late).await;
+    let period = fx.owner.market.current_period().await.expect("period");
+    for v in &colluders {
+        let r = report(p.addr(), period, false);
+        v.market.submit_report(&r).await.expect("fail report");
+    }
+    // The period ends; the honest verifiers vote pass inside the challenge window.
+    let closes = fx
+        .owner
+        .market
+        .challenge_closes_at(period)
+        .await
+        .expect("closes");
+    let end = closes - fx.params.challenge_window;
+    let now = fx.chain.latest_timestamp().await.expect("now");
+    fx.advance(end - now).await;
+    assert!(fx.owner.market.current_period().await.expect("period") > period);
+    for v in &honest[..4] {
+        let r = report(p.addr(), period, true);
+        v.market
+            .submit_report(&r)
+            .await
+            .expect("pass vote after the period");
+    }
+    let now = fx.chain.latest_timestamp().await.expect("now");
+    fx.advance(closes - now - 2).await;
+    let r = report(p.addr(), period, true);
+    honest[4]
+        .market
+        .submit_report(&r)
+        .await
+        .expect("pass vote in the window's last second");
+    let tally = fx
+        .owner
+        .market
+        .tally(p.addr(), period)
+        .await
+        .expect("tally");
+    assert_eq!((tally.passes, tally.fails), (5, 3));
+    fx.advance(2).await;
+    let e = late
+        .market
+        .submit_report(&report(p.addr(), period, false))
+        .await
+        .expect_err("a vote after the window");
+    assert!(
+        matches!(
+            e.market_error(),
+            Some(BandwidthMarketErrors::PeriodOutOfRange(_))
+        ),
+        "{e}"
+    );
+    fx.finalize(&colluders[0], p.addr(), period).await;
+    assert!(
+        !fx.slashed(p.addr(), period).await,
+        "three colluders slashed a provider five honest verifiers voted pass on"
+    );
+    assert_eq!(fx.record(p.addr()).await.stake, eth(10));
+    fx.assert_solvent().await;
+}
+
+/// Issue 14 follow-up: a report a verifier publishes to fullnodes (EIP-712
+/// `PublishedReport`) relayed on chain by the provider is not the verifier's vote.
+/// Before the fix the published report was signed as the vote type `Report` and the
+/// relay spent the verifier's vote (its later failure was a `DuplicateReport`).
+#[tokio::test]
+async fn a_published_report_relayed_by_the_provider_is_not_a_vote() {
+    let fx = Fixture::new(MarketParams::default()).await;
+    let p = fx.provider(eth(10)).await;
+    let v = verifiers(&fx, 1).await.remove(0);
+    let period = fx.owner.market.current_period().await.expect("period");
+    let domain = fx.owner.market.eip712_domain().await.expect("domain");
+    let pass = report(p.addr(), period, true);
+    let published =
+        flowshield_chain::voucher::sign_published_report(&v.signer, &domain, &pass).expect("sign");
+    let e = p
+        .market
+        .submit_signed_report(&pass, published)
+        .await
+        .expect_err("relay of a published report");
+    // It recovers to some other address, which is no verifier.
+    assert!(
+        matches!(
+            e.market_error(),
+            Some(BandwidthMarketErrors::NotVerifier(_))
+        ),
+        "{e}"
+    );
+    assert!(!fx.has_reported(v.addr(), p.addr(), period).await);
+    v.market
+        .submit_report(&report(p.addr(), period, false))
+        .await
+        .expect("the verifier's own fail vote");
+    assert_eq!(fx.fail_reports(p.addr(), period).await, 1);
+}

@@ -12,7 +12,7 @@ use common::net::{listen_tcp, start_fullnode, within};
 use flowshield_chain::alloy::primitives::{keccak256, Address};
 use flowshield_chain::alloy::signers::local::PrivateKeySigner;
 use flowshield_chain::alloy::sol_types::Eip712Domain;
-use flowshield_chain::voucher::{sign_report, Report};
+use flowshield_chain::voucher::{sign_published_report, Report};
 use flowshield_chain::{LocalChain, MarketClient, MarketParams};
 use flowshield_market::fullnode::reports::period::MIN_RESYNC_MS;
 use flowshield_market::fullnode::Fullnode;
@@ -36,7 +36,7 @@ fn report_body(
         passed,
         metricsHash: metrics_hash,
     };
-    let signature = sign_report(signer, domain, &report).unwrap();
+    let signature = sign_published_report(signer, domain, &report).unwrap();
     format!(
         r#"{{"verifier":"{:#x}","market":"{:#x}","chain_id":{},"report":{{"provider":"{provider:#x}","period":{period},"passed":{passed},"metrics_hash":"{metrics_hash}"}},"metrics":{metrics},"reasons":[],"signature":"{signature}"}}"#,
         signer.address(),

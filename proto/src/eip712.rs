@@ -7,8 +7,17 @@
 //! metricsHash)`. Everything that hashes or checks a report (the verifier
 //! signing it, a fullnode receiving it, `flowshield-chain` submitting it)
 //! uses these definitions, so the three cannot drift apart.
+//!
+//! Two digests over the same fields, never interchangeable:
+//! - [`report_digest`] (type `Report`) is an on-chain vote: the contract's
+//!   `submitSignedReport` accepts it as the signer's one vote for the period.
+//! - [`published_report_digest`] (type `PublishedReport`) is what a verifier
+//!   signs for fullnodes and gossip during a period. The contract never
+//!   accepts it, so nobody can relay a published report on chain and spend
+//!   the verifier's vote (a provider relaying an early pass would make the
+//!   verifier's later failure a `DuplicateReport`).
 
-use alloy_primitives::{Address, Signature, B256, U256};
+use alloy_primitives::{keccak256, Address, Signature, B256, U256};
 use alloy_sol_types::{eip712_domain, Eip712Domain, SolStruct};
 
 /// EIP-712 domain name used by `BandwidthMarket`.
@@ -35,6 +44,12 @@ alloy_sol_types::sol! {
     }
 }
 
+/// The EIP-712 type of a report published off chain (fullnodes, gossip): the
+/// fields of [`Report`] under another type name, so its digest is never a
+/// valid on-chain vote.
+pub const PUBLISHED_REPORT_TYPE: &str =
+    "PublishedReport(address provider,uint64 period,bool passed,bytes32 metricsHash)";
+
 /// The EIP-712 domain of the market deployed at `market` on chain `chain_id`.
 pub fn market_domain(chain_id: u64, market: Address) -> Eip712Domain {
     eip712_domain! {
@@ -48,6 +63,20 @@ pub fn market_domain(chain_id: u64, market: Address) -> Eip712Domain {
 /// The digest a verifier signs for a report (`BandwidthMarket.reportDigest`).
 pub fn report_digest(domain: &Eip712Domain, report: &Report) -> B256 {
     report.eip712_signing_hash(domain)
+}
+
+/// The digest a verifier signs for a report it publishes to fullnodes: the
+/// fields of `report` as a `PublishedReport` ([`PUBLISHED_REPORT_TYPE`]) under
+/// the market's domain. The contract does not accept it as a vote.
+pub fn published_report_digest(domain: &Eip712Domain, report: &Report) -> B256 {
+    let mut encoded = Vec::with_capacity(5 * 32);
+    encoded.extend_from_slice(keccak256(PUBLISHED_REPORT_TYPE).as_slice());
+    encoded.extend_from_slice(&report.eip712_encode_data());
+    let mut message = Vec::with_capacity(66);
+    message.extend_from_slice(&[0x19, 0x01]);
+    message.extend_from_slice(domain.separator().as_slice());
+    message.extend_from_slice(keccak256(&encoded).as_slice());
+    keccak256(&message)
 }
 
 /// Why a signature was refused by [`recover_signer`].
@@ -97,7 +126,7 @@ pub fn recover_signer(digest: &B256, signature: &[u8]) -> Result<Address, Signat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloy_primitives::{address, keccak256};
+    use alloy_primitives::address;
 
     const MARKET: Address = address!("5FbDB2315678afecb367f032d93F642f64180aa3");
 
@@ -137,6 +166,30 @@ mod tests {
             report_digest(&market_domain(31337, MARKET), &report),
             keccak256(&m)
         );
+    }
+
+    #[test]
+    fn a_published_report_digest_is_never_the_on_chain_vote_digest() {
+        let domain = market_domain(31337, MARKET);
+        let report = Report {
+            provider: Address::repeat_byte(1),
+            period: 7,
+            passed: true,
+            metricsHash: B256::repeat_byte(9),
+        };
+        let published = published_report_digest(&domain, &report);
+        assert_ne!(published, report_digest(&domain, &report));
+        // Same construction as the vote, only the type name differs.
+        let mut s = Vec::new();
+        s.extend_from_slice(keccak256(PUBLISHED_REPORT_TYPE).as_slice());
+        s.extend_from_slice(B256::left_padding_from(report.provider.as_slice()).as_slice());
+        s.extend_from_slice(&U256::from(7u64).to_be_bytes::<32>());
+        s.extend_from_slice(&U256::from(1u64).to_be_bytes::<32>());
+        s.extend_from_slice(report.metricsHash.as_slice());
+        let mut m = vec![0x19, 0x01];
+        m.extend_from_slice(domain.separator().as_slice());
+        m.extend_from_slice(keccak256(&s).as_slice());
+        assert_eq!(published, keccak256(&m));
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub mod signed;
 pub mod signers;
 
 pub use cert::CertAnnouncement;
-pub use eip712::{market_domain, report_digest, Report};
+pub use eip712::{market_domain, published_report_digest, report_digest, Report};
 pub use error::ProtoError;
 pub use libp2p_identity::{Keypair, PeerId, PublicKey};
 pub use offer::{peer_id_hash, ChainAddress, Heartbeat, Offer, Region, TunnelSubnet, WgPublicKey};

@@ -12,8 +12,9 @@
 //! ```
 //! `metrics_hash` is keccak256 of the `metrics` object's bytes exactly as
 //! sent (the verifier hashes its compact JSON, see [`metrics_hash`]), and
-//! `signature` is a strict EIP-712 signature over [`report_digest`] by
-//! `verifier`. Whether `verifier` is admitted on chain is not checked here
+//! `signature` is a strict EIP-712 signature over [`published_report_digest`]
+//! (type `PublishedReport`, not the on-chain vote type `Report`: a published
+//! report can never be relayed on chain as the verifier's vote) by `verifier`. Whether `verifier` is admitted on chain is not checked here
 //! (that needs the chain).
 
 use alloy_primitives::{keccak256, Address, B256};
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 
-use crate::eip712::{recover_signer, report_digest, Report};
+use crate::eip712::{published_report_digest, recover_signer, Report};
 
 /// Largest report body accepted.
 pub const MAX_REPORT_BODY: usize = 8192;
@@ -89,7 +90,7 @@ pub fn metrics_hash<M: Serialize>(metrics: &M) -> B256 {
 
 impl<M: Serialize> SignedReport<M> {
     /// The document for `report`, signed by `verifier` under `domain` with the
-    /// 65-byte `signature` over [`report_digest`].
+    /// 65-byte `signature` over [`published_report_digest`].
     pub fn new(
         domain: &Eip712Domain,
         verifier: Address,
@@ -195,7 +196,8 @@ fn address(
 /// field: the shape; `chain_id` and `market` are `domain`'s; `metrics_hash`
 /// is keccak256 of the `metrics` object's bytes exactly as sent;
 /// `signature` is a strict (low-s, v ∈ {27, 28}) EIP-712 signature over
-/// [`report_digest`] that recovers to `verifier`.
+/// [`published_report_digest`] that recovers to `verifier` (a signature over
+/// the on-chain vote type `Report` is refused: verifiers never publish votes).
 pub fn verify_report(body: &[u8], domain: &Eip712Domain) -> Result<CheckedReport, InvalidReport> {
     if body.len() > MAX_REPORT_BODY {
         return Err(InvalidReport::new(
@@ -249,7 +251,7 @@ pub fn verify_report(body: &[u8], domain: &Eip712Domain) -> Result<CheckedReport
         passed,
         metricsHash: metrics_hash,
     };
-    let signer = recover_signer(&report_digest(domain, &report), &signature)
+    let signer = recover_signer(&published_report_digest(domain, &report), &signature)
         .map_err(|e| InvalidReport::new("signature", format!("invalid signature: {e}")))?;
     if signer != verifier {
         return Err(InvalidReport::new(

@@ -1,5 +1,5 @@
 use super::*;
-use crate::eip712::market_domain;
+use crate::eip712::{market_domain, report_digest};
 use k256::ecdsa::SigningKey;
 
 const MARKET: Address = Address::repeat_byte(7);
@@ -17,7 +17,10 @@ fn key(n: u8) -> (SigningKey, Address) {
 }
 
 fn sign(key: &SigningKey, domain: &Eip712Domain, report: &Report) -> Vec<u8> {
-    let digest = report_digest(domain, report);
+    sign_digest(key, &published_report_digest(domain, report))
+}
+
+fn sign_digest(key: &SigningKey, digest: &B256) -> Vec<u8> {
     let (sig, rid) = key
         .sign_prehash_recoverable(digest.as_slice())
         .expect("sign");
@@ -137,6 +140,21 @@ fn malleable_and_foreign_signatures_are_refused() {
     let mut foreign = signed.clone();
     foreign.verifier = format!("{:#x}", key(6).1);
     let err = foreign.verify(&domain).expect_err("not the verifier");
+    assert_eq!(err.field, "signature");
+    assert!(err.reason.contains("not by the verifier"), "{err}");
+}
+
+/// A signature over the on-chain vote type (`Report`) is not a published report: a
+/// verifier signs only `PublishedReport` for fullnodes, so a fullnode that took votes
+/// would hint that verifiers hand out relayable votes.
+#[test]
+fn a_signed_on_chain_vote_is_not_a_published_report() {
+    let domain = market_domain(31337, MARKET);
+    let mut signed = document(5, &domain, true);
+    let report = signed.to_report().expect("parses");
+    let vote = sign_digest(&key(5).0, &report_digest(&domain, &report));
+    signed.signature = format!("0x{}", hex::encode(&vote));
+    let err = signed.verify(&domain).expect_err("a vote signature");
     assert_eq!(err.field, "signature");
     assert!(err.reason.contains("not by the verifier"), "{err}");
 }

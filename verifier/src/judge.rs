@@ -11,6 +11,12 @@
 //!   period all failed (K is the market's `failStreak`). A passing probe resets the run.
 //!   A probe below the streak is stored but not signed, so nobody can relay it on chain
 //!   as this verifier's vote for the period.
+//! - **A pass vote when the period is over.** Passing reports count in the contract's
+//!   quorum, so an honest verifier votes pass for every period in which it probed the
+//!   provider, saw it pass and never saw K consecutive failures ([`vote_pass_after`]):
+//!   without those votes, a few colluders' failures would be the whole tally. The vote
+//!   waits for the period's end because the contract takes one vote per verifier and
+//!   period, and a failure could still come.
 
 use serde::{Deserialize, Serialize};
 
@@ -126,6 +132,29 @@ pub fn decide(basis: &Basis, fail_streak: u32, period_results: &[bool]) -> Decis
     }
 }
 
+/// After `period_results` (the verdicts of one ended period's probes, oldest first):
+/// whether to vote pass on chain. Yes when at least one probe passed and no run of K
+/// (`fail_streak`) consecutive failures happened (that run was voted fail, or, with no
+/// promise on chain, could not be); no vote when the verifier saw the provider only
+/// failing, or never probed it.
+pub fn vote_pass_after(fail_streak: u32, period_results: &[bool]) -> bool {
+    let needed = usize::try_from(fail_streak.max(1)).unwrap_or(usize::MAX);
+    let mut run = 0usize;
+    let mut any_pass = false;
+    for passed in period_results {
+        if *passed {
+            any_pass = true;
+            run = 0;
+        } else {
+            run += 1;
+            if run >= needed {
+                return false;
+            }
+        }
+    }
+    any_pass
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +245,21 @@ mod tests {
             maxLossBps: 0,
         };
         assert_eq!(promise_quality(&empty), None);
+    }
+
+    #[test]
+    fn an_ended_period_without_a_failing_streak_gets_a_pass_vote() {
+        assert!(vote_pass_after(3, &[true]));
+        assert!(vote_pass_after(
+            3,
+            &[true, false, false, true, false, false]
+        ));
+        // A K-run anywhere in the period was a failure, even if it recovered.
+        assert!(!vote_pass_after(3, &[true, false, false, false, true]));
+        assert!(!vote_pass_after(1, &[true, false]));
+        // Only failures (short of K), or no probe at all: no vote either way.
+        assert!(!vote_pass_after(3, &[false, false]));
+        assert!(!vote_pass_after(3, &[]));
     }
 
     #[test]

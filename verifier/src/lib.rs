@@ -17,20 +17,23 @@
 //!    then failures are never reported);
 //! 4. stores everything in SQLite ([`store`]); a passing probe, and the K-th
 //!    consecutive failing probe of a period (K: the market's `failStreak`), is signed as
-//!    an EIP-712 `Report` for the chain's current period with the verifier's chain key
-//!    ([`report`]) and published to every configured fullnode ([`publish`]);
-//! 5. on the K-th consecutive failure, submits the report on chain
-//!    (`submitSignedReport`) at most once per provider and period — local record,
-//!    `hasReported`, and the contract's `DuplicateReport` ([`verifier`]). Slashing is
-//!    the contract's: `finalize` after the period's challenge window, when enough
-//!    distinct verifiers' failing reports are a large enough share of all its reports.
+//!    an EIP-712 `PublishedReport` for the chain's current period with the verifier's
+//!    chain key ([`report`]) and published to every configured fullnode ([`publish`]).
+//!    That type is not the contract's vote type, so nobody can relay it on chain;
+//! 5. votes on chain from its own key (`submitReport`), once per provider and period
+//!    ([`vote`]): fail at the K-th consecutive failure; otherwise pass after the period
+//!    ends, inside its challenge window, if it saw the provider pass — both sides count
+//!    in the quorum. Slashing is the contract's: `finalize` after the period's challenge
+//!    window, when enough distinct verifiers' failing votes are a large enough share of
+//!    all its votes.
 //!
 //! Design decisions:
-//! - Passing reports are signed and published but not sent on chain by this driver:
-//!   the contract takes one vote per verifier and period, kept for a failure that may
-//!   still come in the period.
-//! - Failing probes short of the streak are not signed: a signed failing report could
-//!   be relayed on chain by anyone and would spend this verifier's vote early.
+//! - Passing votes wait for the period's end: the contract takes one vote per verifier
+//!   and period, kept for a failure that may still come in the period. Each vote bonds
+//!   `reportBond` of the verifier's stake until the period is finalized and claimed, so
+//!   a verifier stakes the minimum plus a bond per (provider, period) it may vote on
+//!   before its bonds come back.
+//! - Failing probes short of the streak are not signed.
 //! - A probe that cannot run because of the verifier's side (no route to the
 //!   endpoint, daemon cannot start) is an error and produces no report; a provider
 //!   that does not complete the handshake, loses packets or is slow is measured and
@@ -60,6 +63,7 @@ pub mod stats;
 pub mod store;
 pub mod target;
 pub mod verifier;
+pub mod vote;
 
 pub use config::{Config, MarketSource, ProbeSettings, SourceKind};
 pub use error::{ConfigError, ProbeError, Result, VerifierError};

@@ -1,6 +1,9 @@
-//! Signed reports: the EIP-712 `Report(address provider,uint64 period,bool passed,
-//! bytes32 metricsHash)` of `BandwidthMarket`, signed with the verifier's chain key,
-//! and the JSON document published to fullnodes.
+//! Published reports: the fields of `BandwidthMarket`'s EIP-712 `Report(address
+//! provider,uint64 period,bool passed,bytes32 metricsHash)`, signed with the verifier's
+//! chain key as the type `PublishedReport`, and the JSON document published to
+//! fullnodes. The type differs from the on-chain vote's on purpose: nobody can relay a
+//! published report on chain and spend this verifier's vote for the period (votes are
+//! sent by the verifier itself, [`crate::verifier`]).
 //!
 //! `metricsHash` is keccak256 of the compact JSON of the `metrics` object exactly as
 //! published, so a fullnode can check the numbers against the signed hash. The struct,
@@ -25,7 +28,7 @@ pub fn metrics_hash(metrics: &Metrics) -> alloy::primitives::B256 {
     flowshield_proto::report::metrics_hash(metrics)
 }
 
-/// Sign a report on `provider` for `period`.
+/// Sign a report on `provider` for `period` for publication (not a vote).
 pub fn sign(
     signer: &PrivateKeySigner,
     domain: &Eip712Domain,
@@ -40,7 +43,7 @@ pub fn sign(
         passed: verdict.passed,
         metricsHash: metrics_hash(metrics),
     };
-    let signature = voucher::sign_report(signer, domain, &report)?;
+    let signature = voucher::sign_published_report(signer, domain, &report)?;
     Ok(SignedReport::new(
         domain,
         signer.address(),

@@ -28,6 +28,19 @@ fn addr(a: Address) -> String {
     format!("{a:#x}")
 }
 
+/// A (provider, period) this verifier probed and has not voted on yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnvotedPeriod {
+    /// Provider address (as stored).
+    pub provider: String,
+    /// Report period.
+    pub period: u64,
+    /// The period's last probe (the vote's reservation points at it).
+    pub last_probe_id: i64,
+    /// `metrics_hash` of the period's last signed passing probe, if any.
+    pub pass_metrics_hash: Option<String>,
+}
+
 /// A stored probe, as listed back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredProbe {
@@ -123,6 +136,73 @@ impl Store {
             .map(|row| row.try_get("passed"))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
+    }
+
+    /// Periods in `from..until` with probes of a provider and no chain report (vote)
+    /// recorded, oldest first.
+    pub async fn unvoted_periods(&self, from: u64, until: u64) -> Result<Vec<UnvotedPeriod>> {
+        let rows = sqlx::query(
+            "SELECT p.provider, p.period, MAX(p.id) AS last_id,
+                (SELECT q.metrics_hash FROM probes q
+                  WHERE q.provider = p.provider AND q.period = p.period AND q.passed = 1
+                    AND q.metrics_hash IS NOT NULL
+                  ORDER BY q.id DESC LIMIT 1) AS pass_hash
+             FROM probes p
+             WHERE p.period >= ? AND p.period < ?
+               AND NOT EXISTS (SELECT 1 FROM chain_reports c
+                                WHERE c.provider = p.provider AND c.period = p.period)
+             GROUP BY p.provider, p.period ORDER BY p.period, p.provider",
+        )
+        .bind(i64::try_from(from).unwrap_or(i64::MAX))
+        .bind(i64::try_from(until).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let period: i64 = row.try_get("period")?;
+                Ok(UnvotedPeriod {
+                    provider: row.try_get("provider")?,
+                    period: u64::try_from(period).unwrap_or_default(),
+                    last_probe_id: row.try_get("last_id")?,
+                    pass_metrics_hash: row.try_get("pass_hash")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// (provider, period) of recorded votes before `until` not yet claimed, oldest
+    /// first.
+    pub async fn unclaimed_votes(&self, until: u64) -> Result<Vec<(String, u64)>> {
+        let rows = sqlx::query(
+            "SELECT provider, period FROM chain_reports
+             WHERE period < ? AND claimed_at_ms IS NULL ORDER BY period, provider",
+        )
+        .bind(i64::try_from(until).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let period: i64 = row.try_get("period")?;
+                Ok((
+                    row.try_get("provider")?,
+                    u64::try_from(period).unwrap_or_default(),
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// Mark the vote on (`provider`, `period`) claimed (or found to have nothing to
+    /// claim).
+    pub async fn mark_claimed(&self, provider: &str, period: u64) -> Result<()> {
+        sqlx::query("UPDATE chain_reports SET claimed_at_ms = ? WHERE provider = ? AND period = ?")
+            .bind(now_ms())
+            .bind(provider)
+            .bind(i64::try_from(period).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Whether a chain report for (`provider`, `period`) is recorded.

@@ -4,15 +4,16 @@
 //! quality promise, the chain's current period and the market's `failStreak` (K);
 //! measure ([`crate::probe`]); judge against the promise ([`crate::stats::verdict`]);
 //! decide from this period's stored results ([`crate::judge::decide`]); store the probe.
-//! - Passed: sign the EIP-712 report, publish it to every fullnode. Not sent on chain
-//!   here (one vote per verifier and period: it is kept for a failure that may follow).
+//! - Passed: sign the report as a `PublishedReport` (not a vote: nobody can relay it
+//!   on chain), publish it to every fullnode. The pass vote waits for the period's end
+//!   (one vote per verifier and period, kept for a failure that may follow):
+//!   [`crate::vote`], at the start of every round and just after each period ends.
 //! - Failed, fewer than K consecutive failing probes this period, or no promise on
-//!   chain: stored only, nothing signed (a signed failing report could be relayed on
-//!   chain by anyone as this verifier's vote).
-//! - The K-th consecutive failing probe: sign, publish, and submit it on chain with
-//!   `submitSignedReport`, at most once per (provider, period): the local
-//!   `chain_reports` table is checked and reserved first, then `hasReported` on chain;
-//!   the contract's `DuplicateReport` is the last line.
+//!   chain: stored only, nothing signed.
+//! - The K-th consecutive failing probe: sign and publish it, and vote fail on chain
+//!   with `submitReport` from this verifier's key, at most once per (provider,
+//!   period): the local `chain_reports` table is checked and reserved first, then
+//!   `hasReported` on chain; the contract's `DuplicateReport` is the last line.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -186,9 +187,17 @@ impl Verifier {
     /// [`Verifier::round`], also saying which targets could not be probed
     /// (`run --once` fails on those, so a timer unit shows the failure).
     pub async fn round_report(&self) -> Result<RoundReport> {
+        let mut report = RoundReport::default();
+        // Ended periods first: their challenge windows are closing.
+        match self.cast_closing_votes().await {
+            Ok(votes) => report.votes = votes,
+            Err(e) => tracing::warn!(error = %e, "closing votes failed; will retry next round"),
+        }
+        if let Err(e) = self.claim_past_votes().await {
+            tracing::warn!(error = %e, "claiming past votes failed; will retry next round");
+        }
         let targets = self.targets().await?;
         tracing::info!(targets = targets.len(), "probe round");
-        let mut report = RoundReport::default();
         for target in targets {
             let span =
                 tracing::info_span!("probe", target = %target.name, provider = %target.provider);
@@ -335,8 +344,8 @@ impl Verifier {
         ))
     }
 
-    /// Submit a failing report once per (provider, period): local record, then
-    /// `hasReported`, then the transaction.
+    /// Vote fail on chain once per (provider, period) ([`Verifier::cast_vote`]): local
+    /// record, then `hasReported`, then `submitReport` from this verifier's key.
     pub async fn report_failure(
         &self,
         provider: Address,
@@ -344,38 +353,20 @@ impl Verifier {
         probe_id: i64,
         signed: &SignedReport,
     ) -> Result<ChainOutcome> {
-        let Some(c) = &self.chain else {
-            return Ok(ChainOutcome::NoChain);
-        };
-        if !self
-            .store
-            .reserve_chain_report(provider, period, probe_id)
-            .await?
-        {
-            return Ok(ChainOutcome::AlreadyReportedLocally);
-        }
-        let me = c.signer.address();
-        if c.market.has_reported(me, provider, period).await? {
-            // Keep the reservation: the chain has it, so the slot is used.
-            return Ok(ChainOutcome::AlreadyOnChain);
-        }
-        match submit(&c.market, signed).await {
-            Ok(tx) => {
-                self.store
-                    .confirm_chain_report(provider, period, &tx)
-                    .await?;
-                Ok(ChainOutcome::Submitted(tx))
-            }
-            Err(e) if is_duplicate(&e) => Ok(ChainOutcome::AlreadyOnChain),
-            Err(e) => {
-                tracing::warn!(error = %e, "report submission failed; will retry next round");
-                self.store.release_chain_report(provider, period).await?;
-                Ok(ChainOutcome::Failed(e.to_string()))
-            }
-        }
+        let report = signed
+            .to_report()
+            .map_err(|e| flowshield_chain::ChainError::UnexpectedValue(e.to_string()))?;
+        debug_assert_eq!((report.provider, report.period), (provider, period));
+        self.cast_vote(&report, probe_id).await
     }
 
-    /// Loop forever: sleep until the next scheduled (jittered) instant, run a round.
+    /// `probe.fail_streak` of the config (K before the market's floor).
+    pub(crate) fn fail_streak_config(&self) -> Option<u32> {
+        self.config.fail_streak
+    }
+
+    /// Loop forever: sleep until the next scheduled (jittered) instant, run a round;
+    /// also wake just after each report period ends to cast its closing votes.
     pub async fn run_forever(&self) -> Result<()> {
         let schedule = self.config.schedule.clone().ok_or_else(|| {
             crate::error::ConfigError::field("schedule", "`run` needs a [schedule] section")
@@ -387,7 +378,27 @@ impl Verifier {
                 return Ok(());
             };
             tracing::info!(delay_secs = delay.as_secs(), "next round scheduled");
-            tokio::time::sleep(delay).await;
+            let round_at = tokio::time::Instant::now() + delay;
+            loop {
+                let votes_in = match self.until_closing_votes().await {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "period length unknown; votes wait for the round");
+                        None
+                    }
+                };
+                let vote_at = votes_in.map(|d| tokio::time::Instant::now() + d);
+                match vote_at {
+                    Some(at) if at < round_at => {
+                        tokio::time::sleep_until(at).await;
+                        if let Err(e) = self.cast_closing_votes().await {
+                            tracing::warn!(error = %e, "closing votes failed");
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            tokio::time::sleep_until(round_at).await;
             if let Err(e) = self.round().await {
                 tracing::warn!(error = %e, "probe round failed");
             }
@@ -402,22 +413,22 @@ pub struct RoundReport {
     pub results: Vec<ProbeResult>,
     /// Targets whose probe could not run: (name, why).
     pub not_run: Vec<(String, String)>,
+    /// Pass votes cast for ended periods at the start of the round.
+    pub votes: Vec<crate::vote::ClosingVote>,
 }
 
-/// Send a signed report with `submitSignedReport`; returns the transaction hash. No
-/// local or on-chain duplicate check: [`Verifier::report_failure`] does those.
+/// Send the report of `signed` as this verifier's own vote (`submitReport` from the
+/// market client's key; the document's signature is for fullnodes and is not a vote);
+/// returns the transaction hash. No local or on-chain duplicate check:
+/// [`Verifier::cast_vote`] does those.
 pub async fn submit(
     market: &MarketClient,
     signed: &SignedReport,
 ) -> Result<String, flowshield_chain::ChainError> {
-    let unsendable = |e: flowshield_proto::InvalidReport| {
-        flowshield_chain::ChainError::UnexpectedValue(e.to_string())
-    };
-    let report = signed.to_report().map_err(unsendable)?;
-    let signature = signed.signature_bytes().map_err(unsendable)?;
-    let receipt = market
-        .submit_signed_report(&report, signature.into())
-        .await?;
+    let report = signed
+        .to_report()
+        .map_err(|e| flowshield_chain::ChainError::UnexpectedValue(e.to_string()))?;
+    let receipt = market.submit_report(&report).await?;
     Ok(receipt.transaction_hash.to_string())
 }
 

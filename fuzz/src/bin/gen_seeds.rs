@@ -23,7 +23,7 @@ use flowshield_market::wire::session::{
 };
 use flowshield_proto::report::{metrics_hash, SignedReport};
 use flowshield_proto::{
-    report_digest, CertAnnouncement, Heartbeat, Offer, Region, Report, SignedMessage, WgPublicKey,
+    published_report_digest, CertAnnouncement, Heartbeat, Offer, Region, Report, SignedMessage, WgPublicKey,
 };
 use flowshield_tunnel::device::datapath::SCRATCH_LEN;
 use flowshield_tunnel::key::SecretKey;
@@ -298,7 +298,7 @@ fn market_seeds(c: &Corpus) -> Result<()> {
         metricsHash: metrics_hash(&serde_json::json!({"rtt_ms": 12, "loss": 0.0})),
     };
     let verifier = keys::verifier_signer();
-    let signature = sign_digest(&verifier, &report_digest(&domain, &report))?;
+    let signature = sign_digest(&verifier, &published_report_digest(&domain, &report))?;
     let signed = SignedReport::new(
         &domain,
         verifier.address(),
