@@ -26,7 +26,7 @@
 
 use std::path::{Path, PathBuf};
 
-use alloy::primitives::{keccak256, Address, B256, U256};
+use alloy::primitives::{keccak256, Address, B256};
 use alloy::providers::{DynProvider, Provider as _};
 use serde::{Deserialize, Serialize};
 
@@ -118,86 +118,9 @@ pub struct TimelockSettings {
     pub executors: Vec<Address>,
 }
 
-/// [`MarketParams`] as written in a manifest: wei amounts as decimal strings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ParamsJson {
-    /// See [`MarketParams::min_stake`].
-    #[serde(with = "decimal")]
-    pub min_stake: U256,
-    /// See [`MarketParams::min_verifier_stake`].
-    #[serde(with = "decimal")]
-    pub min_verifier_stake: U256,
-    /// See [`MarketParams::report_bond`].
-    #[serde(with = "decimal")]
-    pub report_bond: U256,
-    /// See [`MarketParams::unstake_delay`].
-    pub unstake_delay: u64,
-    /// See [`MarketParams::verifier_unbond_delay`].
-    pub verifier_unbond_delay: u64,
-    /// See [`MarketParams::accept_timeout`].
-    pub accept_timeout: u64,
-    /// See [`MarketParams::close_grace`].
-    pub close_grace: u64,
-    /// See [`MarketParams::report_period`].
-    pub report_period: u64,
-    /// See [`MarketParams::challenge_window`].
-    pub challenge_window: u64,
-    /// See [`MarketParams::min_reporters`].
-    pub min_reporters: u32,
-    /// See [`MarketParams::fail_quorum_bps`].
-    pub fail_quorum_bps: u16,
-    /// See [`MarketParams::slash_bps`].
-    pub slash_bps: u16,
-    /// See [`MarketParams::verifier_share_bps`].
-    pub verifier_share_bps: u16,
-    /// See [`MarketParams::fail_streak`].
-    pub fail_streak: u16,
-}
-
-impl From<&MarketParams> for ParamsJson {
-    fn from(p: &MarketParams) -> Self {
-        ParamsJson {
-            min_stake: p.min_stake,
-            min_verifier_stake: p.min_verifier_stake,
-            report_bond: p.report_bond,
-            unstake_delay: p.unstake_delay,
-            verifier_unbond_delay: p.verifier_unbond_delay,
-            accept_timeout: p.accept_timeout,
-            close_grace: p.close_grace,
-            report_period: p.report_period,
-            challenge_window: p.challenge_window,
-            min_reporters: p.min_reporters,
-            fail_quorum_bps: p.fail_quorum_bps,
-            slash_bps: p.slash_bps,
-            verifier_share_bps: p.verifier_share_bps,
-            fail_streak: p.fail_streak,
-        }
-    }
-}
-
-impl From<&ParamsJson> for MarketParams {
-    fn from(p: &ParamsJson) -> Self {
-        MarketParams {
-            min_stake: p.min_stake,
-            min_verifier_stake: p.min_verifier_stake,
-            report_bond: p.report_bond,
-            unstake_delay: p.unstake_delay,
-            verifier_unbond_delay: p.verifier_unbond_delay,
-            accept_timeout: p.accept_timeout,
-            close_grace: p.close_grace,
-            report_period: p.report_period,
-            challenge_window: p.challenge_window,
-            min_reporters: p.min_reporters,
-            fail_quorum_bps: p.fail_quorum_bps,
-            slash_bps: p.slash_bps,
-            verifier_share_bps: p.verifier_share_bps,
-            fail_streak: p.fail_streak,
-        }
-    }
-}
-
-mod decimal {
+/// Wei amounts in a manifest ([`MarketParams`]'s stake and bond fields) as
+/// decimal strings.
+pub(crate) mod decimal {
     use alloy::primitives::U256;
     use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
 
@@ -233,7 +156,7 @@ pub struct Deployment {
     /// The timelock's settings.
     pub timelock: TimelockSettings,
     /// The market's initial parameters.
-    pub market_params: ParamsJson,
+    pub market_params: MarketParams,
 }
 
 impl Deployment {
@@ -449,7 +372,7 @@ pub async fn deploy(provider: DynProvider, plan: &DeployPlan) -> Result<Deployme
             proposers: plan.proposers.clone(),
             executors: plan.executors.clone(),
         },
-        market_params: (&plan.params).into(),
+        market_params: plan.params.clone(),
     })
 }
 
@@ -477,7 +400,7 @@ mod tests {
                 proposers: vec![Address::repeat_byte(9)],
                 executors: vec![Address::ZERO],
             },
-            market_params: (&MarketParams::default()).into(),
+            market_params: MarketParams::default(),
         }
     }
 
@@ -494,10 +417,7 @@ mod tests {
             "{text}"
         );
         assert_eq!(Deployment::parse(&text).expect("parse"), d);
-        assert_eq!(
-            MarketParams::from(&d.market_params),
-            MarketParams::default()
-        );
+        assert_eq!(d.market_params, MarketParams::default());
     }
 
     #[test]

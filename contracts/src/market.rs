@@ -60,16 +60,21 @@ impl OrderStatus {
 }
 
 /// Market parameters: set at deployment, changed afterwards only by governance (the
-/// timelock) through `setParams`; the report period never changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// timelock) through `setParams`; the report period never changes. In a
+/// deployment manifest the wei amounts are decimal strings.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MarketParams {
     /// Minimum stake (wei) to register and to stay active.
+    #[serde(with = "crate::deployment::decimal")]
     pub min_stake: U256,
     /// Minimum stake (wei) for a verifier to report.
+    #[serde(with = "crate::deployment::decimal")]
     pub min_verifier_stake: U256,
     /// Wei each report locks out of its verifier's stake; forfeited to the verifiers that
     /// were right when the period's outcome contradicts the report. At most
     /// `min_verifier_stake`.
+    #[serde(with = "crate::deployment::decimal")]
     pub report_bond: U256,
     /// Seconds between `requestUnstake` and `withdrawStake`.
     pub unstake_delay: u64,

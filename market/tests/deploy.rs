@@ -174,7 +174,7 @@ async fn deploy_and_trade(node: &Node<'_>, chain_id: u64) -> Deployment {
         close_grace: 5,
         ..MarketParams::default()
     };
-    assert_eq!(MarketParams::from(&m.market_params), expected);
+    assert_eq!(m.market_params, expected);
 
     // Everything below knows the deployment only through the manifest.
     let as_ = |s: &PrivateKeySigner| -> DynProvider {
