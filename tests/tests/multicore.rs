@@ -1,7 +1,7 @@
 //! The data plane on several workers (`FLOWSHIELD_THREADS` / `--threads`):
 //! a hub with four workers serving eight peers that move data at once,
-//! byte-exact; the workers really are separate TUN queues and UDP sockets;
-//! a bad `--threads` is refused naming the option.
+//! byte-exact; the workers really are separate threads, TUN queues and UDP
+//! sockets; a bad `--threads` is refused naming the option.
 
 use flowshield_e2e::daemon::{daemon_pids, Daemon, Implementation};
 use flowshield_e2e::netns::{Netns, VethPair};
@@ -54,6 +54,19 @@ fn tun_queues(pid: i32, iface: &str) -> anyhow::Result<usize> {
     Ok(queues)
 }
 
+/// Threads of process `pid` named as data-plane workers (`flowshield-w<i>`).
+fn worker_threads(pid: i32) -> anyhow::Result<usize> {
+    let mut workers = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let comm = std::fs::read_to_string(task?.path().join("comm")).unwrap_or_default();
+        let index = comm.trim().strip_prefix("flowshield-w");
+        if index.is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit())) {
+            workers += 1;
+        }
+    }
+    Ok(workers)
+}
+
 /// IPv4 UDP sockets of process `pid` bound to `0.0.0.0:port` in `site`'s
 /// namespace (`ss -u -a -n -p`).
 fn udp_sockets(site: &Site, pid: i32, port: u16) -> anyhow::Result<usize> {
@@ -98,12 +111,14 @@ fn hub_with_four_workers_carries_eight_peers_at_once() -> anyhow::Result<()> {
         client.link_up()?;
     }
 
-    // The workers are real: four TUN queues and four sockets on the port
-    // (a one-worker client keeps one of each).
+    // The workers are real: four threads, four TUN queues and four sockets
+    // on the port (a one-worker client keeps one of each).
     let hub_pid = daemon_pid(&hub.iface)?;
+    assert_eq!(worker_threads(hub_pid)?, HUB_THREADS);
     assert_eq!(tun_queues(hub_pid, &hub.iface)?, HUB_THREADS);
     assert_eq!(udp_sockets(&hub, hub_pid, HUB_PORT)?, HUB_THREADS);
     let client_pid = daemon_pid(&clients[0].iface)?;
+    assert_eq!(worker_threads(client_pid)?, 1);
     assert_eq!(tun_queues(client_pid, &clients[0].iface)?, 1);
     assert_eq!(udp_sockets(&clients[0], client_pid, clients[0].port)?, 1);
 

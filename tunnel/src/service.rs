@@ -39,8 +39,8 @@ pub enum ServiceError {
 /// `flowshieldd`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ThreadArgs {
-    /// Data-plane workers: TUN queues, UDP sockets per address family and
-    /// runtime threads (default: one per core, at most 16; 1 = a single
+    /// Data-plane workers: threads, each with a TUN queue and a UDP socket
+    /// per address family (default: one per core, at most 16; 1 = a single
     /// queue and socket).
     #[arg(
         long,
@@ -75,7 +75,8 @@ pub fn valid_iface_name(name: &str) -> bool {
 /// the TUN device, the UDP sockets and the UAPI socket all exist.
 /// `restricted_access`, when given, also serves the restricted UAPI socket
 /// ([`crate::uapi::restricted`]) with that access. `threads` data-plane
-/// workers run (see [`Daemon`]), on as many runtime threads.
+/// workers run (see [`Daemon`]), each on a thread of its own; UAPI,
+/// timers and signals share one more.
 pub fn run(
     iface: &str,
     access: SocketAccess,
@@ -87,10 +88,8 @@ pub fn run(
         return Err(ServiceError::InterfaceName(iface.to_string()));
     }
     let threads = threads.clamp(1, MAX_THREADS);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .worker_threads(threads)
-        .thread_name("flowshield")
         .build()
         .map_err(ServiceError::Runtime)?;
     runtime.block_on(serve(iface, access, restricted_access, threads, ready))

@@ -8,14 +8,15 @@
 //!   packets are coalesced by tun-rs's GRO table into few TUN writes.
 //! - A timer task runs handshake/keepalive timers four times a second.
 //!
-//! Both directions run on every worker (see [`Daemon`]): one TUN queue and
-//! one UDP socket per address family each, so reads and writes never
-//! serialize on one descriptor, and the sans-IO device is entered once per
-//! batch, not once per packet.
+//! Both directions run on every worker (see [`Daemon`]): one thread with
+//! one TUN queue and one UDP socket per address family each, so reads and
+//! writes never serialize on one descriptor, and the sans-IO device is
+//! entered once per batch, not once per packet.
 
 use super::batch::{Both, NetBatch, NetOnly, TunBatch};
 use super::datapath::SCRATCH_LEN;
 use super::sockets::{Sockets, UdpEndpoint};
+use super::workers::Workers;
 use super::Device;
 use crate::uapi::{Counters, DeviceSnapshot, SetRequest, UapiError};
 use parking_lot::{Mutex, RwLock};
@@ -25,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::Interest;
 use tokio::task::JoinHandle;
-use tun_rs::{AsyncDevice, DeviceBuilder, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
+use tun_rs::{AsyncDevice, DeviceBuilder, SyncDevice, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
 
 /// Default tunnel MTU, as wg-quick uses on a 1500-byte underlay.
 pub const DEFAULT_MTU: u16 = 1420;
@@ -37,6 +38,8 @@ const TICK: Duration = Duration::from_millis(250);
 /// Why the daemon could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
+    #[error("cannot start data-plane worker threads: {0}")]
+    Workers(io::Error),
     #[error("cannot create TUN device {iface}: {source}")]
     CreateTun { iface: String, source: io::Error },
     #[error("cannot bind UDP port {port}: {source}")]
@@ -71,33 +74,44 @@ fn zeroed_buffers(count: usize, len: usize) -> Vec<Vec<u8>> {
     (0..count).map(|_| vec![0u8; len]).collect()
 }
 
-/// Opens the TUN device with `queues` queues (multi-queue from two on),
-/// each with virtio offload (tun-rs sets it on every cloned queue).
-fn open_tun(iface: &str, queues: usize) -> io::Result<Vec<Arc<AsyncDevice>>> {
+/// Opens the TUN device with one queue per worker (multi-queue from two
+/// on), each with virtio offload (tun-rs sets it on every cloned queue),
+/// queue `i` driven by worker `i`.
+fn open_tun(iface: &str, workers: &Workers) -> io::Result<Vec<Arc<AsyncDevice>>> {
     let first = DeviceBuilder::new()
         .name(iface)
         .mtu(DEFAULT_MTU)
         .offload(true)
-        .multi_queue(queues > 1)
-        .build_async()?;
-    let mut tuns = Vec::with_capacity(queues);
-    for _ in 1..queues {
-        tuns.push(Arc::new(first.try_clone()?));
+        .multi_queue(workers.len() > 1)
+        .build_sync()?;
+    let mut queues: Vec<SyncDevice> = Vec::with_capacity(workers.len());
+    for _ in 1..workers.len() {
+        queues.push(first.try_clone()?);
     }
-    tuns.insert(0, Arc::new(first));
-    Ok(tuns)
+    queues.insert(0, first);
+    queues
+        .into_iter()
+        .enumerate()
+        .map(|(i, queue)| {
+            let _runtime = workers.handle(i).enter();
+            AsyncDevice::new(queue).map(Arc::new)
+        })
+        .collect()
 }
 
 /// A running interface: TUN queues, sockets, device state and tasks.
 ///
-/// It runs `threads` workers. Worker `i` reads TUN queue `i`, encrypts and
-/// sends through UDP socket `i` of the destination's family; it receives
-/// on UDP socket `i` of each family, decrypts and writes to TUN queue `i`.
-/// The kernel picks the TUN queue by flow hash and the UDP socket (in the
-/// `SO_REUSEPORT` group) by the peer's address, so one flow's packets stay
-/// on one worker and one peer's datagrams are decrypted in order by one
-/// worker. A peer's crypto is serialized by its tunnel lock (boringtun's
-/// `Tunn` needs `&mut`): one peer never uses more than one core.
+/// It runs `threads` workers, each a thread of its own ([`Workers`]).
+/// Worker `i` reads TUN queue `i`, encrypts and sends through UDP socket
+/// `i` of the destination's family; it receives on UDP socket `i` of each
+/// family, decrypts and writes to TUN queue `i`. The kernel picks the UDP
+/// socket (in the `SO_REUSEPORT` group) by the peer's address and the TUN
+/// queue of a flow by the queue its packets were last written to, so one
+/// peer's datagrams are decrypted in order by one worker and the replies
+/// to them are encrypted by the same one. A peer's crypto is serialized by
+/// its tunnel lock (boringtun's `Tunn` needs `&mut`): one peer never uses
+/// more than one core. UAPI, timers and signals run on the caller's
+/// runtime.
 pub struct Daemon {
     pub iface: String,
     pub device: Arc<Device>,
@@ -105,15 +119,19 @@ pub struct Daemon {
     sockets: RwLock<Arc<Sockets>>,
     recv_tasks: Mutex<Vec<JoinHandle<()>>>,
     set_lock: tokio::sync::Mutex<()>,
+    // Last: the queues and sockets above are dropped before their workers.
+    workers: Workers,
 }
 
 impl Daemon {
-    /// Creates the TUN device `iface` with one queue per worker and binds a
-    /// random UDP port, `threads` sockets per address family. Must run
-    /// inside a tokio runtime.
+    /// Starts `threads` workers, creates the TUN device `iface` with one
+    /// queue per worker and binds a random UDP port, one socket per worker
+    /// and address family. Must run inside a tokio runtime (the one the
+    /// timers run on).
     pub fn create(iface: &str, threads: usize) -> Result<Arc<Self>, DriverError> {
         let threads = threads.clamp(1, MAX_THREADS);
-        let tuns = open_tun(iface, threads).map_err(|source| DriverError::CreateTun {
+        let workers = Workers::start("flowshield", threads).map_err(DriverError::Workers)?;
+        let tuns = open_tun(iface, &workers).map_err(|source| DriverError::CreateTun {
             iface: iface.to_string(),
             source,
         })?;
@@ -124,8 +142,9 @@ impl Daemon {
             sockets: RwLock::new(Arc::new(Sockets::unbound())),
             recv_tasks: Mutex::new(Vec::new()),
             set_lock: tokio::sync::Mutex::new(()),
+            workers,
         });
-        let sockets = Sockets::bind(0, 0, daemon.workers())
+        let sockets = Sockets::bind(0, 0, &daemon.workers.handles())
             .map_err(|source| DriverError::Bind { port: 0, source })?;
         daemon.device.apply(&SetRequest {
             listen_port: Some(sockets.port),
@@ -141,7 +160,7 @@ impl Daemon {
     }
 
     /// Makes `sockets` current and replaces the receive tasks: one per
-    /// socket, the old ones aborted.
+    /// socket, on the socket's worker, the old ones aborted.
     fn install(self: &Arc<Self>, sockets: Sockets) {
         let sockets = Arc::new(sockets);
         *self.sockets.write() = sockets.clone();
@@ -150,7 +169,8 @@ impl Daemon {
             task.abort();
         }
         for (worker, ep) in sockets.endpoints() {
-            tasks.push(tokio::spawn(self.clone().udp_loop(ep.clone(), worker)));
+            let udp_loop = self.clone().udp_loop(ep.clone(), worker);
+            tasks.push(self.workers.handle(worker).spawn(udp_loop));
         }
         tracing::info!(
             iface = %self.iface,
@@ -172,7 +192,7 @@ impl Daemon {
         let timers = tokio::spawn(self.clone().timer_loop());
         let mut readers = tokio::task::JoinSet::new();
         for worker in 0..self.workers() {
-            readers.spawn(self.clone().tun_loop(worker));
+            readers.spawn_on(self.clone().tun_loop(worker), self.workers.handle(worker));
         }
         // The first reader to stop ends the daemon: the link is gone (all
         // queues fail together) or a reader panicked.
@@ -298,7 +318,7 @@ impl Daemon {
         };
         match req.listen_port {
             Some(port) if port == 0 || port != self.device.listen_port() => {
-                let sockets = Sockets::bind(port, fwmark, self.workers())
+                let sockets = Sockets::bind(port, fwmark, &self.workers.handles())
                     .map_err(|e| io_error("listen_port", e))?;
                 req.listen_port = Some(sockets.port);
                 self.install(sockets);

@@ -8,6 +8,7 @@ pub mod datapath;
 pub mod driver;
 mod peer;
 pub mod sockets;
+mod workers;
 
 pub use datapath::Outputs;
 pub use peer::{Peer, PeerConfig};

@@ -17,6 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
+use tokio::runtime::Handle;
 
 /// One bound UDP socket with its quinn-udp state (GSO/GRO capabilities).
 pub struct UdpEndpoint {
@@ -51,9 +52,11 @@ fn socket(addr: SocketAddr, fwmark: u32, reuse_port: bool) -> io::Result<Socket>
     Ok(sock)
 }
 
-fn endpoint(sock: Socket) -> io::Result<UdpEndpoint> {
+/// Wraps `sock` for async use, registered with (driven by) `runtime`.
+fn endpoint(sock: Socket, runtime: &Handle) -> io::Result<UdpEndpoint> {
     let std: std::net::UdpSocket = sock.into();
     let state = UdpSocketState::new((&std).into())?;
+    let _entered = runtime.enter();
     Ok(UdpEndpoint {
         socket: UdpSocket::from_std(std)?,
         state,
@@ -67,34 +70,42 @@ fn local_port(sock: &Socket) -> io::Result<u16> {
         .ok_or_else(|| io::Error::other("bound UDP socket has no IP address"))
 }
 
-/// Binds `count` sockets on `ip`:`port` (0 picks a free port); returns
-/// them and the port.
+/// Binds one socket per runtime on `ip`:`port` (0 picks a free port),
+/// socket `i` driven by `runtimes[i]`; returns them and the port.
 fn bind_family(
     ip: IpAddr,
     port: u16,
     fwmark: u32,
-    count: usize,
+    runtimes: &[Handle],
 ) -> io::Result<(Vec<Arc<UdpEndpoint>>, u16)> {
-    if count <= 1 {
+    if let [runtime] = runtimes {
         let sock = socket((ip, port).into(), fwmark, false)?;
         let port = local_port(&sock)?;
-        return Ok((vec![Arc::new(endpoint(sock)?)], port));
+        return Ok((vec![Arc::new(endpoint(sock, runtime)?)], port));
     }
     // A plain bind conflicts with every socket on the port, SO_REUSEPORT or
     // not: the port is free (or a free one is picked) at this moment.
     let port = local_port(&socket((ip, port).into(), 0, false)?)?;
-    let endpoints = (0..count)
-        .map(|_| endpoint(socket((ip, port).into(), fwmark, true)?).map(Arc::new))
+    let endpoints = runtimes
+        .iter()
+        .map(|runtime| endpoint(socket((ip, port).into(), fwmark, true)?, runtime).map(Arc::new))
         .collect::<io::Result<Vec<_>>>()?;
     Ok((endpoints, port))
 }
 
 impl Sockets {
-    /// Binds `port` (0 picks one) on IPv4 and, where available, IPv6,
-    /// `per_family` sockets each.
-    pub fn bind(port: u16, fwmark: u32, per_family: usize) -> io::Result<Self> {
-        let (v4, port) = bind_family(Ipv4Addr::UNSPECIFIED.into(), port, fwmark, per_family)?;
-        let v6 = match bind_family(Ipv6Addr::UNSPECIFIED.into(), port, fwmark, per_family) {
+    /// Binds `port` (0 picks one) on IPv4 and, where available, IPv6, one
+    /// socket per runtime in each family: socket `i` is driven by
+    /// `runtimes[i]` (worker `i`). No runtimes binds nothing.
+    pub fn bind(port: u16, fwmark: u32, runtimes: &[Handle]) -> io::Result<Self> {
+        if runtimes.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no worker to drive the UDP sockets",
+            ));
+        }
+        let (v4, port) = bind_family(Ipv4Addr::UNSPECIFIED.into(), port, fwmark, runtimes)?;
+        let v6 = match bind_family(Ipv6Addr::UNSPECIFIED.into(), port, fwmark, runtimes) {
             Ok((v6, _)) => v6,
             Err(err) => {
                 tracing::warn!(%err, port, "IPv6 UDP socket unavailable; IPv4 only");
@@ -158,7 +169,7 @@ mod tests {
 
     #[tokio::test]
     async fn workers_share_one_port_and_a_taken_port_is_refused() {
-        let sockets = Sockets::bind(0, 0, 3).unwrap();
+        let sockets = Sockets::bind(0, 0, &vec![Handle::current(); 3]).unwrap();
         assert_ne!(sockets.port, 0);
         assert_eq!(sockets.v4.len(), 3);
         for (_, ep) in sockets.endpoints() {
@@ -176,7 +187,7 @@ mod tests {
         // The port is in use: a second device, one socket or several, must
         // not join it (as without SO_REUSEPORT).
         for count in [1, 2] {
-            let err = Sockets::bind(sockets.port, 0, count).err();
+            let err = Sockets::bind(sockets.port, 0, &vec![Handle::current(); count]).err();
             assert_eq!(
                 err.map(|e| e.kind()),
                 Some(io::ErrorKind::AddrInUse),
@@ -187,7 +198,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_worker_binds_one_plain_socket_per_family() {
-        let sockets = Sockets::bind(0, 0, 1).unwrap();
+        let sockets = Sockets::bind(0, 0, &[Handle::current()]).unwrap();
         assert_eq!(sockets.v4.len(), 1);
         let reuse = socket2::SockRef::from(&sockets.v4[0].socket)
             .reuse_port()
