@@ -1,7 +1,9 @@
 //! A provider restarting mid-session, end to end (namespaces, dev chain,
 //! real data planes; see `common`): its session store lets it take the
 //! session up again, and it settles for the best voucher it ever
-//! acknowledged. Needs root and `cargo build -p flowshield-tunnel`.
+//! acknowledged. Stopped cleanly, it first takes its clients off the data
+//! plane (nothing would check credit, and the egress filter goes with it).
+//! Needs root and `cargo build -p flowshield-tunnel`.
 
 mod common;
 
@@ -118,6 +120,71 @@ fn provider_killed_mid_session_resumes_it_and_loses_no_wei() {
     assert_eq!(after["order"]["status"], "Settled");
     assert_eq!(wei(&after["order"]["redeemed_wei"]), paid);
     // Its own peer removed, the operator's left.
+    assert_eq!(world.provider_peers(0).unwrap(), vec![operator_b64]);
+    world.client.as_mut().unwrap().wait_exit(WAIT).unwrap();
+}
+
+#[test]
+fn provider_stopped_cleanly_forwards_nothing_until_it_starts_again() {
+    let mut world = World::start(1).expect("world");
+    let config = world.client_config(&World::fullnode_urls()).unwrap();
+    // A client that waits out its provider's stop instead of failing over
+    // after two missed vouchers (setup only).
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("max_failed_vouchers = 2", "max_failed_vouchers = 60"),
+    )
+    .unwrap();
+    // The operator's own peer on the provider's interface: never touched.
+    let iface = world.providers[0].iface.clone();
+    let operator_key: WgPublicKey = flowshield_e2e::wg::KeyPair::generate()
+        .unwrap()
+        .public
+        .parse()
+        .unwrap();
+    let add = flowshield_market::dataplane::add_peer_request(
+        &operator_key,
+        Ipv4Addr::new(192, 168, 77, 1),
+    );
+    flowshield_tunnel::uapi::client::call(&iface, &add.to_uapi()).unwrap();
+    let operator_b64 = operator_key.to_string();
+
+    let connected = world.connect_client(&config).unwrap();
+    let order_text = connected["order_id"].as_str().unwrap().to_string();
+    let order = U256::from_str_radix(&order_text, 10).unwrap();
+    world.fetch_blob().expect("traffic before the stop");
+    let before_stop = wait_stored_voucher(&world, order, U256::ZERO);
+    let peers = world.provider_peers(0).unwrap();
+    assert_eq!(peers.len(), 2, "client's and operator's peers: {peers:?}");
+
+    // SIGTERM, as `systemctl stop` sends: a clean exit...
+    let status = world.stop_provider_sidecar(0).expect("sidecar exits");
+    assert!(status.success(), "sidecar exit: {status:?}");
+    // ...that leaves the data plane running but forwarding nothing for the
+    // client: only the operator's peer is left.
+    assert_eq!(world.provider_peers(0).unwrap(), vec![operator_b64.clone()]);
+    assert!(
+        world.fetch_blob_within(3).is_err(),
+        "the client was forwarded with no provider running"
+    );
+
+    // Started again, the provider puts the session's peer back: traffic
+    // flows and the client goes on paying the same order.
+    world
+        .restart_provider_sidecar(0)
+        .expect("provider restarts");
+    world.fetch_blob().expect("traffic after the restart");
+    let after_restart = wait_stored_voucher(&world, order, before_stop);
+    assert!(after_restart > before_stop);
+    let peers = world.provider_peers(0).unwrap();
+    assert_eq!(peers.len(), 2, "peers after restart: {peers:?}");
+
+    let summary = world.disconnect(&config).unwrap();
+    assert_eq!(summary["event"], "disconnected");
+    assert_eq!(summary["settled_by"], "provider");
+    let paid = wei(&summary["provider_paid_wei"]);
+    assert!(U256::from(paid) >= after_restart, "paid {paid}");
     assert_eq!(world.provider_peers(0).unwrap(), vec![operator_b64]);
     world.client.as_mut().unwrap().wait_exit(WAIT).unwrap();
 }

@@ -139,6 +139,47 @@ impl SessionHost {
         tracing::info!(%redeemed, why, "session ended, order settled");
     }
 
+    /// At a clean stop: takes every peer this provider added off the data
+    /// plane and its rate limits away, keeping the records. With no sidecar
+    /// running nothing would check credit, and the egress filter goes with
+    /// the sidecar: a client must not be forwarded meanwhile. The next
+    /// start resumes each session whose order is still active (re-adding
+    /// its peer, [`crate::provider::recover`]) or settles it. Peers it did
+    /// not add (the operator's, a verifier's) stay.
+    pub async fn park(&self) {
+        // No forwarding decision is half carried out while peers go.
+        let _forwarding = self.forwarding.lock().await;
+        let store = &self.config.store;
+        let keys: Vec<_> = match store.added_peers().await {
+            Ok(peers) => peers.into_iter().map(|p| p.wg_key).collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the peers this provider added; taking its sessions' peers off");
+                let state = self.state.lock().await;
+                let orders = state.table.order_ids();
+                orders
+                    .iter()
+                    .filter_map(|id| state.table.get(id).map(|s| s.wg_key))
+                    .collect()
+            }
+        };
+        let mut parked = 0usize;
+        for key in &keys {
+            match self.config.dataplane.remove_peer(key).await {
+                Ok(()) => parked += 1,
+                Err(e) => {
+                    tracing::warn!(error = %e, peer = %key, "cannot take the peer off the data plane")
+                }
+            }
+        }
+        if let Some(shaper) = &self.config.shaper {
+            shaper.uninstall().await;
+        }
+        tracing::info!(
+            parked,
+            "stopping: clients' peers off the data plane until the next start"
+        );
+    }
+
     /// Stops the session's traffic: removes its peer (and forgets it once
     /// removed) and lifts its rate limit. Data plane only, no chain.
     async fn remove_from_dataplane(&self, session: &Session) {

@@ -88,6 +88,9 @@ pub struct Provider {
     tasks: Vec<JoinHandle<()>>,
     /// The applied egress filter, removed by [`Provider::shutdown`].
     egress: Option<egress::Egress>,
+    /// Sessions, whose peers [`Provider::shutdown`] takes off the data
+    /// plane.
+    sessions: Option<SessionHost>,
 }
 
 /// How often the session host weighs each session's traffic against its
@@ -155,6 +158,7 @@ impl Provider {
                 config.cert_announce_every,
             )));
         }
+        let sessions = config.sessions.clone();
         tasks.push(tokio::spawn(run(
             config,
             net.clone(),
@@ -166,6 +170,7 @@ impl Provider {
             events,
             tasks,
             egress,
+            sessions,
         })
     }
 
@@ -178,9 +183,19 @@ impl Provider {
         self.events.subscribe()
     }
 
+    /// Stops: no more requests or credit checks, clients' peers off the
+    /// data plane ([`SessionHost::park`]), the network, then the egress
+    /// filter — in that order, so no client is forwarded unfiltered.
     pub async fn shutdown(self) {
-        for task in self.tasks {
+        for task in &self.tasks {
             task.abort();
+        }
+        for task in self.tasks {
+            // Cancelled at its next await: no request is half served below.
+            let _ = task.await;
+        }
+        if let Some(host) = &self.sessions {
+            host.park().await;
         }
         self.net.shutdown().await;
         if let Some(egress) = &self.egress {

@@ -122,6 +122,23 @@ impl ShapingPlan {
             .collect()
     }
 
+    /// `tc` and `ip` commands that take all of it away (a provider that
+    /// stops leaves no limits behind; errors ignored: parts may be gone):
+    /// both trees, the ingress redirect, the IFB device.
+    pub fn uninstall(&self) -> (Vec<TcArgs>, Vec<TcArgs>) {
+        let mut tc = self.reset();
+        tc.push(args(&[
+            "qdisc",
+            "del",
+            "dev",
+            &self.iface,
+            "handle",
+            "ffff:",
+            "ingress",
+        ]));
+        (tc, vec![args(&["link", "del", &self.ifb()])])
+    }
+
     /// After [`ShapingPlan::reset`] (a restarted provider starts clean): an
     /// HTB tree with its parent class on the interface and on
     /// the IFB device, and the interface's ingress sent to the IFB device.
@@ -257,6 +274,24 @@ impl Shaper {
         Ok(())
     }
 
+    /// Removes every limit and the IFB device (the provider stops).
+    pub async fn uninstall(&self) {
+        let (plan, tools) = (self.plan.clone(), self.tools.clone());
+        let result = blocking(move || {
+            let (tc, ip) = plan.uninstall();
+            run_ignoring(&tools, &tc);
+            for line in &ip {
+                let _ = tools.run("ip", &strs(line), None);
+            }
+            Ok(())
+        })
+        .await;
+        match result {
+            Ok(()) => tracing::info!(iface = %self.plan.iface, "per-client shaping removed"),
+            Err(e) => tracing::warn!(error = %e, "removing per-client shaping failed"),
+        }
+    }
+
     /// Limits `address` (a session started).
     pub async fn add(&self, address: Ipv4Addr) -> Result<(), ShapingError> {
         let (plan, tools) = (self.plan.clone(), self.tools.clone());
@@ -313,6 +348,20 @@ mod tests {
         assert_eq!(p.ifb(), "fs0-up");
         let long = ShapingPlan::new("abcdefghijklmno", "10.77.0.0/24".parse().unwrap(), 1, 1);
         assert_eq!(long.unwrap().ifb(), "abcdefghijkl-up");
+    }
+
+    #[test]
+    fn uninstall_takes_away_both_trees_the_redirect_and_the_ifb_device() {
+        let (tc, ip) = plan().uninstall();
+        assert_eq!(
+            joined(&tc),
+            [
+                "qdisc del dev fs0 root",
+                "qdisc del dev fs0-up root",
+                "qdisc del dev fs0 handle ffff: ingress",
+            ]
+        );
+        assert_eq!(joined(&ip), ["link del fs0-up"]);
     }
 
     #[test]

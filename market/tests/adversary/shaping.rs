@@ -2,7 +2,7 @@
 //! through its real tunnel, both directions. With per-client shaping at a
 //! capacity of 20 Mbit/s it measures between 15 and 22 Mbit/s each way (HTB
 //! towards the client, a policer from it); its tc class and filters are
-//! gone once the session ends.
+//! gone once the session ends, and the whole tree once the provider stops.
 
 use crate::fixture::{Options, Site};
 use flowshield_chain::alloy::primitives::U256;
@@ -121,7 +121,20 @@ async fn a_client_gets_the_offered_rate_and_no_more_each_way() {
         !filters.contains("10.77.0.2") && !filters.contains("0a4d0002"),
         "{filters}"
     );
-    site.shutdown(vec![client]).await;
+    // Provider stopped: no tree, no ingress redirect, no IFB device left.
+    let iface = site.iface.clone();
+    let wg = site.stop(vec![client]).await;
+    let qdiscs = wg
+        .ns
+        .run(&["tc", "qdisc", "show", "dev", &iface])
+        .expect("tc qdisc show");
+    assert!(
+        !qdiscs.contains("htb") && !qdiscs.contains("ingress"),
+        "{qdiscs}"
+    );
+    let links = wg.ns.run(&["ip", "-o", "link", "show"]).expect("ip link");
+    let ifb: String = iface.chars().take(12).collect();
+    assert!(!links.contains(&format!("{ifb}-up")), "{links}");
 }
 
 /// Without shaping (as before): the same client takes far more than 20.

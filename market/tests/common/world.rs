@@ -415,9 +415,14 @@ key_file = "{dir}/client.key"
 
     /// Fetches the origin's blob through the tunnel; checks its checksum.
     pub fn fetch_blob(&self) -> Result<()> {
+        self.fetch_blob_within(30)
+    }
+
+    /// [`World::fetch_blob`], giving up after `secs` seconds.
+    pub fn fetch_blob_within(&self, secs: u32) -> Result<()> {
         let out = run_ok(self.cl.command("sh").args([
             "-c",
-            &format!("curl -s --max-time 30 {ORIGIN_URL} | sha256sum"),
+            &format!("curl -s --max-time {secs} {ORIGIN_URL} | sha256sum"),
         ]))?;
         let got = out.split_whitespace().next().unwrap_or_default();
         if got != self.blob_sha256 {
@@ -498,6 +503,14 @@ key_file = "{dir}/client.key"
     /// clean up); its data plane keeps running.
     pub fn kill_provider_sidecar(&mut self, i: usize) {
         self.providers[i].sidecar.take();
+    }
+
+    /// Stops provider `i`'s sidecar as systemd does (SIGTERM) and waits
+    /// until it has exited; its data plane keeps running.
+    pub fn stop_provider_sidecar(&mut self, i: usize) -> Result<std::process::ExitStatus> {
+        let mut sidecar = self.providers[i].sidecar.take().context("no sidecar")?;
+        sidecar.signal(libc::SIGTERM);
+        sidecar.wait_exit(WAIT)
     }
 
     /// Starts provider `i`'s sidecar again from its configuration file
