@@ -47,21 +47,19 @@ fn wait_stored_voucher(world: &World, order: U256, above: U256) -> U256 {
     })
 }
 
-#[test]
-fn provider_killed_mid_session_resumes_it_and_loses_no_wei() {
-    let mut world = World::start(1).expect("world");
-    let provider = world.account("p0");
+/// A world whose client waits out its provider's restart instead of failing
+/// over after two missed vouchers, and whose provider interface carries
+/// the operator's own peer (never to be touched); returns the world, the
+/// client's config and that peer's key (base64).
+fn world_with_operator_peer() -> (World, std::path::PathBuf, String) {
+    let world = World::start(1).expect("world");
     let config = world.client_config(&World::fullnode_urls()).unwrap();
-    // A client that waits out its provider's restart instead of failing
-    // over after two missed vouchers (setup only).
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(
         &config,
         text.replace("max_failed_vouchers = 2", "max_failed_vouchers = 60"),
     )
     .unwrap();
-
-    // The operator's own peer on the provider's interface: never touched.
     let iface = world.providers[0].iface.clone();
     let operator_key: WgPublicKey = flowshield_e2e::wg::KeyPair::generate()
         .unwrap()
@@ -73,11 +71,22 @@ fn provider_killed_mid_session_resumes_it_and_loses_no_wei() {
         Ipv4Addr::new(192, 168, 77, 1),
     );
     flowshield_tunnel::uapi::client::call(&iface, &add.to_uapi()).unwrap();
-    let operator_b64 = operator_key.to_string();
+    (world, config, operator_key.to_string())
+}
 
-    let connected = world.connect_client(&config).unwrap();
+/// Connects the client; returns its order (as text and as a number).
+fn connect(world: &mut World, config: &std::path::Path) -> (String, U256) {
+    let connected = world.connect_client(config).unwrap();
     let order_text = connected["order_id"].as_str().unwrap().to_string();
     let order = U256::from_str_radix(&order_text, 10).unwrap();
+    (order_text, order)
+}
+
+#[test]
+fn provider_killed_mid_session_resumes_it_and_loses_no_wei() {
+    let (mut world, config, operator_b64) = world_with_operator_peer();
+    let provider = world.account("p0");
+    let (order_text, order) = connect(&mut world, &config);
     world.fetch_blob().expect("traffic before the crash");
     let before_crash = wait_stored_voucher(&world, order, U256::ZERO);
 
@@ -126,33 +135,8 @@ fn provider_killed_mid_session_resumes_it_and_loses_no_wei() {
 
 #[test]
 fn provider_stopped_cleanly_forwards_nothing_until_it_starts_again() {
-    let mut world = World::start(1).expect("world");
-    let config = world.client_config(&World::fullnode_urls()).unwrap();
-    // A client that waits out its provider's stop instead of failing over
-    // after two missed vouchers (setup only).
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replace("max_failed_vouchers = 2", "max_failed_vouchers = 60"),
-    )
-    .unwrap();
-    // The operator's own peer on the provider's interface: never touched.
-    let iface = world.providers[0].iface.clone();
-    let operator_key: WgPublicKey = flowshield_e2e::wg::KeyPair::generate()
-        .unwrap()
-        .public
-        .parse()
-        .unwrap();
-    let add = flowshield_market::dataplane::add_peer_request(
-        &operator_key,
-        Ipv4Addr::new(192, 168, 77, 1),
-    );
-    flowshield_tunnel::uapi::client::call(&iface, &add.to_uapi()).unwrap();
-    let operator_b64 = operator_key.to_string();
-
-    let connected = world.connect_client(&config).unwrap();
-    let order_text = connected["order_id"].as_str().unwrap().to_string();
-    let order = U256::from_str_radix(&order_text, 10).unwrap();
+    let (mut world, config, operator_b64) = world_with_operator_peer();
+    let (_, order) = connect(&mut world, &config);
     world.fetch_blob().expect("traffic before the stop");
     let before_stop = wait_stored_voucher(&world, order, U256::ZERO);
     let peers = world.provider_peers(0).unwrap();
