@@ -45,11 +45,19 @@ enum Role {
     Deploy(cli::deploy::DeployArgs),
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     let cli = Cli::parse();
     // stdout carries the client's JSON lines; logs go to stderr.
     cli.log.init()?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Role::Fullnode(args) = &cli.role {
+        runtime.worker_threads(args.runtime_threads());
+    }
+    runtime.build()?.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> Result<()> {
     match cli.role {
         Role::Fullnode(args) => cli::fullnode::run(args).await,
         Role::Provider(args) => cli::provider::run(args).await,
