@@ -2,11 +2,38 @@
 //! heartbeat (first byte even) or a certificate announcement (odd), then
 //! the envelope bytes. Invariants: no panic; a decoded envelope re-encodes
 //! to one that decodes to the same parts; a verified heartbeat is accepted
-//! once by a fresh replay guard and refused the second time.
+//! once by a fresh replay guard and refused the second time; checked in a
+//! batch beside a genuine heartbeat, each gets the answer it gets alone.
 #![no_main]
 
-use flowshield_proto::{CertAnnouncement, Heartbeat, ReplayGuard, Signable, SignedMessage};
+use flowshield_fuzz::keys;
+use flowshield_proto::{
+    verify_batch, CertAnnouncement, Heartbeat, ReplayGuard, Signable, SignedMessage, SignerKeys,
+};
 use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
+
+/// A genuine heartbeat (the fixtures' provider) to batch every input with.
+fn genuine() -> &'static SignedMessage<Heartbeat> {
+    static GENUINE: OnceLock<SignedMessage<Heartbeat>> = OnceLock::new();
+    GENUINE.get_or_init(|| {
+        let heartbeat = Heartbeat {
+            offer: keys::offer(),
+            seq: 1,
+            timestamp_ms: 1_700_000_000_000,
+        };
+        SignedMessage::sign(&heartbeat, &keys::provider_keypair())
+            .expect("the fixtures' heartbeat signs")
+    })
+}
+
+/// The batch's answers are the ones each envelope gets alone.
+fn batch_agrees(message: &SignedMessage<Heartbeat>) {
+    let genuine = genuine();
+    let alone = [message.verify(), genuine.verify()];
+    let batched = verify_batch(&[message, genuine], &mut SignerKeys::new(4));
+    assert_eq!(batched, alone, "a batch answered otherwise than alone");
+}
 
 fn decode<T: Signable>(bytes: &[u8]) -> Option<T> {
     let message = SignedMessage::<T>::from_bytes(bytes).ok()?;
@@ -23,6 +50,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if kind % 2 == 0 {
+        if let Ok(message) = SignedMessage::<Heartbeat>::from_bytes(bytes) {
+            batch_agrees(&message);
+        }
         let Some(heartbeat) = decode::<Heartbeat>(bytes) else {
             return;
         };

@@ -3,7 +3,7 @@
 use flowshield_chain::alloy::primitives::{Address, U256};
 use flowshield_chain::alloy::signers::local::PrivateKeySigner;
 use flowshield_chain::alloy::sol_types::Eip712Domain;
-use flowshield_proto::Keypair;
+use flowshield_proto::{Keypair, Offer, Region, WgPublicKey};
 
 /// The chain id of the fixtures' EIP-712 domain.
 pub const CHAIN_ID: u64 = 31337;
@@ -69,4 +69,23 @@ pub fn challenge() -> (
         300,
         &mut rng,
     )
+}
+
+/// The provider's offer in the heartbeat seeds, and in the genuine
+/// heartbeat the envelope target batches every input with.
+pub fn offer() -> Offer {
+    Offer {
+        provider_peer_id: provider_keypair().public().to_peer_id(),
+        chain_address: "0x00112233445566778899aabbccddeeff00112233"
+            .parse()
+            .expect("fixed address"),
+        wg_public_key: WgPublicKey([7; 32]),
+        endpoint: "192.0.2.10:51820".parse().expect("fixed endpoint"),
+        region: Region::new("eu-west").expect("fixed region"),
+        price_per_gib_wei: 1_000_000_000,
+        price_per_hour_wei: 1_000,
+        capacity_mbps: 500,
+        max_clients: 10,
+        tunnel_subnet: Some("10.77.0.0/16".parse().expect("fixed subnet")),
+    }
 }

@@ -7,6 +7,8 @@
 //!   [`Heartbeat`] that carries it.
 //! - [`signed`]: [`SignedMessage`], the envelope that binds a payload to the
 //!   libp2p Ed25519 key of its author, with size limits on decode.
+//! - [`batch`]: [`verify_batch`], many signed messages checked at once,
+//!   each getting the answer it would get alone.
 //! - [`replay`]: [`ReplayGuard`], which rejects replayed, stale and
 //!   future-dated heartbeats.
 //! - [`error`]: [`ProtoError`], one variant per reason a message is refused.
@@ -23,6 +25,7 @@
 //! and signing keys (`flowshield-chain`), certificate verification (that is
 //! `flowshield-ca`).
 
+pub mod batch;
 pub mod cert;
 pub mod eip712;
 pub mod error;
@@ -32,6 +35,7 @@ pub mod report;
 pub mod signed;
 pub mod signers;
 
+pub use batch::verify_batch;
 pub use cert::CertAnnouncement;
 pub use eip712::{market_domain, published_report_digest, report_digest, Report};
 pub use error::ProtoError;

@@ -5,9 +5,13 @@
 //!   struct's declaration order, so the bytes are deterministic for a given
 //!   value. The bytes are carried verbatim and verified as received, so a
 //!   reader never depends on re-producing them.
-//! - the **signature** is Ed25519 (through the libp2p key) over
+//! - the **signature** is Ed25519 (made with the libp2p key) over
 //!   `T::DOMAIN || 0x00 || payload`, so a signature for one message type can
-//!   never be replayed as another.
+//!   never be replayed as another. It is checked with ZIP 215's rules
+//!   (`ed25519-zebra`): canonical `s`, cofactored equation. Every signature
+//!   an honest signer makes passes; the rules are the ones under which one
+//!   signature verified alone and in a batch ([`crate::batch`]) always get
+//!   the same answer, so nodes that batch and nodes that do not agree.
 //! - the **signer** is the libp2p protobuf encoding of the public key.
 //! - on the wire the envelope is JSON:
 //!   `{"payload":"<base64>","signer":"<base64>","signature":"<base64>"}`
@@ -17,7 +21,7 @@
 //! *and* the signer's PeerId is the author the payload names.
 
 use crate::error::ProtoError;
-use crate::signers::SignerKeys;
+use crate::signers::{Signer, SignerKeys};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use libp2p_identity::{Keypair, PeerId, PublicKey};
@@ -161,6 +165,32 @@ impl<T: Signable> SignedMessage<T> {
         }
     }
 
+    /// The length of [`Self::to_bytes`], without encoding. An envelope
+    /// of exactly this length that decodes to these parts is the encoding
+    /// up to the order of its three fields: whitespace, escapes and other
+    /// padding only lengthen it, and unknown or repeated fields are
+    /// refused by [`Self::from_bytes`].
+    pub fn encoded_len(&self) -> usize {
+        let base64 = |len: usize| len.div_ceil(3) * 4;
+        r#"{"payload":"","signer":"","signature":""}"#.len()
+            + base64(self.payload.len())
+            + base64(self.signer.len())
+            + base64(self.signature.len())
+    }
+
+    /// The envelope as text for storing and serving: `received` (the
+    /// bytes this message was decoded from) when it is the encoding up to
+    /// field order (see [`Self::encoded_len`]), which saves encoding it
+    /// again; otherwise the encoding.
+    pub fn envelope_text(&self, received: Vec<u8>) -> String {
+        if received.len() == self.encoded_len() {
+            if let Ok(text) = String::from_utf8(received) {
+                return text;
+            }
+        }
+        String::from_utf8_lossy(&self.to_bytes()).into_owned()
+    }
+
     /// The wire encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
         let envelope = Envelope {
@@ -218,26 +248,30 @@ impl<T: Signable> SignedMessage<T> {
     /// Checks the signature, that the signer is the author the payload
     /// names, and the payload's own validity; returns the payload.
     pub fn verify(&self) -> Result<T, ProtoError> {
-        let key = self.public_key()?;
-        let signer = key.to_peer_id();
-        self.verify_with(&key, signer)
+        self.verify_with(&Signer::decode(&self.signer)?)
     }
 
     /// [`Self::verify`], taking the signer's decoded key from `keys` when
     /// it is there (and keeping it there once its signature verified).
     pub fn verify_cached(&self, keys: &mut SignerKeys) -> Result<T, ProtoError> {
-        let (key, signer, cached) = keys.decode(&self.signer)?;
-        let value = self.verify_with(&key, signer)?;
+        let (signer, cached) = keys.decode(&self.signer)?;
+        let value = self.verify_with(&signer)?;
         if !cached {
-            keys.keep(&self.signer, key, signer);
+            keys.keep(&self.signer, signer);
         }
         Ok(value)
     }
 
-    fn verify_with(&self, key: &PublicKey, signer: PeerId) -> Result<T, ProtoError> {
-        if !key.verify(&Self::signing_input(&self.payload), &self.signature) {
+    fn verify_with(&self, signer: &Signer) -> Result<T, ProtoError> {
+        if !signer.verifies(&Self::signing_input(&self.payload), &self.signature) {
             return Err(ProtoError::Forged);
         }
+        self.accept(signer.peer)
+    }
+
+    /// The checks after the signature's: the payload decodes, `signer`
+    /// is the author it names, and it is valid.
+    pub(crate) fn accept(&self, signer: PeerId) -> Result<T, ProtoError> {
         let value: T = serde_json::from_slice(&self.payload)
             .map_err(|e| ProtoError::invalid("payload", e.to_string()))?;
         let expected = value.expected_signer();
@@ -292,6 +326,40 @@ pub(crate) mod tests {
             .sign(&SignedMessage::<Heartbeat>::signing_input(&payload))
             .unwrap();
         SignedMessage::from_parts(payload, claimed.public().encode_protobuf(), signature)
+    }
+
+    #[test]
+    fn the_received_envelope_is_kept_only_when_it_is_the_encoding() {
+        let keypair = Keypair::generate_ed25519();
+        let message = SignedMessage::sign(&heartbeat(&keypair), &keypair).unwrap();
+        let encoded = message.to_bytes();
+        assert_eq!(message.encoded_len(), encoded.len());
+        let canonical = String::from_utf8(encoded.clone()).unwrap();
+        assert_eq!(message.envelope_text(encoded.clone()), canonical);
+        // The same parts, padded with whitespace or escapes: decodes, but
+        // what is kept is the encoding.
+        let text = canonical.clone();
+        let padded = format!(" {}", text.replacen(',', " ,", 1));
+        let escaped = text.replacen("\"payload\"", "\"p\\u0061yload\"", 1);
+        for variant in [padded, escaped] {
+            let decoded = SignedMessage::<Heartbeat>::from_bytes(variant.as_bytes()).unwrap();
+            assert_eq!(decoded, message);
+            assert_eq!(decoded.envelope_text(variant.into_bytes()), canonical);
+        }
+        // Fields in another order: the same length, kept as received.
+        let value: serde_json::Value = serde_json::from_str(&canonical).unwrap();
+        let reordered = format!(
+            r#"{{"signature":{},"signer":{},"payload":{}}}"#,
+            value["signature"], value["signer"], value["payload"]
+        );
+        let decoded = SignedMessage::<Heartbeat>::from_bytes(reordered.as_bytes()).unwrap();
+        assert_eq!(
+            decoded.envelope_text(reordered.clone().into_bytes()),
+            reordered
+        );
+        // Bytes of the right length that are not this message's encoding
+        // are not the caller's to pass, but stay text at worst.
+        assert_eq!(message.envelope_text(vec![0xff; encoded.len()]), canonical);
     }
 
     #[test]

@@ -9,15 +9,63 @@
 //! evict by sending heartbeats.
 
 use crate::error::ProtoError;
+use ed25519_zebra::{Signature, VerificationKey, VerificationKeyBytes};
 use libp2p_identity::{PeerId, PublicKey};
 use lru::LruCache;
 use std::num::NonZeroUsize;
+
+/// A decoded signer: its key, its PeerId and, for an Ed25519 key, the
+/// curve point ready to verify with.
+#[derive(Clone, Debug)]
+pub(crate) struct Signer {
+    pub(crate) key: PublicKey,
+    pub(crate) peer: PeerId,
+    /// The decompressed key and its bytes (for batches).
+    pub(crate) ed25519: Option<(VerificationKey, VerificationKeyBytes)>,
+}
+
+impl Signer {
+    /// Decodes the protobuf encoding of a public key.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, ProtoError> {
+        let key = PublicKey::try_decode_protobuf(bytes)
+            .map_err(|e| ProtoError::invalid("signer", e.to_string()))?;
+        let peer = key.to_peer_id();
+        let ed25519 = match key.clone().try_into_ed25519() {
+            Ok(ed) => {
+                let raw = VerificationKeyBytes::from(ed.to_bytes());
+                let point = VerificationKey::try_from(raw)
+                    .map_err(|e| ProtoError::invalid("signer", e.to_string()))?;
+                Some((point, raw))
+            }
+            Err(_) => None,
+        };
+        Ok(Self { key, peer, ed25519 })
+    }
+
+    /// Whether `signature` is this signer's over `input`. Ed25519 follows
+    /// ZIP 215 (cofactored, as [`crate::batch`] verifies, so a signature
+    /// passes alone exactly when it passes in a batch); other key types
+    /// verify as libp2p does.
+    pub(crate) fn verifies(&self, input: &[u8], signature: &[u8]) -> bool {
+        match &self.ed25519 {
+            Some((point, _)) => ed25519_signature(signature)
+                .is_some_and(|signature| point.verify(&signature, input).is_ok()),
+            None => self.key.verify(input, signature),
+        }
+    }
+}
+
+/// An Ed25519 signature from its 64 bytes (`None` for any other length).
+pub(crate) fn ed25519_signature(bytes: &[u8]) -> Option<Signature> {
+    let bytes: [u8; 64] = bytes.try_into().ok()?;
+    Some(Signature::from_bytes(&bytes))
+}
 
 /// Decoded signer keys and their PeerIds, by the signer bytes of the
 /// envelope (the protobuf encoding of the public key).
 #[derive(Debug)]
 pub struct SignerKeys {
-    keys: LruCache<Vec<u8>, (PublicKey, PeerId)>,
+    keys: LruCache<Vec<u8>, Signer>,
 }
 
 impl SignerKeys {
@@ -39,24 +87,18 @@ impl SignerKeys {
         self.keys.is_empty()
     }
 
-    /// The key and PeerId `signer` encodes, from the cache or decoded;
-    /// the second value says whether it came from the cache.
-    pub(crate) fn decode(
-        &mut self,
-        signer: &[u8],
-    ) -> Result<(PublicKey, PeerId, bool), ProtoError> {
-        if let Some((key, peer)) = self.keys.get(signer) {
-            return Ok((key.clone(), *peer, true));
+    /// The signer `bytes` encodes, from the cache or decoded; the second
+    /// value says whether it came from the cache.
+    pub(crate) fn decode(&mut self, bytes: &[u8]) -> Result<(Signer, bool), ProtoError> {
+        if let Some(signer) = self.keys.get(bytes) {
+            return Ok((signer.clone(), true));
         }
-        let key = PublicKey::try_decode_protobuf(signer)
-            .map_err(|e| ProtoError::invalid("signer", e.to_string()))?;
-        let peer = key.to_peer_id();
-        Ok((key, peer, false))
+        Ok((Signer::decode(bytes)?, false))
     }
 
-    /// Keeps a key whose signature verified.
-    pub(crate) fn keep(&mut self, signer: &[u8], key: PublicKey, peer: PeerId) {
-        self.keys.put(signer.to_vec(), (key, peer));
+    /// Keeps a signer whose signature verified.
+    pub(crate) fn keep(&mut self, bytes: &[u8], signer: Signer) {
+        self.keys.put(bytes.to_vec(), signer);
     }
 }
 

@@ -23,7 +23,7 @@ use flowshield_market::wire::session::{
 };
 use flowshield_proto::report::{metrics_hash, SignedReport};
 use flowshield_proto::{
-    published_report_digest, CertAnnouncement, Heartbeat, Offer, Region, Report, SignedMessage, WgPublicKey,
+    published_report_digest, CertAnnouncement, Heartbeat, Report, SignedMessage, WgPublicKey,
 };
 use flowshield_tunnel::device::datapath::SCRATCH_LEN;
 use flowshield_tunnel::key::SecretKey;
@@ -194,21 +194,6 @@ fn datagram_seeds(c: &Corpus) -> Result<()> {
     Ok(())
 }
 
-fn offer() -> Result<Offer> {
-    Ok(Offer {
-        provider_peer_id: keys::provider_keypair().public().to_peer_id(),
-        chain_address: "0x00112233445566778899aabbccddeeff00112233".parse()?,
-        wg_public_key: WgPublicKey([7; 32]),
-        endpoint: "192.0.2.10:51820".parse()?,
-        region: Region::new("eu-west")?,
-        price_per_gib_wei: 1_000_000_000,
-        price_per_hour_wei: 1_000,
-        capacity_mbps: 500,
-        max_clients: 10,
-        tunnel_subnet: Some("10.77.0.0/16".parse()?),
-    })
-}
-
 fn issued_chain() -> Result<(Vec<u8>, Vec<u8>)> {
     let ca = Authority::create(keys::market(), keys::CA_NOW - 60)?;
     let node = keys::node_keys();
@@ -221,7 +206,7 @@ fn issued_chain() -> Result<(Vec<u8>, Vec<u8>)> {
 fn market_seeds(c: &Corpus) -> Result<()> {
     let provider = keys::provider_keypair();
     let heartbeat = Heartbeat {
-        offer: offer()?,
+        offer: keys::offer(),
         seq: 3,
         timestamp_ms: 1_700_000_000_000,
     };

@@ -53,12 +53,18 @@ pub struct IndexedProvider {
 impl IndexedProvider {
     /// The entry for a verified heartbeat accepted at `now_ms`.
     pub fn new(heartbeat: &Heartbeat, signed: &SignedMessage<Heartbeat>, now_ms: u64) -> Self {
+        let envelope = String::from_utf8_lossy(&signed.to_bytes()).into_owned();
+        Self::with_envelope(heartbeat, envelope, now_ms)
+    }
+
+    /// [`Self::new`] with the envelope already as text.
+    pub fn with_envelope(heartbeat: &Heartbeat, envelope: String, now_ms: u64) -> Self {
         Self {
             offer: heartbeat.offer.clone(),
             seq: heartbeat.seq,
             timestamp_ms: heartbeat.timestamp_ms,
             last_seen_ms: now_ms,
-            signed_heartbeat: String::from_utf8_lossy(&signed.to_bytes()).into_owned(),
+            signed_heartbeat: envelope,
         }
     }
 }

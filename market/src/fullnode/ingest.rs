@@ -31,7 +31,7 @@ use crate::unix_ms;
 use flowshield_ca::registry::Registry;
 use flowshield_ca::VerifyError;
 use flowshield_chain::MarketClient;
-use flowshield_proto::{ChainAddress, Heartbeat, PeerId, SignedMessage};
+use flowshield_proto::{ChainAddress, Heartbeat, PeerId};
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,7 +46,8 @@ type Lookup = (LookupJob, Result<Found, String>);
 /// forwarding waits for the verdict.
 struct Held {
     heartbeat: Box<Heartbeat>,
-    signed: Box<SignedMessage<Heartbeat>>,
+    /// The signed envelope as text.
+    envelope: String,
     via: PeerId,
     message_id: Option<MessageId>,
 }
@@ -167,13 +168,13 @@ impl Ingest {
         match event {
             NetEvent::HeartbeatAccepted {
                 heartbeat,
-                signed,
+                envelope,
                 via,
                 message_id,
             } => {
                 let held = Held {
                     heartbeat,
-                    signed,
+                    envelope,
                     via,
                     message_id,
                 };
@@ -297,7 +298,7 @@ impl Ingest {
         };
         match decision {
             Decision::Accept => {
-                self.admit(&held.heartbeat, &held.signed, now, state);
+                self.admit(&held.heartbeat, &held.envelope, now, state);
                 self.settle(&held, true).await;
             }
             Decision::Refuse(reason) => {
@@ -363,15 +364,9 @@ impl Ingest {
         }
     }
 
-    fn admit(
-        &self,
-        heartbeat: &Heartbeat,
-        signed: &SignedMessage<Heartbeat>,
-        now: u64,
-        state: &mut State,
-    ) {
+    fn admit(&self, heartbeat: &Heartbeat, envelope: &str, now: u64, state: &mut State) {
         let provider = heartbeat.offer.provider_peer_id;
-        let record = IndexedProvider::new(heartbeat, signed, now);
+        let record = IndexedProvider::with_envelope(heartbeat, envelope.to_owned(), now);
         let (stored, changed) = match self.live.write() {
             Ok(mut live) => {
                 let changed = live

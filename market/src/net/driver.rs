@@ -3,6 +3,7 @@
 //! the way in (DHT records in [`dht`]).
 
 mod dht;
+mod heartbeats;
 
 use super::behaviour::{
     heartbeat_record_key, region_key, MarketBehaviour, MarketBehaviourEvent, CERT_TOPIC,
@@ -11,10 +12,11 @@ use super::behaviour::{
 use super::{Command, MapGauges, MarketResponse, NetError, NetEvent};
 use crate::unix_ms;
 use flowshield_proto::{
-    CertAnnouncement, Heartbeat, PeerId, ProtoError, ReplayGuard, ReplayPolicy, SignedMessage,
-    SignerKeys,
+    verify_batch, CertAnnouncement, Heartbeat, PeerId, ProtoError, ReplayGuard, ReplayPolicy,
+    SignedMessage, SignerKeys,
 };
 use futures::StreamExt;
+use heartbeats::{HeartbeatBatch, Waiting};
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::dial_opts::DialOpts;
@@ -58,6 +60,8 @@ pub(crate) struct Driver {
     /// replay guard tracks): each heartbeat's key is decoded once, not
     /// every few seconds.
     signer_keys: SignerKeys,
+    /// Heartbeats waiting for their signatures to be checked together.
+    heartbeats: HeartbeatBatch,
     /// Heartbeats that pass are forwarded only once the owner says so.
     defer_heartbeats: bool,
     queries: HashMap<kad::QueryId, Pending>,
@@ -89,6 +93,7 @@ impl Driver {
             replay: ReplayGuard::new(policy),
             replay_gauges,
             signer_keys: SignerKeys::new(policy.max_tracked),
+            heartbeats: HeartbeatBatch::new(),
             defer_heartbeats,
             queries: HashMap::new(),
             requests: HashMap::new(),
@@ -110,6 +115,9 @@ impl Driver {
                     Some(command) => self.handle_command(command),
                 },
                 event = self.swarm.select_next_some() => self.handle_swarm_event(event).await,
+                _ = self.heartbeats.due(), if self.heartbeats.is_open() => {
+                    self.check_heartbeats().await
+                }
                 _ = prune.tick() => {
                     self.replay.prune(unix_ms());
                     self.observe_replay();
@@ -344,64 +352,98 @@ impl Driver {
                 message_id,
                 message,
             } if message.topic == self.topic.hash() => {
-                let verdict =
-                    SignedMessage::<Heartbeat>::from_bytes(&message.data).and_then(|signed| {
-                        let heartbeat = signed.verify_cached(&mut self.signer_keys)?;
-                        self.replay.check_and_record(&heartbeat, unix_ms())?;
-                        Ok((heartbeat, signed))
-                    });
-                let acceptance = match &verdict {
-                    Ok(_) if self.defer_heartbeats => None,
-                    Ok(_) => Some(MessageAcceptance::Accept),
-                    // Late or duplicate copies can reach honest relays; drop
-                    // them without penalizing the forwarder.
-                    Err(
-                        ProtoError::Replayed { .. }
-                        | ProtoError::Stale { .. }
-                        | ProtoError::FromFuture { .. },
-                    ) => Some(MessageAcceptance::Ignore),
-                    Err(_) => Some(MessageAcceptance::Reject),
-                };
-                let deferred = match acceptance {
-                    Some(acceptance) => {
-                        self.swarm
-                            .behaviour_mut()
-                            .gossipsub
-                            .report_message_validation_result(
-                                &message_id,
-                                &propagation_source,
-                                acceptance,
-                            );
-                        None
-                    }
-                    None => Some(message_id),
-                };
-                self.observe_replay();
-                let event = match verdict {
-                    Ok((heartbeat, signed)) => {
-                        tracing::debug!(provider = %heartbeat.offer.provider_peer_id, seq = heartbeat.seq, "heartbeat accepted");
-                        NetEvent::HeartbeatAccepted {
-                            heartbeat: Box::new(heartbeat),
-                            signed: Box::new(signed),
+                match SignedMessage::<Heartbeat>::from_bytes(&message.data) {
+                    Ok(signed) => {
+                        let waiting = Waiting {
+                            signed,
+                            data: message.data,
+                            message_id,
                             via: propagation_source,
-                            message_id: deferred,
+                        };
+                        if self.heartbeats.push(waiting) {
+                            self.check_heartbeats().await;
                         }
                     }
                     Err(error) => {
-                        tracing::info!(via = %propagation_source, %error, "heartbeat refused");
-                        NetEvent::HeartbeatRejected {
-                            error,
-                            via: propagation_source,
-                        }
+                        self.settle_heartbeat(Err(error), message_id, propagation_source)
+                            .await
                     }
-                };
-                emit(&self.events, event).await;
+                }
             }
             gossipsub::Event::Subscribed { peer_id, topic } if topic == self.topic.hash() => {
                 emit(&self.events, NetEvent::PeerSubscribed { peer: peer_id }).await;
             }
             _ => {}
         }
+    }
+
+    /// Checks the open batch of heartbeats and settles each, in the
+    /// order they arrived.
+    async fn check_heartbeats(&mut self) {
+        let batch = self.heartbeats.take();
+        let signed: Vec<&SignedMessage<Heartbeat>> = batch.iter().map(|w| &w.signed).collect();
+        let verdicts = verify_batch(&signed, &mut self.signer_keys);
+        let now = unix_ms();
+        for (waiting, verdict) in batch.into_iter().zip(verdicts) {
+            let verdict = verdict.and_then(|heartbeat| {
+                self.replay.check_and_record(&heartbeat, now)?;
+                Ok((heartbeat, waiting.signed.envelope_text(waiting.data)))
+            });
+            self.settle_heartbeat(verdict, waiting.message_id, waiting.via)
+                .await;
+        }
+        self.observe_replay();
+    }
+
+    /// Tells gossip what became of a heartbeat (or leaves that to the
+    /// owner when it defers) and passes the verdict on.
+    async fn settle_heartbeat(
+        &mut self,
+        verdict: Result<(Heartbeat, String), ProtoError>,
+        message_id: gossipsub::MessageId,
+        propagation_source: PeerId,
+    ) {
+        let acceptance = match &verdict {
+            Ok(_) if self.defer_heartbeats => None,
+            Ok(_) => Some(MessageAcceptance::Accept),
+            // Late or duplicate copies can reach honest relays; drop
+            // them without penalizing the forwarder.
+            Err(
+                ProtoError::Replayed { .. }
+                | ProtoError::Stale { .. }
+                | ProtoError::FromFuture { .. },
+            ) => Some(MessageAcceptance::Ignore),
+            Err(_) => Some(MessageAcceptance::Reject),
+        };
+        let deferred = match acceptance {
+            Some(acceptance) => {
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
+                None
+            }
+            None => Some(message_id),
+        };
+        let event = match verdict {
+            Ok((heartbeat, envelope)) => {
+                tracing::debug!(provider = %heartbeat.offer.provider_peer_id, seq = heartbeat.seq, "heartbeat accepted");
+                NetEvent::HeartbeatAccepted {
+                    heartbeat: Box::new(heartbeat),
+                    envelope,
+                    via: propagation_source,
+                    message_id: deferred,
+                }
+            }
+            Err(error) => {
+                tracing::info!(via = %propagation_source, %error, "heartbeat refused");
+                NetEvent::HeartbeatRejected {
+                    error,
+                    via: propagation_source,
+                }
+            }
+        };
+        emit(&self.events, event).await;
     }
 
     async fn handle_cert(&mut self, via: PeerId, message_id: gossipsub::MessageId, data: &[u8]) {

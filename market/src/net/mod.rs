@@ -65,7 +65,8 @@ pub enum NetEvent {
     /// A gossiped heartbeat passed every check.
     HeartbeatAccepted {
         heartbeat: Box<Heartbeat>,
-        signed: Box<SignedMessage<Heartbeat>>,
+        /// The signed envelope as text, for storing and serving.
+        envelope: String,
         /// The peer that forwarded it (not necessarily its author).
         via: PeerId,
         /// With [`NetConfig::defer_heartbeat_validation`]: gossip forwards
