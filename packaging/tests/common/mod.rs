@@ -1,9 +1,14 @@
 //! What the package tests share: running commands, building the .deb
 //! (`packaging/build-deb.sh`), and Debian chroots unpacked from a cached
-//! debootstrap tarball (one per package list) under [`CACHE_DIR`].
+//! debootstrap tarball (one per package list) under [`CACHE_DIR`];
+//! [`container`]: such a tree booted under systemd-nspawn; [`market`]: a
+//! local market (chain, fullnode, client) in network namespaces around it.
 
 // Each test file uses its own part of this module.
 #![allow(dead_code)]
+
+pub mod container;
+pub mod market;
 
 use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
