@@ -127,6 +127,13 @@ impl Drop for Daemon {
     }
 }
 
+/// Where a [`Daemon`] of the market runs.
+#[derive(Clone, Copy)]
+enum Side {
+    Hub,
+    Client,
+}
+
 /// The chain, the fullnode, the client and the hosts around the container.
 pub struct Market {
     pub hub: Netns,
@@ -201,11 +208,16 @@ impl Market {
         Ok(market)
     }
 
-    fn spawn(&mut self, ns: &str, name: &str, program: &str, args: &[&str]) -> Result<&mut Daemon> {
-        let ns = match ns {
-            "hub" => &self.hub,
-            "client" => &self.client,
-            other => bail!("no namespace {other}"),
+    fn spawn(
+        &mut self,
+        side: Side,
+        name: &str,
+        program: &str,
+        args: &[&str],
+    ) -> Result<&mut Daemon> {
+        let ns = match side {
+            Side::Hub => &self.hub,
+            Side::Client => &self.client,
         };
         let daemon = Daemon::spawn(ns, self.dir.path(), name, &self.bin.join(program), args)?;
         self.daemons.push(daemon);
@@ -226,7 +238,7 @@ impl Market {
             "provider,client",
         ];
         let ready = self
-            .spawn("hub", "chain", "flowshield-market", &args)?
+            .spawn(Side::Hub, "chain", "flowshield-market", &args)?
             .wait_line("ready ", Duration::from_secs(120))?;
         let info: serde_json::Value =
             serde_json::from_str(&ready).context("dev-chain's ready line")?;
@@ -269,7 +281,7 @@ impl Market {
             "--market",
             &market,
         ];
-        let fullnode = self.spawn("hub", "fullnode", "flowshield-market", &args)?;
+        let fullnode = self.spawn(Side::Hub, "fullnode", "flowshield-market", &args)?;
         let tail = fullnode.wait_line("listening /ip4/10.251.0.1/tcp", Duration::from_secs(30))?;
         fullnode.wait_line("http ", Duration::from_secs(30))?;
         self.fullnode = format!("/ip4/10.251.0.1/tcp{tail}");
@@ -349,7 +361,7 @@ key_file = "{key}"
             "--max-price",
             "5000000000000000000",
         ];
-        let client = self.spawn("client", "client", "flowshield-market", &args)?;
+        let client = self.spawn(Side::Client, "client", "flowshield-market", &args)?;
         let line = client.wait_line("{", Duration::from_secs(120))?;
         let event: serde_json::Value =
             serde_json::from_str(&format!("{{{line}")).context("the client's connected event")?;
