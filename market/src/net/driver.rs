@@ -381,8 +381,24 @@ impl Driver {
     /// order they arrived.
     async fn check_heartbeats(&mut self) {
         let batch = self.heartbeats.take();
-        let signed: Vec<&SignedMessage<Heartbeat>> = batch.iter().map(|w| &w.signed).collect();
-        let verdicts = verify_batch(&signed, &mut self.signer_keys);
+        // A batch is milliseconds of curve arithmetic: on a blocking
+        // thread, so the other tasks of this runtime (a fullnode's HTTP
+        // API among them) are not stalled behind it. Nothing else uses
+        // the key cache meanwhile: this task waits for it.
+        let mut keys = std::mem::replace(&mut self.signer_keys, SignerKeys::new(1));
+        let checked = tokio::task::spawn_blocking(move || {
+            let signed: Vec<&SignedMessage<Heartbeat>> = batch.iter().map(|w| &w.signed).collect();
+            let verdicts = verify_batch(&signed, &mut keys);
+            (batch, verdicts, keys)
+        })
+        .await;
+        let (batch, verdicts, keys) = match checked {
+            Ok(checked) => checked,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // The runtime is shutting down.
+            Err(_) => return,
+        };
+        self.signer_keys = keys;
         let now = unix_ms();
         for (waiting, verdict) in batch.into_iter().zip(verdicts) {
             let verdict = verdict.and_then(|heartbeat| {
