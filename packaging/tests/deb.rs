@@ -16,7 +16,7 @@
 mod common;
 
 use anyhow::{ensure, Context, Result};
-use common::{build_deb, run, stdout, Chroot};
+use common::{build_deb, require_tools, run, stdout, Chroot};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -42,7 +42,7 @@ fn require_prerequisites() -> Result<()> {
         unsafe { libc::geteuid() } == 0,
         "the package test needs root (chroot, file owners): run scripts/test.sh as root"
     );
-    for tool in [
+    require_tools(&[
         "debootstrap",
         "lintian",
         "help2man",
@@ -50,15 +50,7 @@ fn require_prerequisites() -> Result<()> {
         "chroot",
         "tar",
         "sha256sum",
-    ] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        ensure!(found, "{tool} is not installed: run scripts/setup.sh");
-    }
-    Ok(())
+    ])
 }
 
 fn lintian_is_clean(deb: &Path) -> Result<()> {

@@ -22,9 +22,7 @@
 mod common;
 
 use anyhow::{ensure, Context, Result};
-use common::container::{
-    effective_caps, require_prerequisites, Container, Network, CAP_NET_ADMIN, PACKAGES,
-};
+use common::container::{require_prerequisites, steadily_sandboxed, Container, Network, PACKAGES};
 use common::{build_deb, Chroot};
 use std::time::Instant;
 
@@ -140,20 +138,7 @@ fn exercise(c: &Container, chain_address: &str) -> Result<()> {
         Ok(c.journal(provider)
             .contains("dashboard http://127.0.0.1:8090/"))
     })?;
-    ensure!(
-        c.property(provider, "ActiveState")? == "active"
-            && c.property(provider, "NRestarts")? == "0",
-        "{provider} is not steadily active:\n{}",
-        c.journal(provider)
-    );
-    let pid = c.property(provider, "MainPID")?;
-    let user = c.exec(&["stat", "-c", "%U", &format!("/proc/{pid}")])?;
-    ensure!(user.trim() == "flowshield", "provider runs as {user}");
-    let caps = effective_caps(c, &pid)?;
-    ensure!(
-        caps == CAP_NET_ADMIN,
-        "provider's effective capabilities {caps:#x}, want CAP_NET_ADMIN only"
-    );
+    steadily_sandboxed(c, provider, &format!(":\n{}", c.journal(provider)))?;
     let (status, answer) = c.http_get(8090, "/api/status", "127.0.0.1:8090")?;
     ensure!(status == 200, "{answer}");
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();

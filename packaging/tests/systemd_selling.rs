@@ -26,9 +26,7 @@
 mod common;
 
 use anyhow::{ensure, Context, Result};
-use common::container::{
-    effective_caps, require_prerequisites, Container, Network, CAP_NET_ADMIN, PACKAGES,
-};
+use common::container::{require_prerequisites, steadily_sandboxed, Container, Network, PACKAGES};
 use common::market::{reaches, Market, CLIENT_ROUTES, CONTAINER, INTERNET, LAN, SMTP};
 use common::{build_deb, Chroot};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -143,19 +141,7 @@ fn exercise(c: &Container, market: &mut Market) -> Result<()> {
         );
         Ok(c.journal(PROVIDER).contains("listening /ip4/"))
     })?;
-    ensure!(
-        c.property(PROVIDER, "ActiveState")? == "active"
-            && c.property(PROVIDER, "NRestarts")? == "0",
-        "{PROVIDER} is not steadily active"
-    );
-    let pid = c.property(PROVIDER, "MainPID")?;
-    let user = c.exec(&["stat", "-c", "%U", &format!("/proc/{pid}")])?;
-    ensure!(user.trim() == "flowshield", "provider runs as {user}");
-    let caps = effective_caps(c, &pid)?;
-    ensure!(
-        caps == CAP_NET_ADMIN,
-        "provider's effective capabilities {caps:#x}, want CAP_NET_ADMIN only"
-    );
+    steadily_sandboxed(c, PROVIDER, "")?;
     let journal = c.journal(PROVIDER);
     ensure!(
         journal.contains("registered on chain"),

@@ -30,14 +30,7 @@ pub fn require_prerequisites() -> Result<()> {
         unsafe { libc::geteuid() } == 0,
         "the systemd test needs root (nspawn, chroot): run scripts/test.sh as root"
     );
-    for tool in ["systemd-nspawn", "nsenter", "debootstrap", "chroot"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        ensure!(found, "{tool} is not installed: run scripts/setup.sh");
-    }
+    super::require_tools(&["systemd-nspawn", "nsenter", "debootstrap", "chroot"])?;
     ensure!(
         Path::new("/dev/net/tun").exists(),
         "/dev/net/tun is missing: the data plane needs TUN"
@@ -278,6 +271,25 @@ impl Drop for Container {
         let _ = self.nspawn.kill();
         let _ = self.nspawn.wait();
     }
+}
+
+/// Checks that `unit` runs steadily (active, never restarted) as user
+/// flowshield with CAP_NET_ADMIN as its only effective capability;
+/// returns its main pid. `context` is quoted when it does not.
+pub fn steadily_sandboxed(c: &Container, unit: &str, context: &str) -> Result<String> {
+    ensure!(
+        c.property(unit, "ActiveState")? == "active" && c.property(unit, "NRestarts")? == "0",
+        "{unit} is not steadily active{context}"
+    );
+    let pid = c.property(unit, "MainPID")?;
+    let user = c.exec(&["stat", "-c", "%U", &format!("/proc/{pid}")])?;
+    ensure!(user.trim() == "flowshield", "{unit} runs as {user}");
+    let caps = effective_caps(c, &pid)?;
+    ensure!(
+        caps == CAP_NET_ADMIN,
+        "{unit}'s effective capabilities {caps:#x}, want CAP_NET_ADMIN only"
+    );
+    Ok(pid)
 }
 
 /// Effective capabilities of `pid` inside the container.

@@ -20,6 +20,19 @@ pub const SUITE: &str = "bookworm";
 /// The package's Depends that minbase lacks (dpkg -i does not fetch them).
 pub const EXTRA_PACKAGES: &[&str] = &["iproute2", "iputils-ping", "nftables"];
 
+/// Fails naming the first of `tools` that is not on PATH.
+pub fn require_tools(tools: &[&str]) -> Result<()> {
+    for tool in tools {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        ensure!(found, "{tool} is not installed: run scripts/setup.sh");
+    }
+    Ok(())
+}
+
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
