@@ -51,11 +51,7 @@ fn provider_config(shipped: &str, chain_address: &str) -> Result<String> {
             .context("nothing after [chain]")?
         + 1;
     text.replace_range(start..end, "\n");
-    let left: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#') && l.contains('<'))
-        .collect();
-    ensure!(left.is_empty(), "placeholders left: {left:?}");
+    common::ensure_filled_in(&text)?;
     Ok(text)
 }
 

@@ -68,11 +68,7 @@ fn selling_config(shipped: &str, market: &Market) -> Result<String> {
     ] {
         text = replace(&text, from, &to)?;
     }
-    let left: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#') && l.contains('<'))
-        .collect();
-    ensure!(left.is_empty(), "placeholders left: {left:?}");
+    common::ensure_filled_in(&text)?;
     Ok(text)
 }
 

@@ -20,6 +20,17 @@ pub const SUITE: &str = "bookworm";
 /// The package's Depends that minbase lacks (dpkg -i does not fetch them).
 pub const EXTRA_PACKAGES: &[&str] = &["iproute2", "iputils-ping", "nftables"];
 
+/// Fails naming the lines of a shipped config that still hold a
+/// `<placeholder>` outside comments.
+pub fn ensure_filled_in(text: &str) -> Result<()> {
+    let left: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && l.contains('<'))
+        .collect();
+    ensure!(left.is_empty(), "placeholders left: {left:?}");
+    Ok(())
+}
+
 /// Fails naming the first of `tools` that is not on PATH.
 pub fn require_tools(tools: &[&str]) -> Result<()> {
     for tool in tools {
