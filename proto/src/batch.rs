@@ -30,8 +30,9 @@ enum Stage {
 }
 
 /// Verifies every message in `messages`; entry `i` of the result is what
-/// [`SignedMessage::verify_cached`] would return for message `i`, and the
-/// keys of the signers that verified are kept in `keys`.
+/// [`SignedMessage::verify`] returns for message `i`. Signers' keys are
+/// taken from `keys` when they are there, and kept there once a message
+/// of theirs verified.
 pub fn verify_batch<T: Signable>(
     messages: &[&SignedMessage<T>],
     keys: &mut SignerKeys,

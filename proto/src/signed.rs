@@ -21,7 +21,7 @@
 //! *and* the signer's PeerId is the author the payload names.
 
 use crate::error::ProtoError;
-use crate::signers::{Signer, SignerKeys};
+use crate::signers::Signer;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use libp2p_identity::{Keypair, PeerId, PublicKey};
@@ -249,17 +249,6 @@ impl<T: Signable> SignedMessage<T> {
     /// names, and the payload's own validity; returns the payload.
     pub fn verify(&self) -> Result<T, ProtoError> {
         self.verify_with(&Signer::decode(&self.signer)?)
-    }
-
-    /// [`Self::verify`], taking the signer's decoded key from `keys` when
-    /// it is there (and keeping it there once its signature verified).
-    pub fn verify_cached(&self, keys: &mut SignerKeys) -> Result<T, ProtoError> {
-        let (signer, cached) = keys.decode(&self.signer)?;
-        let value = self.verify_with(&signer)?;
-        if !cached {
-            keys.keep(&self.signer, signer);
-        }
-        Ok(value)
     }
 
     fn verify_with(&self, signer: &Signer) -> Result<T, ProtoError> {

@@ -119,6 +119,16 @@ mod tests {
         SignedMessage::sign(&heartbeat, keypair).unwrap()
     }
 
+    /// One message through the cache, as the net driver checks them.
+    fn checked(
+        message: &SignedMessage<Heartbeat>,
+        keys: &mut SignerKeys,
+    ) -> Result<Heartbeat, ProtoError> {
+        let mut verdicts = crate::verify_batch(&[message], keys);
+        assert_eq!(verdicts.len(), 1);
+        verdicts.remove(0)
+    }
+
     #[test]
     fn cached_verification_agrees_with_plain_and_keeps_the_key() {
         let keypair = Keypair::generate_ed25519();
@@ -126,7 +136,7 @@ mod tests {
         for seq in 1..=3 {
             let message = signed(&keypair, seq);
             assert_eq!(
-                message.verify_cached(&mut keys).unwrap(),
+                checked(&message, &mut keys).unwrap(),
                 message.verify().unwrap()
             );
             assert_eq!(keys.len(), 1);
@@ -138,16 +148,16 @@ mod tests {
         let provider = Keypair::generate_ed25519();
         let attacker = Keypair::generate_ed25519();
         let mut keys = SignerKeys::new(16);
-        signed(&provider, 1).verify_cached(&mut keys).unwrap();
+        checked(&signed(&provider, 1), &mut keys).unwrap();
         // The provider's key bytes with the attacker's signature.
         let genuine = signed(&provider, 2);
         let forged = forge(genuine.payload().to_vec(), &provider, &attacker);
-        assert_eq!(forged.verify_cached(&mut keys), Err(ProtoError::Forged));
+        assert_eq!(checked(&forged, &mut keys), Err(ProtoError::Forged));
         // The attacker's own (cached) key signing the provider's heartbeat.
-        signed(&attacker, 1).verify_cached(&mut keys).unwrap();
+        checked(&signed(&attacker, 1), &mut keys).unwrap();
         let impostor = forge(genuine.payload().to_vec(), &attacker, &attacker);
         assert!(matches!(
-            impostor.verify_cached(&mut keys),
+            checked(&impostor, &mut keys),
             Err(ProtoError::WrongSigner { .. })
         ));
     }
@@ -164,12 +174,10 @@ mod tests {
             genuine.signer().to_vec(),
             signature,
         );
-        assert_eq!(forged.verify_cached(&mut keys), Err(ProtoError::Forged));
+        assert_eq!(checked(&forged, &mut keys), Err(ProtoError::Forged));
         assert!(keys.is_empty());
         for _ in 0..3 {
-            signed(&Keypair::generate_ed25519(), 1)
-                .verify_cached(&mut keys)
-                .unwrap();
+            checked(&signed(&Keypair::generate_ed25519(), 1), &mut keys).unwrap();
         }
         assert_eq!(keys.len(), 2);
     }

@@ -241,7 +241,7 @@ impl Ingest {
         }
     }
 
-    async fn gate_heartbeat(&mut self, held: Held, state: &mut State) {
+    async fn gate_heartbeat(&mut self, mut held: Held, state: &mut State) {
         let now = unix_ms();
         let provider = held.heartbeat.offer.provider_peer_id;
         if let Some(stake) = &mut self.stake {
@@ -298,7 +298,8 @@ impl Ingest {
         };
         match decision {
             Decision::Accept => {
-                self.admit(&held.heartbeat, &held.envelope, now, state);
+                let envelope = std::mem::take(&mut held.envelope);
+                self.admit(&held.heartbeat, envelope, now, state);
                 self.settle(&held, true).await;
             }
             Decision::Refuse(reason) => {
@@ -364,9 +365,9 @@ impl Ingest {
         }
     }
 
-    fn admit(&self, heartbeat: &Heartbeat, envelope: &str, now: u64, state: &mut State) {
+    fn admit(&self, heartbeat: &Heartbeat, envelope: String, now: u64, state: &mut State) {
         let provider = heartbeat.offer.provider_peer_id;
-        let record = IndexedProvider::with_envelope(heartbeat, envelope.to_owned(), now);
+        let record = IndexedProvider::with_envelope(heartbeat, envelope, now);
         let (stored, changed) = match self.live.write() {
             Ok(mut live) => {
                 let changed = live
