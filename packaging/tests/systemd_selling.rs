@@ -238,7 +238,9 @@ fn exercise(c: &Container, market: &mut Market) -> Result<()> {
         "no traffic from the client: {peers:?}"
     );
 
-    // 3. Stopping parks the peer and takes the filter and shaping away.
+    // 3. Stopping parks the peer and takes the filter and shaping away. The
+    // provider runs `nft` and `tc` as it stops: only it gets SIGTERM.
+    ensure!(c.property(PROVIDER, "KillMode")? == "mixed");
     c.exec(&["systemctl", "stop", PROVIDER])?;
     ensure!(c.property(PROVIDER, "ActiveState")? == "inactive");
     ensure!(c.property(DATAPLANE, "ActiveState")? == "active");
@@ -249,6 +251,12 @@ fn exercise(c: &Container, market: &mut Market) -> Result<()> {
         "egress filter removed",
     ] {
         ensure!(journal.contains(line), "no {line:?} in the journal");
+    }
+    for line in [
+        "removing per-client shaping failed",
+        "cannot take the peer off",
+    ] {
+        ensure!(!journal.contains(line), "{line:?} in the journal");
     }
     ensure!(dataplane_peers(c)?.is_empty(), "peers left on flowshield0");
     let table = c

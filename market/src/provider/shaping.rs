@@ -40,6 +40,8 @@ pub enum ShapingError {
     Outside { address: Ipv4Addr, subnet: Ipv4Net },
     #[error("shaping: {0}")]
     Tool(#[from] ToolError),
+    #[error("shaping: qdiscs left after removing them: {0}")]
+    LeftOver(String),
 }
 
 /// The tc commands for one interface (sans-IO).
@@ -137,6 +139,23 @@ impl ShapingPlan {
             "ingress",
         ]));
         (tc, vec![args(&["link", "del", &self.ifb()])])
+    }
+
+    /// The `tc qdisc show dev IFACE` command that [`ShapingPlan::left_over`]
+    /// reads.
+    pub fn show(&self) -> TcArgs {
+        args(&["qdisc", "show", "dev", &self.iface])
+    }
+
+    /// The lines of `tc qdisc show dev IFACE` that are this plan's (its HTB
+    /// root, its ingress): what an uninstall that did not finish left.
+    pub fn left_over(shown: &str) -> Vec<String> {
+        shown
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("qdisc htb 1: root") || l.starts_with("qdisc ingress ffff:"))
+            .map(str::to_string)
+            .collect()
     }
 
     /// After [`ShapingPlan::reset`] (a restarted provider starts clean): an
@@ -274,16 +293,27 @@ impl Shaper {
         Ok(())
     }
 
-    /// Removes every limit and the IFB device (the provider stops).
+    /// Removes every limit and the IFB device (the provider stops), then
+    /// reads the interface's qdiscs back: what is left is removed once
+    /// more (a `tc` that did not run to the end, e.g. killed by a stop
+    /// signal), and named in a warning if it stays.
     pub async fn uninstall(&self) {
         let (plan, tools) = (self.plan.clone(), self.tools.clone());
         let result = blocking(move || {
             let (tc, ip) = plan.uninstall();
-            run_ignoring(&tools, &tc);
-            for line in &ip {
-                let _ = tools.run("ip", &strs(line), None);
+            let mut left = Vec::new();
+            for _ in 0..2 {
+                run_ignoring(&tools, &tc);
+                for line in &ip {
+                    let _ = tools.run("ip", &strs(line), None);
+                }
+                let shown = tools.run("tc", &strs(&plan.show()), None)?;
+                left = ShapingPlan::left_over(&shown);
+                if left.is_empty() {
+                    return Ok(());
+                }
             }
-            Ok(())
+            Err(ShapingError::LeftOver(left.join("; ")))
         })
         .await;
         match result {
@@ -362,6 +392,18 @@ mod tests {
             ]
         );
         assert_eq!(joined(&ip), ["link del fs0-up"]);
+        assert_eq!(plan().show().join(" "), "qdisc show dev fs0");
+    }
+
+    #[test]
+    fn what_an_unfinished_uninstall_left_is_found() {
+        let shown =
+            "qdisc htb 1: root refcnt 257 r2q 10 default 0 direct_packets_stat 0 direct_qlen 500\n\
+                     qdisc ingress ffff: parent ffff:fff1 ----------------\n";
+        assert_eq!(ShapingPlan::left_over(shown).len(), 2);
+        let clean = "qdisc noqueue 0: root refcnt 2\n";
+        assert!(ShapingPlan::left_over(clean).is_empty());
+        assert!(ShapingPlan::left_over("").is_empty());
     }
 
     #[test]
