@@ -4,6 +4,13 @@
 
 mod cli;
 
+/// mimalloc rather than the system allocator: a fullnode allocates and
+/// frees small buffers for every gossip message (thousands a second), and
+/// glibc's malloc took about an eighth of its CPU in
+/// `scripts/bench-market.sh`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use flowshield_logging::LogArgs;

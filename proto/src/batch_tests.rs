@@ -176,3 +176,48 @@ fn a_torsioned_signature_gets_the_same_answer_alone_and_in_any_batch() {
         assert_eq!(verify_batch(&[&message], &mut keys), vec![alone.clone()]);
     }
 }
+
+/// The batch's terms for `messages` (each Ed25519, with a batchable
+/// signature).
+fn batch_of(messages: &[&SignedMessage<Heartbeat>]) -> Vec<Terms> {
+    messages
+        .iter()
+        .map(|m| {
+            let signer = Signer::decode(m.signer()).unwrap();
+            let input = SignedMessage::<Heartbeat>::signing_input(m.payload());
+            let signature: [u8; 64] = m.signature().try_into().unwrap();
+            terms(signer.ed25519.as_ref().unwrap(), &signature, &input).unwrap()
+        })
+        .collect()
+}
+
+/// The batch equation itself (not the one-by-one fallback, which would
+/// give right answers on its own): it holds for genuine and torsioned
+/// signatures in every draw of weights, and fails with one forgery in.
+#[test]
+fn the_batch_equation_holds_exactly_for_valid_signatures() {
+    let seed = [9u8; 32];
+    let keypair = Keypair::ed25519_from_bytes(seed).unwrap();
+    let payload = SignedMessage::<Heartbeat>::encode_payload(&heartbeat(&keypair, 5)).unwrap();
+    let input = SignedMessage::<Heartbeat>::signing_input(&payload);
+    let (signature, keypair) = torsioned_signature(seed, &input);
+    let torsioned = SignedMessage::<Heartbeat>::from_parts(
+        payload,
+        keypair.public().encode_protobuf(),
+        signature.to_vec(),
+    );
+    let keypairs: Vec<_> = (0..16).map(|_| Keypair::generate_ed25519()).collect();
+    let genuine: Vec<_> = keypairs.iter().map(|k| signed(k, 1)).collect();
+    // The first provider's heartbeat and key, the attacker's signature.
+    let attacker = Keypair::generate_ed25519();
+    let forged = forge(genuine[0].payload().to_vec(), &keypairs[0], &attacker);
+    for _ in 0..32 {
+        let mut refs: Vec<_> = genuine.iter().collect();
+        refs.push(&torsioned);
+        assert!(batch_holds(&batch_of(&refs)));
+        refs.push(&forged);
+        assert!(!batch_holds(&batch_of(&refs)));
+    }
+    assert!(batch_holds(&batch_of(&[&torsioned])));
+    assert!(!batch_holds(&batch_of(&[&forged])));
+}

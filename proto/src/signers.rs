@@ -9,6 +9,7 @@
 //! evict by sending heartbeats.
 
 use crate::error::ProtoError;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use ed25519_zebra::{Signature, VerificationKey, VerificationKeyBytes};
 use libp2p_identity::{PeerId, PublicKey};
 use lru::LruCache;
@@ -20,8 +21,18 @@ use std::num::NonZeroUsize;
 pub(crate) struct Signer {
     pub(crate) key: PublicKey,
     pub(crate) peer: PeerId,
-    /// The decompressed key and its bytes (for batches).
-    pub(crate) ed25519: Option<(VerificationKey, VerificationKeyBytes)>,
+    pub(crate) ed25519: Option<Ed25519Key>,
+}
+
+/// An Ed25519 key decoded once for every check it takes part in.
+#[derive(Clone, Debug)]
+pub(crate) struct Ed25519Key {
+    /// For checks one at a time (ZIP 215).
+    pub(crate) key: VerificationKey,
+    /// Its encoding, as signed over (`k = H(R || A || M)`).
+    pub(crate) bytes: [u8; 32],
+    /// The point `A`, for batches ([`crate::batch`]).
+    pub(crate) point: EdwardsPoint,
 }
 
 impl Signer {
@@ -32,10 +43,12 @@ impl Signer {
         let peer = key.to_peer_id();
         let ed25519 = match key.clone().try_into_ed25519() {
             Ok(ed) => {
-                let raw = VerificationKeyBytes::from(ed.to_bytes());
-                let point = VerificationKey::try_from(raw)
-                    .map_err(|e| ProtoError::invalid("signer", e.to_string()))?;
-                Some((point, raw))
+                let bytes = ed.to_bytes();
+                let invalid = || ProtoError::invalid("signer", "not a curve point");
+                let key = VerificationKey::try_from(VerificationKeyBytes::from(bytes))
+                    .map_err(|_| invalid())?;
+                let point = CompressedEdwardsY(bytes).decompress().ok_or_else(invalid)?;
+                Some(Ed25519Key { key, bytes, point })
             }
             Err(_) => None,
         };
@@ -48,8 +61,8 @@ impl Signer {
     /// verify as libp2p does.
     pub(crate) fn verifies(&self, input: &[u8], signature: &[u8]) -> bool {
         match &self.ed25519 {
-            Some((point, _)) => ed25519_signature(signature)
-                .is_some_and(|signature| point.verify(&signature, input).is_ok()),
+            Some(ed) => ed25519_signature(signature)
+                .is_some_and(|signature| ed.key.verify(&signature, input).is_ok()),
             None => self.key.verify(input, signature),
         }
     }
