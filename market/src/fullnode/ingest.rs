@@ -114,6 +114,18 @@ struct State {
     checks: JoinSet<()>,
 }
 
+/// Runs a stake lookup beside the loop; its outcome comes back on
+/// `state.lookups_tx`.
+fn spawn_lookup(stake: &Stake, state: &mut State, job: LookupJob) {
+    let market = stake.market.clone();
+    let timeout = stake.lookup_timeout;
+    let lookups = state.lookups_tx.clone();
+    state.checks.spawn(async move {
+        let outcome = stakegate::lookup(&market, job, timeout).await;
+        let _ = lookups.send((job, outcome)).await;
+    });
+}
+
 impl Ingest {
     pub async fn run(mut self, mut net_events: mpsc::Receiver<NetEvent>) {
         let mut expiry =
@@ -281,13 +293,7 @@ impl Ingest {
                         .entry(address)
                         .or_default()
                         .insert(provider, held);
-                    let market = stake.market.clone();
-                    let timeout = stake.lookup_timeout;
-                    let lookups = state.lookups_tx.clone();
-                    state.checks.spawn(async move {
-                        let outcome = stakegate::lookup(&market, job, timeout).await;
-                        let _ = lookups.send((job, outcome)).await;
-                    });
+                    spawn_lookup(stake, state, job);
                     return self.hold(replaced).await;
                 }
             }
@@ -355,7 +361,12 @@ impl Ingest {
         if let Err(error) = &outcome {
             tracing::debug!(address = %job.address, %error, "stake lookup failed");
         }
-        stake.gate.record(&job, outcome, unix_ms());
+        let now = unix_ms();
+        stake.gate.record(&job, outcome, now);
+        // The slot is free: addresses waiting for one take it.
+        for next in stake.gate.next_lookups(now) {
+            spawn_lookup(stake, state, next);
+        }
         let held = state
             .held_for_stake
             .remove(&job.address)

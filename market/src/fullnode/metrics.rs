@@ -7,13 +7,14 @@ use prometheus::{
 };
 
 /// The bounded per-peer maps a fullnode keeps, as `map` labels.
-pub const BOUNDED_MAPS: [&str; 10] = [
+pub const BOUNDED_MAPS: [&str; 11] = [
     "replay_guard",
     "cert_announcements",
     "cert_verdicts",
     "cert_checks_running",
     "stake_records",
     "stake_lookups_running",
+    "stake_lookups_queued",
     "api_clients",
     "live_offers",
     "verifier_cache",

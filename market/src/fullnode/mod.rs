@@ -257,6 +257,7 @@ impl Fullnode {
                         Some(StakeGauges {
                             records: metrics.map_gauges("stake_records"),
                             running: metrics.map_gauges("stake_lookups_running"),
+                            queued: metrics.map_gauges("stake_lookups_queued"),
                         }),
                     ),
                     market,

@@ -28,16 +28,20 @@
 //! most `max_running` lookups at once, and at most `max_running_per_relay`
 //! of them started by heartbeats one gossip peer relayed (so one peer
 //! gossiping fresh unregistered addresses faster than the chain answers
-//! cannot starve providers heard through other peers); beyond either an
-//! address without a record is refused as `chain_checks_busy` (and an
-//! expired record stands).
+//! cannot starve providers heard through other peers). An address without
+//! a record that finds no free slot waits for one, first come first
+//! served, in a queue of at most `max_queued` addresses, `max_queued_per_relay`
+//! of them per relay (heartbeats reach the gate in bursts of a signature
+//! batch, and a burst of newcomers would otherwise be refused until their
+//! next heartbeats); beyond the queue it is refused as `chain_checks_busy`.
+//! An expired record stands while its address finds no slot.
 
 use crate::net::MapGauges;
 use flowshield_chain::alloy::primitives::{Address, B256, U256};
 use flowshield_chain::{MarketClient, ProviderRecord};
 use flowshield_proto::{peer_id_hash, ChainAddress, Heartbeat, PeerId};
 use lru::LruCache;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
@@ -102,6 +106,10 @@ pub struct StakeLimits {
     /// not every slot, so providers heard through other peers are still
     /// looked up.
     pub max_running_per_relay: usize,
+    /// Addresses waiting for a lookup slot.
+    pub max_queued: usize,
+    /// Of those, addresses one gossip peer relayed.
+    pub max_queued_per_relay: usize,
 }
 
 impl Default for StakeLimits {
@@ -110,6 +118,8 @@ impl Default for StakeLimits {
             max_providers: 100_000,
             max_running: 64,
             max_running_per_relay: 16,
+            max_queued: 2048,
+            max_queued_per_relay: 512,
         }
     }
 }
@@ -119,6 +129,7 @@ impl Default for StakeLimits {
 pub struct StakeGauges {
     pub records: MapGauges,
     pub running: MapGauges,
+    pub queued: MapGauges,
 }
 
 /// What the chain says about one address (`getProvider`).
@@ -193,6 +204,13 @@ pub struct StakeGate {
     running: HashMap<ChainAddress, PeerId>,
     /// Lookups running per relay (only relays with one running).
     per_relay: HashMap<PeerId, usize>,
+    /// Addresses waiting for a lookup slot, oldest first, each with the
+    /// gossip peer whose heartbeat queued it.
+    queue: VecDeque<(ChainAddress, PeerId)>,
+    /// The same addresses, for lookups by address.
+    queued: HashSet<ChainAddress>,
+    /// Addresses queued per relay (only relays with one queued).
+    queued_per_relay: HashMap<PeerId, usize>,
     /// Running lookups whose answer may predate an event about them.
     stale: HashSet<ChainAddress>,
     /// The last verdict logged per provider (to log each change once).
@@ -211,6 +229,9 @@ impl StakeGate {
             min_stake: None,
             running: HashMap::new(),
             per_relay: HashMap::new(),
+            queue: VecDeque::new(),
+            queued: HashSet::new(),
+            queued_per_relay: HashMap::new(),
             stale: HashSet::new(),
             logged: LruCache::new(cap),
             gauges,
@@ -222,6 +243,11 @@ impl StakeGate {
         (self.records.len(), self.running.len())
     }
 
+    /// Addresses waiting for a lookup slot.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
     /// Records evicted to make room so far.
     pub fn evictions(&self) -> u64 {
         self.evictions
@@ -231,6 +257,7 @@ impl StakeGate {
         if let Some(g) = &self.gauges {
             g.records.observe(self.records.len(), self.evictions);
             g.running.observe(self.running.len(), 0);
+            g.queued.observe(self.queue.len(), 0);
         }
     }
 
@@ -260,25 +287,85 @@ impl StakeGate {
             Ok(()) => Decision::Accept,
             Err(reason) => Decision::Refuse(reason),
         };
-        let relay_running = self.per_relay.get(&via).copied().unwrap_or(0);
-        let no_room = self.running.len() >= self.limits.max_running
-            || relay_running >= self.limits.max_running_per_relay;
+        let no_room = !self.has_room(&via);
         match cached {
             Some((facts, true)) => return decided(judge(&facts)),
-            _ if self.running.contains_key(&address) => return Decision::Hold,
+            _ if self.running.contains_key(&address) || self.queued.contains(&address) => {
+                return Decision::Hold
+            }
             // No room for another lookup (for this relay): an expired
             // record stands until there is.
             Some((facts, false)) if no_room => return decided(judge(&facts)),
-            None if no_room => return Decision::Refuse("chain_checks_busy"),
+            None if no_room => {
+                return match self.enqueue(address, via) {
+                    true => Decision::Hold,
+                    false => Decision::Refuse("chain_checks_busy"),
+                }
+            }
             _ => {}
         }
+        Decision::Lookup(self.start(address, via, min_due))
+    }
+
+    /// Whether a lookup for a heartbeat `via` relayed may start now.
+    fn has_room(&self, via: &PeerId) -> bool {
+        let relay_running = self.per_relay.get(via).copied().unwrap_or(0);
+        self.running.len() < self.limits.max_running
+            && relay_running < self.limits.max_running_per_relay
+    }
+
+    fn start(&mut self, address: ChainAddress, via: PeerId, min_stake: bool) -> LookupJob {
         self.running.insert(address, via);
         *self.per_relay.entry(via).or_default() += 1;
         self.report();
-        Decision::Lookup(LookupJob {
-            address,
-            min_stake: min_due,
-        })
+        LookupJob { address, min_stake }
+    }
+
+    /// Queues `address` for a lookup slot; false when the queue (or
+    /// `via`'s share of it) is full.
+    fn enqueue(&mut self, address: ChainAddress, via: PeerId) -> bool {
+        let relay_queued = self.queued_per_relay.get(&via).copied().unwrap_or(0);
+        // With no slot at all nothing would ever take it off the queue.
+        let slots = self.limits.max_running > 0 && self.limits.max_running_per_relay > 0;
+        if !slots
+            || self.queue.len() >= self.limits.max_queued
+            || relay_queued >= self.limits.max_queued_per_relay
+        {
+            return false;
+        }
+        self.queue.push_back((address, via));
+        self.queued.insert(address);
+        *self.queued_per_relay.entry(via).or_default() += 1;
+        self.report();
+        true
+    }
+
+    /// The lookups to start from the queue now that slots are free (after
+    /// [`Self::record`]), oldest first, skipping relays whose share of the
+    /// running lookups is taken. The caller runs each and holds on to the
+    /// heartbeats it held for their addresses.
+    pub fn next_lookups(&mut self, now_ms: u64) -> Vec<LookupJob> {
+        let min_due = self.min_stake.is_none_or(|(_, expires)| now_ms >= expires);
+        let mut jobs = Vec::new();
+        let mut i = 0;
+        while i < self.queue.len() && self.running.len() < self.limits.max_running {
+            let (address, via) = self.queue[i];
+            if !self.has_room(&via) {
+                i += 1;
+                continue;
+            }
+            self.queue.remove(i);
+            self.queued.remove(&address);
+            if let Some(count) = self.queued_per_relay.get_mut(&via) {
+                *count -= 1;
+                if *count == 0 {
+                    self.queued_per_relay.remove(&via);
+                }
+            }
+            jobs.push(self.start(address, via, min_due));
+        }
+        self.report();
+        jobs
     }
 
     /// Records the outcome of a [`LookupJob`] finished at `now_ms`. The

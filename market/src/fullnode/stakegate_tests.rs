@@ -52,6 +52,8 @@ fn gate(max_providers: usize, max_running: usize) -> StakeGate {
             max_providers,
             max_running,
             max_running_per_relay: max_running,
+            max_queued: 1,
+            max_queued_per_relay: 1,
         },
         None,
     )
@@ -230,17 +232,115 @@ fn lookups_are_capped_and_expired_records_stand_meanwhile() {
 
     let newcomer = heartbeat(&key, address(2), 7);
     let running = job(gate.check(&newcomer, NOW));
+    // The next newcomer waits for the slot; the queue (one) is then full.
+    let waiting = heartbeat(&key, address(3), 7);
+    assert_eq!(gate.check(&waiting, NOW), Decision::Hold);
+    assert_eq!(gate.check(&waiting, NOW), Decision::Hold);
+    assert_eq!(gate.queued(), 1);
     assert_eq!(
-        gate.check(&heartbeat(&key, address(3), 7), NOW),
+        gate.check(&heartbeat(&key, address(4), 7), NOW),
         Decision::Refuse("chain_checks_busy")
     );
     let later = NOW + StakePolicy::default().admitted_ttl.as_millis() as u64;
     assert_eq!(gate.check(&known, later), Decision::Accept);
+    assert!(gate.next_lookups(NOW).is_empty(), "no slot free yet");
     gate.record(&running, Err("timeout".into()), NOW);
+    let next = gate.next_lookups(NOW);
+    assert_eq!(
+        next.iter().map(|j| j.address).collect::<Vec<_>>(),
+        [address(3)]
+    );
+    assert_eq!((gate.queued(), gate.sizes().1), (0, 1));
+    assert_eq!(gate.check(&waiting, NOW), Decision::Hold);
+    gate.record(&next[0], found(staked(&key, 7, MIN)), NOW);
+    assert_eq!(gate.check(&waiting, NOW), Decision::Accept);
     assert!(matches!(
-        gate.check(&heartbeat(&key, address(3), 7), NOW),
+        gate.check(&heartbeat(&key, address(4), 7), NOW),
         Decision::Lookup(_)
     ));
+}
+
+/// Heartbeats reach the gate in bursts (a signature batch at a time): a
+/// burst of newcomers beyond the lookup slots waits for them in order,
+/// within the queue's bounds, and a relay at its share of the slots does
+/// not hold up addresses other relays queued.
+#[test]
+fn a_burst_of_newcomers_waits_for_lookup_slots_within_bounds() {
+    let limits = StakeLimits::default();
+    let mut gate = StakeGate::new(StakePolicy::default(), limits, None);
+    let key = Keypair::generate_ed25519();
+    let relay = Keypair::generate_ed25519().public().to_peer_id();
+    let other = Keypair::generate_ed25519().public().to_peer_id();
+    let newcomer = |n: u32| {
+        let mut hb = heartbeat(&key, address(0), 7);
+        hb.offer.chain_address.0[..4].copy_from_slice(&n.to_be_bytes());
+        hb
+    };
+    let burst = limits.max_running_per_relay + limits.max_queued_per_relay + 10;
+    let mut decisions: Vec<Decision> = (0..burst as u32)
+        .map(|n| gate.check_via(&newcomer(n), relay, NOW))
+        .collect();
+    let busy = decisions
+        .iter()
+        .filter(|d| **d == Decision::Refuse("chain_checks_busy"))
+        .count();
+    let held = decisions.iter().filter(|d| **d == Decision::Hold).count();
+    assert_eq!(busy, 10);
+    assert_eq!(held, limits.max_queued_per_relay);
+    assert_eq!(gate.queued(), limits.max_queued_per_relay);
+    // Another relay's newcomer starts at once (global slots are free); at
+    // its own share it queues behind the first relay's addresses.
+    for n in 0..limits.max_running_per_relay as u32 {
+        assert!(matches!(
+            gate.check_via(&newcomer(100_000 + n), other, NOW),
+            Decision::Lookup(_)
+        ));
+    }
+    assert_eq!(
+        gate.check_via(&newcomer(200_000), other, NOW),
+        Decision::Hold
+    );
+    // The first relay's share is taken: its next newcomer is refused (its
+    // queue is full).
+    assert_eq!(
+        gate.check_via(&newcomer(300_000), relay, NOW),
+        Decision::Refuse("chain_checks_busy")
+    );
+    // One of the other relay's lookups ends: its queued address goes
+    // first, ahead of the first relay's (whose share is still taken).
+    let other_job = LookupJob {
+        address: newcomer(100_000).offer.chain_address,
+        min_stake: false,
+    };
+    gate.record(&other_job, found(staked(&key, 7, MIN)), NOW);
+    let next = gate.next_lookups(NOW);
+    assert_eq!(
+        next.iter().map(|j| j.address).collect::<Vec<_>>(),
+        [newcomer(200_000).offer.chain_address]
+    );
+    // The first relay's lookups end one by one: its queue drains in
+    // arrival order, one new lookup per finished one.
+    let first: Vec<LookupJob> = decisions
+        .drain(..)
+        .filter_map(|d| match d {
+            Decision::Lookup(job) => Some(job),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(first.len(), limits.max_running_per_relay);
+    for (i, job) in first.iter().enumerate() {
+        gate.record(job, found(staked(&key, 7, MIN)), NOW);
+        let next = gate.next_lookups(NOW);
+        let expected = newcomer((limits.max_running_per_relay + i) as u32);
+        assert_eq!(
+            next.iter().map(|j| j.address).collect::<Vec<_>>(),
+            [expected.offer.chain_address]
+        );
+    }
+    assert_eq!(
+        gate.queued(),
+        limits.max_queued_per_relay - limits.max_running_per_relay
+    );
 }
 
 #[test]
