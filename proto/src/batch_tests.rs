@@ -143,21 +143,27 @@ fn torsioned_signature(seed: [u8; 32], message: &[u8]) -> ([u8; 64], Keypair) {
     (signature, keypair)
 }
 
-#[test]
-fn a_torsioned_signature_gets_the_same_answer_alone_and_in_any_batch() {
-    let seed = [7u8; 32];
+/// A heartbeat of the key from `seed`, signed with a torsioned `R`.
+fn torsioned_heartbeat(seed: [u8; 32], seq: u64) -> (SignedMessage<Heartbeat>, Keypair) {
     let keypair = Keypair::ed25519_from_bytes(seed).unwrap();
-    let payload = SignedMessage::<Heartbeat>::encode_payload(&heartbeat(&keypair, 3)).unwrap();
+    let payload = SignedMessage::<Heartbeat>::encode_payload(&heartbeat(&keypair, seq)).unwrap();
     let input = SignedMessage::<Heartbeat>::signing_input(&payload);
     let (signature, keypair) = torsioned_signature(seed, &input);
-    // The cofactorless check (libp2p's) refuses it; that is the check a
-    // batch cannot reproduce, which is why both follow ZIP 215.
-    assert!(!keypair.public().verify(&input, &signature));
     let message = SignedMessage::<Heartbeat>::from_parts(
         payload,
         keypair.public().encode_protobuf(),
         signature.to_vec(),
     );
+    (message, keypair)
+}
+
+#[test]
+fn a_torsioned_signature_gets_the_same_answer_alone_and_in_any_batch() {
+    let (message, keypair) = torsioned_heartbeat([7u8; 32], 3);
+    let input = SignedMessage::<Heartbeat>::signing_input(message.payload());
+    // The cofactorless check (libp2p's) refuses it; that is the check a
+    // batch cannot reproduce, which is why both follow ZIP 215.
+    assert!(!keypair.public().verify(&input, message.signature()));
     let alone = message.verify();
     assert!(alone.is_ok(), "{alone:?}");
     // In many batches (each draws new random weights), alone and mixed.
@@ -196,16 +202,7 @@ fn batch_of(messages: &[&SignedMessage<Heartbeat>]) -> Vec<Terms> {
 /// signatures in every draw of weights, and fails with one forgery in.
 #[test]
 fn the_batch_equation_holds_exactly_for_valid_signatures() {
-    let seed = [9u8; 32];
-    let keypair = Keypair::ed25519_from_bytes(seed).unwrap();
-    let payload = SignedMessage::<Heartbeat>::encode_payload(&heartbeat(&keypair, 5)).unwrap();
-    let input = SignedMessage::<Heartbeat>::signing_input(&payload);
-    let (signature, keypair) = torsioned_signature(seed, &input);
-    let torsioned = SignedMessage::<Heartbeat>::from_parts(
-        payload,
-        keypair.public().encode_protobuf(),
-        signature.to_vec(),
-    );
+    let (torsioned, _) = torsioned_heartbeat([9u8; 32], 5);
     let keypairs: Vec<_> = (0..16).map(|_| Keypair::generate_ed25519()).collect();
     let genuine: Vec<_> = keypairs.iter().map(|k| signed(k, 1)).collect();
     // The first provider's heartbeat and key, the attacker's signature.
