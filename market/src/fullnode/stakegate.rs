@@ -356,12 +356,7 @@ impl StakeGate {
             }
             self.queue.remove(i);
             self.queued.remove(&address);
-            if let Some(count) = self.queued_per_relay.get_mut(&via) {
-                *count -= 1;
-                if *count == 0 {
-                    self.queued_per_relay.remove(&via);
-                }
-            }
+            release(&mut self.queued_per_relay, &via);
             jobs.push(self.start(address, via, min_due));
         }
         self.report();
@@ -372,12 +367,7 @@ impl StakeGate {
     /// caller then checks the heartbeats it held for that address again.
     pub fn record(&mut self, job: &LookupJob, outcome: Result<Found, String>, now_ms: u64) {
         if let Some(via) = self.running.remove(&job.address) {
-            if let Some(count) = self.per_relay.get_mut(&via) {
-                *count -= 1;
-                if *count == 0 {
-                    self.per_relay.remove(&via);
-                }
-            }
+            release(&mut self.per_relay, &via);
         }
         if self.stale.remove(&job.address) {
             // An event changed this address while the lookup ran: the
@@ -434,6 +424,17 @@ impl StakeGate {
     /// Whether `verdict` is new for `provider` (to log each change once).
     pub fn first_verdict(&mut self, provider: PeerId, verdict: &'static str) -> bool {
         self.logged.put(provider, verdict) != Some(verdict)
+    }
+}
+
+/// Takes one off `via`'s count, forgetting relays that reach none (the
+/// per-relay counts hold only relays with something counted).
+fn release(counts: &mut HashMap<PeerId, usize>, via: &PeerId) {
+    if let Some(count) = counts.get_mut(via) {
+        *count -= 1;
+        if *count == 0 {
+            counts.remove(via);
+        }
     }
 }
 
