@@ -290,9 +290,11 @@ impl StakeGate {
         let no_room = !self.has_room(&via);
         match cached {
             Some((facts, true)) => return decided(judge(&facts)),
-            _ if self.running.contains_key(&address) || self.queued.contains(&address) => {
-                return Decision::Hold
-            }
+            _ if self.running.contains_key(&address) => return Decision::Hold,
+            // Queued by another relay's heartbeat (a flooder at its share may
+            // have queued a real provider's address by claiming it): a relay
+            // with room looks it up now instead of waiting behind it.
+            _ if self.queued.contains(&address) && no_room => return Decision::Hold,
             // No room for another lookup (for this relay): an expired
             // record stands until there is.
             Some((facts, false)) if no_room => return decided(judge(&facts)),
@@ -304,7 +306,20 @@ impl StakeGate {
             }
             _ => {}
         }
+        self.unqueue(&address);
         Decision::Lookup(self.start(address, via, min_due))
+    }
+
+    /// Takes `address` off the queue, if it is there.
+    fn unqueue(&mut self, address: &ChainAddress) {
+        if !self.queued.remove(address) {
+            return;
+        }
+        if let Some(at) = self.queue.iter().position(|(a, _)| a == address) {
+            if let Some((_, via)) = self.queue.remove(at) {
+                release(&mut self.queued_per_relay, &via);
+            }
+        }
     }
 
     /// Whether a lookup for a heartbeat `via` relayed may start now.
@@ -354,9 +369,7 @@ impl StakeGate {
                 i += 1;
                 continue;
             }
-            self.queue.remove(i);
-            self.queued.remove(&address);
-            release(&mut self.queued_per_relay, &via);
+            self.unqueue(&address);
             jobs.push(self.start(address, via, min_due));
         }
         self.report();

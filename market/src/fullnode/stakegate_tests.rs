@@ -430,3 +430,33 @@ fn a_relay_flooding_unregistered_addresses_cannot_take_every_lookup_slot() {
         }
     }
 }
+
+/// The attack on the lookup queue: a flooder at its share of the lookups
+/// claims a real provider's (not yet looked up) address, which queues it
+/// behind the flooder's own addresses; the real provider's heartbeat,
+/// through a relay with room, must start the lookup at once rather than
+/// wait there.
+#[test]
+fn an_address_a_flooder_queued_is_looked_up_at_once_through_a_relay_with_room() {
+    let limits = StakeLimits::default();
+    let mut gate = StakeGate::new(StakePolicy::default(), limits, None);
+    let flooder = Keypair::generate_ed25519().public().to_peer_id();
+    let sybil = Keypair::generate_ed25519();
+    for n in 0..(limits.max_running_per_relay + 100) as u32 {
+        let mut fake = heartbeat(&sybil, address(0), 7);
+        fake.offer.chain_address.0[..4].copy_from_slice(&n.to_be_bytes());
+        gate.check_via(&fake, flooder, NOW);
+    }
+    let real = Keypair::generate_ed25519();
+    let real_hb = heartbeat(&real, address(0xee), 7);
+    let impostor = heartbeat(&sybil, address(0xee), 7);
+    assert_eq!(gate.check_via(&impostor, flooder, NOW), Decision::Hold);
+    let queued = gate.queued();
+    let decision = gate.check_via(&real_hb, real.public().to_peer_id(), NOW);
+    assert!(
+        matches!(decision, Decision::Lookup(job) if job.address == address(0xee)),
+        "the real provider got {decision:?}"
+    );
+    assert_eq!(gate.queued(), queued - 1, "taken off the queue");
+    assert_eq!(gate.check_via(&impostor, flooder, NOW), Decision::Hold);
+}
