@@ -34,6 +34,9 @@
 //! of them per relay (heartbeats reach the gate in bursts of a signature
 //! batch, and a burst of newcomers would otherwise be refused until their
 //! next heartbeats); beyond the queue it is refused as `chain_checks_busy`.
+//! A queued address whose heartbeat comes through a relay with room is
+//! looked up at once (a flooder claiming a real provider's address must
+//! not park it behind its own).
 //! An expired record stands while its address finds no slot.
 
 use crate::net::MapGauges;
