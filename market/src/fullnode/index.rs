@@ -3,8 +3,9 @@
 //!
 //! One code path serves SQLite (the default, `sqlite://FILE`) and Postgres
 //! (`postgres://...`) through sqlx's `Any` driver: the queries use only
-//! `$N` placeholders, `INSERT ... ON CONFLICT DO UPDATE ... WHERE`, TEXT and
-//! BIGINT, which both accept. Migrations are embedded in the binary.
+//! `$N` placeholders (but multi-row writes, which use `?` on SQLite: see
+//! [`ROWS_PER_STATEMENT`]), `INSERT ... ON CONFLICT DO UPDATE ... WHERE`,
+//! `UPDATE ... FROM (VALUES ...)`, TEXT and BIGINT, which both accept. Migrations are embedded in the binary.
 //!
 //! Prices are `u128` wei, wider than any SQL integer both databases share,
 //! so they are stored as 39-digit zero-padded decimal text: for equal-length
@@ -100,9 +101,41 @@ const MIGRATIONS: [(i64, &str, &str, &str); 2] = [
     ),
 ];
 
-/// Rows per multi-row upsert statement: 11 parameters a row stays far
-/// below both SQLite's (32766) and Postgres' (65535) parameter limits.
-const UPSERT_CHUNK: usize = 500;
+/// Most rows one multi-row statement writes (a power of two). A batch is
+/// written in statements of power-of-two row counts (64, then 32, 16, ...
+/// for the rest), so there are only a few distinct statements and each is
+/// parsed once and then taken from the connection's statement cache. Kept
+/// small because SQLite looks numbered parameters up by a linear scan
+/// (when parsing and when binding), quadratic in a statement's parameters:
+/// 500-row statements spent more time there than writing.
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// The row counts of the statements that write `rows` rows: powers of two
+/// of at most [`ROWS_PER_STATEMENT`], largest first.
+fn statement_rows(mut rows: usize) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if rows == 0 {
+            return None;
+        }
+        let size = if rows >= ROWS_PER_STATEMENT {
+            ROWS_PER_STATEMENT
+        } else {
+            1 << rows.ilog2()
+        };
+        rows -= size;
+        Some(size)
+    })
+}
+
+/// Splits `records` into the statements [`statement_rows`] sizes.
+fn statements<T>(records: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = records;
+    statement_rows(records.len()).map(move |size| {
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        chunk
+    })
+}
 
 #[derive(Debug)]
 struct EmbeddedMigrations(Backend);
@@ -146,6 +179,7 @@ const COLUMNS: &str = "offer_json, seq, timestamp_ms, last_seen_ms, signed_heart
 #[derive(Debug, Clone)]
 pub struct ProviderIndex {
     pool: AnyPool,
+    backend: Backend,
 }
 
 impl ProviderIndex {
@@ -198,7 +232,7 @@ impl ProviderIndex {
             .await?
             .run(&pool)
             .await?;
-        Ok(Self { pool })
+        Ok(Self { pool, backend })
     }
 
     /// Inserts or replaces a provider's entry with a newer verified
@@ -233,22 +267,25 @@ impl ProviderIndex {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        for record in bumps {
-            sqlx::query(
-                "UPDATE providers SET seq = $1, timestamp_ms = $2, last_seen_ms = $3, \
-                 signed_heartbeat = $4 WHERE peer_id = $5 AND timestamp_ms <= $2",
-            )
-            .bind(record.seq.to_string())
-            .bind(to_i64(record.timestamp_ms))
-            .bind(to_i64(record.last_seen_ms))
-            .bind(record.signed_heartbeat.clone())
-            .bind(record.offer.provider_peer_id.to_base58())
-            .execute(&mut *tx)
-            .await?;
+        // One statement per chunk, not per row: with SQLite every
+        // statement is a round trip to the connection's thread, and bumps
+        // are most of the rows a busy fullnode writes.
+        for chunk in statements(bumps) {
+            let sql = bump_sql(self.backend, chunk.len());
+            let mut q = sqlx::query(&sql);
+            for record in chunk {
+                q = q
+                    .bind(record.offer.provider_peer_id.to_base58())
+                    .bind(record.seq.to_string())
+                    .bind(to_i64(record.timestamp_ms))
+                    .bind(to_i64(record.last_seen_ms))
+                    .bind(record.signed_heartbeat.clone());
+            }
+            q.execute(&mut *tx).await?;
         }
         let records = changed;
-        for chunk in records.chunks(UPSERT_CHUNK) {
-            let sql = upsert_sql(chunk.len());
+        for chunk in statements(records) {
+            let sql = upsert_sql(self.backend, chunk.len());
             let mut q = sqlx::query(&sql);
             for record in chunk {
                 let offer = &record.offer;
@@ -347,25 +384,52 @@ impl ProviderIndex {
 
 /// `INSERT ... VALUES (...), (...) ON CONFLICT DO UPDATE` for `rows` rows;
 /// a row only replaces an entry that is not newer.
-fn upsert_sql(rows: usize) -> String {
-    const COLS: usize = 11;
-    let mut sql = String::from(
-        "INSERT INTO providers (peer_id, region, price_per_gib_key, price_per_hour_key, \
-         capacity_mbps, max_clients, seq, timestamp_ms, last_seen_ms, offer_json, signed_heartbeat) VALUES ",
-    );
+/// Placeholders for `rows` rows of `cols` values: `(?, ?), (?, ?), ...`
+/// for SQLite (bound in order, with no name to look up), `($1, $2), ($3,
+/// $4), ...` for Postgres.
+fn values_sql(backend: Backend, rows: usize, cols: usize) -> String {
+    let mut sql = String::new();
     for row in 0..rows {
         if row > 0 {
             sql.push_str(", ");
         }
         sql.push('(');
-        for col in 0..COLS {
+        for col in 0..cols {
             if col > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!("${}", row * COLS + col + 1));
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => sql.push_str(&format!("${}", row * cols + col + 1)),
+            }
         }
         sql.push(')');
     }
+    sql
+}
+
+/// Updates the heartbeat columns of existing rows from `rows` rows of
+/// (peer_id, seq, timestamp_ms, last_seen_ms, signed_heartbeat), each only
+/// if it is not older than the stored one; inserts nothing. `UPDATE ...
+/// FROM (VALUES ...)` with the VALUES columns' default names `columnN`,
+/// which SQLite (3.33+) and Postgres share.
+fn bump_sql(backend: Backend, rows: usize) -> String {
+    format!(
+        "UPDATE providers SET seq = v.column2, timestamp_ms = v.column3, \
+         last_seen_ms = v.column4, signed_heartbeat = v.column5 \
+         FROM (VALUES {}) AS v \
+         WHERE providers.peer_id = v.column1 AND providers.timestamp_ms <= v.column3",
+        values_sql(backend, rows, 5)
+    )
+}
+
+fn upsert_sql(backend: Backend, rows: usize) -> String {
+    const COLS: usize = 11;
+    let mut sql = String::from(
+        "INSERT INTO providers (peer_id, region, price_per_gib_key, price_per_hour_key, \
+         capacity_mbps, max_clients, seq, timestamp_ms, last_seen_ms, offer_json, signed_heartbeat) VALUES ",
+    );
+    sql.push_str(&values_sql(backend, rows, COLS));
     sql.push_str(
         " ON CONFLICT (peer_id) DO UPDATE SET region = excluded.region, \
          price_per_gib_key = excluded.price_per_gib_key, \

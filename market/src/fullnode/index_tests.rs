@@ -113,7 +113,7 @@ async fn check_queries_by_region_price_capacity(index: &ProviderIndex) {
 }
 
 async fn check_batch_upsert_crosses_chunks_and_keeps_newest(index: &ProviderIndex) {
-    let keys: Vec<Keypair> = (0..UPSERT_CHUNK + 7)
+    let keys: Vec<Keypair> = (0..ROWS_PER_STATEMENT + 7)
         .map(|_| Keypair::generate_ed25519())
         .collect();
     let batch = |seq: u64, price: u128| -> Vec<IndexedProvider> {
@@ -142,6 +142,62 @@ async fn check_batch_upsert_crosses_chunks_and_keeps_newest(index: &ProviderInde
         .all(|p| p.seq == 6 && p.offer.price_per_gib_wei == 60));
     assert!(index.remove(&keys[0].public().to_peer_id()).await.unwrap());
     assert_eq!(index.count().await.unwrap(), keys.len() as u64 - 1);
+}
+
+async fn check_bumps_update_in_place_across_chunks(index: &ProviderIndex) {
+    let keys: Vec<Keypair> = (0..ROWS_PER_STATEMENT + 7)
+        .map(|_| Keypair::generate_ed25519())
+        .collect();
+    let record = |k: &Keypair, price: u128, seq: u64| {
+        let hb = heartbeat(k, "eu", price, 100, seq);
+        IndexedProvider::new(&hb, &SignedMessage::sign(&hb, k).unwrap(), 100 + seq)
+    };
+    index
+        .upsert_batch(&keys.iter().map(|k| record(k, 50, 5)).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    // Newer heartbeats for every row but the first, an older one for it,
+    // and one for a provider the index does not hold.
+    let stranger = Keypair::generate_ed25519();
+    let mut bumps: Vec<IndexedProvider> = keys[1..].iter().map(|k| record(k, 50, 9)).collect();
+    bumps.push(record(&keys[0], 50, 3));
+    bumps.push(record(&stranger, 50, 9));
+    index.write_batch(&[], &bumps).await.unwrap();
+    assert_eq!(
+        index.count().await.unwrap(),
+        keys.len() as u64,
+        "a bump inserts nothing"
+    );
+    let all = index
+        .query(&ProviderQuery {
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let first = keys[0].public().to_peer_id();
+    for p in &all {
+        let signed = SignedMessage::<Heartbeat>::from_bytes(p.signed_heartbeat.as_bytes()).unwrap();
+        let (want_seq, want_seen) = if p.offer.provider_peer_id == first {
+            (5, 105)
+        } else {
+            (9, 109)
+        };
+        assert_eq!(
+            (p.seq, p.timestamp_ms, p.last_seen_ms),
+            (want_seq, 1_000 + want_seq, want_seen),
+            "{}",
+            p.offer.provider_peer_id
+        );
+        assert_eq!(signed.verify().unwrap().seq, want_seq);
+        assert_eq!(p.offer.price_per_gib_wei, 50);
+    }
+}
+
+#[tokio::test]
+async fn sqlite_bumps_update_in_place_across_chunks() {
+    let (_dir, index) = temp_index().await;
+    check_bumps_update_in_place_across_chunks(&index).await;
 }
 
 #[tokio::test]
@@ -205,8 +261,38 @@ async fn postgres_backend_passes_the_same_checks() {
     wipe().await;
     check_batch_upsert_crosses_chunks_and_keeps_newest(&index).await;
     wipe().await;
+    check_bumps_update_in_place_across_chunks(&index).await;
+    wipe().await;
     check_expires_silent_providers_and_persists(&url).await;
     wipe().await;
+}
+
+#[test]
+fn batches_are_written_in_power_of_two_statements() {
+    let sizes = |n: usize| statement_rows(n).collect::<Vec<_>>();
+    assert_eq!(sizes(0), Vec::<usize>::new());
+    assert_eq!(sizes(1), vec![1]);
+    assert_eq!(
+        sizes(ROWS_PER_STATEMENT + 7),
+        vec![ROWS_PER_STATEMENT, 4, 2, 1]
+    );
+    assert_eq!(sizes(3 * ROWS_PER_STATEMENT), vec![ROWS_PER_STATEMENT; 3]);
+    for n in 0..300 {
+        let sizes = sizes(n);
+        assert_eq!(sizes.iter().sum::<usize>(), n);
+        assert!(sizes
+            .iter()
+            .all(|s| s.is_power_of_two() && *s <= ROWS_PER_STATEMENT));
+        assert!(sizes.windows(2).all(|w| w[0] >= w[1]));
+    }
+    let records: Vec<usize> = (0..ROWS_PER_STATEMENT + 3).collect();
+    let chunks: Vec<&[usize]> = statements(&records).collect();
+    assert_eq!(chunks.concat(), records);
+    assert_eq!(values_sql(Backend::Sqlite, 2, 3), "(?, ?, ?), (?, ?, ?)");
+    assert_eq!(
+        values_sql(Backend::Postgres, 2, 3),
+        "($1, $2, $3), ($4, $5, $6)"
+    );
 }
 
 #[tokio::test]
