@@ -27,6 +27,28 @@ async fn put(index: &ProviderIndex, key: &Keypair, hb: &Heartbeat, now: u64) {
     index.upsert(hb, &signed, now).await.unwrap();
 }
 
+/// `n` fresh provider keys.
+fn keys(n: usize) -> Vec<Keypair> {
+    (0..n).map(|_| Keypair::generate_ed25519()).collect()
+}
+
+/// `key`'s signed heartbeat `seq` (in "eu" at `price`), accepted at `seen`.
+fn record(key: &Keypair, price: u128, seq: u64, seen: u64) -> IndexedProvider {
+    let hb = heartbeat(key, "eu", price, 100, seq);
+    IndexedProvider::new(&hb, &SignedMessage::sign(&hb, key).unwrap(), seen)
+}
+
+/// Every row of the index.
+async fn all(index: &ProviderIndex) -> Vec<IndexedProvider> {
+    index
+        .query(&ProviderQuery {
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
 async fn temp_index() -> (tempfile::TempDir, ProviderIndex) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("index.db").display());
@@ -40,13 +62,7 @@ async fn check_upsert_replaces_only_with_newer(index: &ProviderIndex) {
     put(&index, &key, &heartbeat(&key, "eu", 10, 100, 2), 5_000).await;
     put(&index, &key, &heartbeat(&key, "eu", 20, 100, 3), 6_000).await;
     put(&index, &key, &heartbeat(&key, "eu", 99, 100, 1), 7_000).await;
-    let all = index
-        .query(&ProviderQuery {
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let all = all(&index).await;
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].offer.price_per_gib_wei, 20);
     assert_eq!(all[0].seq, 3);
@@ -113,15 +129,10 @@ async fn check_queries_by_region_price_capacity(index: &ProviderIndex) {
 }
 
 async fn check_batch_upsert_crosses_chunks_and_keeps_newest(index: &ProviderIndex) {
-    let keys: Vec<Keypair> = (0..ROWS_PER_STATEMENT + 7)
-        .map(|_| Keypair::generate_ed25519())
-        .collect();
+    let keys = keys(ROWS_PER_STATEMENT + 7);
     let batch = |seq: u64, price: u128| -> Vec<IndexedProvider> {
         keys.iter()
-            .map(|k| {
-                let hb = heartbeat(k, "eu", price, 100, seq);
-                IndexedProvider::new(&hb, &SignedMessage::sign(&hb, k).unwrap(), 10 + seq)
-            })
+            .map(|k| record(k, price, seq, 10 + seq))
             .collect()
     };
     index.upsert_batch(&batch(5, 50)).await.unwrap();
@@ -129,13 +140,7 @@ async fn check_batch_upsert_crosses_chunks_and_keeps_newest(index: &ProviderInde
     // An older batch changes nothing; a newer one replaces every row.
     index.upsert_batch(&batch(4, 40)).await.unwrap();
     index.upsert_batch(&batch(6, 60)).await.unwrap();
-    let all = index
-        .query(&ProviderQuery {
-            limit: 10_000,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let all = all(index).await;
     assert_eq!(all.len(), keys.len());
     assert!(all
         .iter()
@@ -145,36 +150,25 @@ async fn check_batch_upsert_crosses_chunks_and_keeps_newest(index: &ProviderInde
 }
 
 async fn check_bumps_update_in_place_across_chunks(index: &ProviderIndex) {
-    let keys: Vec<Keypair> = (0..ROWS_PER_STATEMENT + 7)
-        .map(|_| Keypair::generate_ed25519())
-        .collect();
-    let record = |k: &Keypair, price: u128, seq: u64| {
-        let hb = heartbeat(k, "eu", price, 100, seq);
-        IndexedProvider::new(&hb, &SignedMessage::sign(&hb, k).unwrap(), 100 + seq)
-    };
+    let keys = keys(ROWS_PER_STATEMENT + 7);
+    let record = |k: &Keypair, seq: u64| record(k, 50, seq, 100 + seq);
     index
-        .upsert_batch(&keys.iter().map(|k| record(k, 50, 5)).collect::<Vec<_>>())
+        .upsert_batch(&keys.iter().map(|k| record(k, 5)).collect::<Vec<_>>())
         .await
         .unwrap();
     // Newer heartbeats for every row but the first, an older one for it,
     // and one for a provider the index does not hold.
     let stranger = Keypair::generate_ed25519();
-    let mut bumps: Vec<IndexedProvider> = keys[1..].iter().map(|k| record(k, 50, 9)).collect();
-    bumps.push(record(&keys[0], 50, 3));
-    bumps.push(record(&stranger, 50, 9));
+    let mut bumps: Vec<IndexedProvider> = keys[1..].iter().map(|k| record(k, 9)).collect();
+    bumps.push(record(&keys[0], 3));
+    bumps.push(record(&stranger, 9));
     index.write_batch(&[], &bumps).await.unwrap();
     assert_eq!(
         index.count().await.unwrap(),
         keys.len() as u64,
         "a bump inserts nothing"
     );
-    let all = index
-        .query(&ProviderQuery {
-            limit: 10_000,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let all = all(index).await;
     let first = keys[0].public().to_peer_id();
     for p in &all {
         let signed = SignedMessage::<Heartbeat>::from_bytes(p.signed_heartbeat.as_bytes()).unwrap();
