@@ -5,7 +5,8 @@
 //! (`postgres://...`) through sqlx's `Any` driver: the queries use only
 //! `$N` placeholders (but multi-row writes, which use `?` on SQLite: see
 //! [`ROWS_PER_STATEMENT`]), `INSERT ... ON CONFLICT DO UPDATE ... WHERE`,
-//! `UPDATE ... FROM (VALUES ...)`, TEXT and BIGINT, which both accept. Migrations are embedded in the binary.
+//! `UPDATE ... FROM (VALUES ...)`, TEXT and BIGINT, which both accept.
+//! Migrations are embedded in the binary.
 //!
 //! Prices are `u128` wei, wider than any SQL integer both databases share,
 //! so they are stored as 39-digit zero-padded decimal text: for equal-length
@@ -382,8 +383,6 @@ impl ProviderIndex {
     }
 }
 
-/// `INSERT ... VALUES (...), (...) ON CONFLICT DO UPDATE` for `rows` rows;
-/// a row only replaces an entry that is not newer.
 /// Placeholders for `rows` rows of `cols` values: `(?, ?), (?, ?), ...`
 /// for SQLite (bound in order, with no name to look up), `($1, $2), ($3,
 /// $4), ...` for Postgres.
@@ -423,6 +422,8 @@ fn bump_sql(backend: Backend, rows: usize) -> String {
     )
 }
 
+/// `INSERT ... VALUES (...), (...) ON CONFLICT DO UPDATE` for `rows` rows;
+/// a row only replaces an entry that is not newer.
 fn upsert_sql(backend: Backend, rows: usize) -> String {
     const COLS: usize = 11;
     let mut sql = String::from(
