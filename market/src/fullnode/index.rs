@@ -4,7 +4,7 @@
 //! One code path serves SQLite (the default, `sqlite://FILE`) and Postgres
 //! (`postgres://...`) through sqlx's `Any` driver: the queries use only
 //! `$N` placeholders (but multi-row writes, which use `?` on SQLite: see
-//! [`ROWS_PER_STATEMENT`]), `INSERT ... ON CONFLICT DO UPDATE ... WHERE`,
+//! `ROWS_PER_STATEMENT`), `INSERT ... ON CONFLICT DO UPDATE ... WHERE`,
 //! `UPDATE ... FROM (VALUES ...)`, TEXT and BIGINT, which both accept.
 //! Migrations are embedded in the binary.
 //!
